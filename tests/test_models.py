@@ -1,0 +1,51 @@
+"""course_lib.models: shapes for each data set, parameter counts from the layer formulas, errors."""
+import pytest
+import torch
+
+from course_lib.models import LeNet300100, LeNet5, build_model
+
+
+def conv(c_in, c_out, k, bias):
+    return c_out * c_in * k * k + (c_out if bias else 0)
+
+
+def linear(n_in, n_out):
+    return n_in * n_out + n_out
+
+
+@pytest.mark.parametrize("dataset,shape", [("mnist5k", (1, 28, 28)), ("mnist", (1, 28, 28)), ("cifar10", (3, 32, 32))])
+@pytest.mark.parametrize("name", ["teacher", "student"])
+def test_cnn_pair_works_for_its_input(name, dataset, shape):
+    model = build_model(name, dataset).eval()
+    assert model(torch.rand(2, *shape)).shape == (2, 10)
+
+
+def test_parameter_counts_follow_the_layer_formulas():
+    bn = lambda c: 2 * c
+    teacher = conv(1, 32, 3, False) + bn(32) + conv(32, 64, 3, False) + bn(64) + linear(64 * 7 * 7, 256) + linear(256, 10)
+    student = conv(1, 8, 3, False) + bn(8) + conv(8, 16, 3, False) + bn(16) + linear(16 * 7 * 7, 32) + linear(32, 10)
+    count = lambda m: sum(p.numel() for p in m.parameters())
+    assert count(build_model("teacher")) == teacher
+    assert count(build_model("student")) == student
+    assert count(build_model("teacher")) >= 20 * count(build_model("student"))
+    # CIFAR-10: 3 input channels and 8x8 feature maps after two pools (the article's 64*16*16 was wrong)
+    assert count(build_model("teacher", "cifar10")) == teacher + conv(3, 32, 3, False) - conv(1, 32, 3, False) + 64 * (64 - 49) * 256
+    assert count(LeNet300100()) == linear(784, 300) + linear(300, 100) + linear(100, 10)
+    assert count(LeNet5()) == conv(1, 20, 5, True) + conv(20, 50, 5, True) + linear(800, 500) + linear(500, 10)
+
+
+def test_lenets_on_mnist_shapes():
+    x = torch.rand(3, 1, 28, 28)
+    assert build_model("lenet300")(x).shape == (3, 10)
+    assert build_model("lenet5")(x).shape == (3, 10)
+
+
+def test_clear_errors():
+    with pytest.raises(ValueError, match="unknown model 'vgg'"):
+        build_model("vgg")
+    with pytest.raises(ValueError, match="unknown dataset 'svhn'"):
+        build_model("teacher", "svhn")
+    with pytest.raises(ValueError, match="28x28"):
+        build_model("lenet5", "cifar10")
+    with pytest.raises(ValueError, match=r"expected input of shape \(N, 1, 28, 28\), got \(2, 3, 32, 32\)"):
+        build_model("teacher")(torch.rand(2, 3, 32, 32))
