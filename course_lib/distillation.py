@@ -1,18 +1,20 @@
-"""Knowledge distillation (Hinton et al., 2015): a small student learns from a large teacher.
+r"""Knowledge distillation (Hinton et al., 2015): a small student learns from a large teacher.
 
-The teacher's logits $z^t$ and the student's logits $z^s$ (both ``(N, K)``) are softened with a
-temperature $T$, $p_T(z) = \\mathrm{softmax}(z / T)$, and the student minimises
+The teacher's logits $v$ and the student's logits $z$ (both ``(N, K)``, $K$ classes) are softened
+with a temperature $T$, $p = \mathrm{softmax}(v / T)$ and $q = \mathrm{softmax}(z / T)$, and the
+student minimises
 
-$$\\mathcal{L} = \\alpha \\, T^2 \\, \\mathrm{KL}\\big(p_T(z^t) \\,\\|\\, p_T(z^s)\\big)
-               + (1 - \\alpha) \\, \\mathrm{CE}(z^s, y),$$
+$$\mathcal{L} = \alpha \, T^2 \, \mathrm{KL}(p \,\|\, q) + (1 - \alpha) \, \mathrm{CE}(y, q^{(1)}),$$
 
-the KL divergence averaged over the batch. The gradient of the KL term with respect to $z^s$ is
-$(p_T(z^s) - p_T(z^t)) / T$ and shrinks like $1/T^2$ for large $T$; the factor $T^2$ keeps the
-two terms on the same scale when $T$ changes. Hard-label distillation replaces the soft targets by
-the teacher's arg-max predictions ("rounded teacher outputs").
+the KL divergence averaged over the batch, $q^{(1)}$ the student's ordinary ($T = 1$) softmax. The
+gradient of the KL term with respect to $z$ is $(q - p) / T$ and shrinks like $1/T^2$ for large
+$T$; the factor $T^2$ keeps the soft term on the same scale whatever $T$ (see the book's
+``algorithms/distillation`` page). Hard-label distillation replaces the soft targets by the
+teacher's arg-max predictions ("rounded teacher outputs").
 
 Pure tensor functions first (:func:`soft_targets`, :func:`distillation_loss`,
-:func:`hard_label_loss`), then the model-level verbs (:func:`distillation_step`, :func:`distill`).
+:func:`hard_label_loss`), then the model-level verbs (:func:`distillation_step`, :func:`distill`),
+then the helpers of Hinton et al.'s omitted-class experiment.
 """
 from __future__ import annotations
 
@@ -21,9 +23,9 @@ from numbers import Real
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, TensorDataset
 
-from .training import History, pick_device, train
+from .training import History, pick_device, predict, train
 
 
 def _check_temperature(temperature: float) -> None:
@@ -146,3 +148,42 @@ def distill(student: nn.Module, teacher: nn.Module, loader: DataLoader, epochs: 
         return distillation_loss(model(inputs), teacher_logits, targets, temperature, alpha)
 
     return train(student, loader, epochs, loss_fn=loss_fn, device=device, **train_kwargs)
+
+
+# --- The omitted-class experiment (Hinton et al., 2015, section 3) ---------------------------------
+
+def without_class(dataset: TensorDataset, label: int) -> TensorDataset:
+    """The examples of a ``TensorDataset`` of (images, labels) whose label is not ``label``."""
+    images, labels = dataset.tensors
+    keep = labels != label
+    if keep.all():
+        raise ValueError(f"label {label!r} does not occur in dataset (labels {sorted(labels.unique().tolist())})")
+    return TensorDataset(images[keep], labels[keep])
+
+
+def class_accuracy(model: nn.Module, dataset: TensorDataset, label: int) -> float:
+    """Fraction of the examples of class ``label`` in ``dataset`` that ``model`` assigns to ``label``."""
+    logits, labels = predict(model, DataLoader(dataset, batch_size=500))
+    mine = labels == label
+    if not mine.any():
+        raise ValueError(f"label {label!r} does not occur in dataset")
+    return (logits[mine].argmax(1) == label).float().mean().item()
+
+
+def best_bias_shift(model: nn.Module, loader: DataLoader, label: int,
+                    shifts: tuple[float, ...] = tuple(0.5 * i for i in range(21))) -> float:
+    """The shift of class ``label``'s logit, among ``shifts``, that maximises accuracy on ``loader``.
+
+    Adding ``shift`` to the output bias of one class adds it to that class's logit for every input
+    (a student that never saw the class under-rates it), so the choice is made on the logits of
+    ``loader``, which must be a validation set, never the test set. Ties go to the first shift.
+    """
+    if not shifts:
+        raise ValueError("shifts must list at least one value")
+    logits, labels = predict(model, loader)
+    bump = torch.zeros(logits.shape[1])
+    accuracies = []
+    for shift in shifts:
+        bump[label] = shift
+        accuracies.append(((logits + bump).argmax(1) == labels).float().mean().item())
+    return shifts[accuracies.index(max(accuracies))]

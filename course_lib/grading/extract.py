@@ -2,12 +2,12 @@
 
 The grader tests the functions "as the executed notebook defines them": cells run top to bottom,
 so the last top-level binding of a name wins, whatever the cells' order, duplicates or deletions.
-From each code cell (IPython magics translated, cells with syntax errors skipped, as the kernel
-skips them) we keep only the top-level statements that *define* things:
+From each code cell (IPython magics translated, the body of ``%%time``-like cell magics kept,
+cells with syntax errors skipped, as the kernel skips them) we keep only the top-level statements that *define* things:
 
 - ``import`` / ``from ... import``, ``def``, ``async def``, ``class``;
 - an assignment to a graded name (``soft_targets = ...``: it defines the answer, whatever it is);
-- an assignment whose right-hand side calls nothing (constants such as ``EPS = 1e-12``).
+- an assignment to plain names whose right-hand side calls nothing (constants, ``EPS = 1e-12``).
 
 Everything else (training loops, prints, monkeypatching such as ``course_lib.x.f = ...``) is left
 out, so it never runs where the learner's functions are tested.
@@ -18,6 +18,9 @@ import ast
 from dataclasses import dataclass
 
 from IPython.core.inputtransformer2 import TransformerManager
+
+
+PYTHON_CELL_MAGICS = ("%%time", "%%timeit", "%%capture", "%%prun")
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,9 @@ def cell_codes(nb) -> list[CellCode]:
             continue
         raw = cell.get("source", "")
         raw = "".join(raw) if isinstance(raw, list) else str(raw)
+        first, _, rest = raw.lstrip().partition("\n")
+        if first.split(" ")[0] in PYTHON_CELL_MAGICS:
+            raw = rest  # the body of %%time and the like is Python that the kernel runs as written
         try:
             source = manager.transform_cell(raw)
             ast.parse(source)
@@ -51,9 +57,22 @@ def cell_codes(nb) -> list[CellCode]:
     return out
 
 
-def _bound_names(node: ast.stmt) -> set[str]:
+def _bound_names(node: ast.stmt) -> set[str] | None:
+    """The names an assignment binds, or ``None`` if it assigns to anything else (``obj.attr = ...``)."""
     targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-    return {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+    names: set[str] = set()
+    stack = list(targets)
+    while stack:
+        t = stack.pop()
+        if isinstance(t, ast.Name):
+            names.add(t.id)
+        elif isinstance(t, (ast.Tuple, ast.List)):
+            stack += t.elts
+        elif isinstance(t, ast.Starred):
+            stack.append(t.value)
+        else:
+            return None
+    return names
 
 
 def _calls_outside_lambdas(node: ast.AST) -> bool:
@@ -71,7 +90,8 @@ def definition_nodes(source: str, graded: set[str]) -> list[ast.stmt]:
         if isinstance(node, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             kept.append(node)
         elif isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
-            if _bound_names(node) & graded or not _calls_outside_lambdas(node.value):
+            names = _bound_names(node)
+            if names is not None and (names & graded or not _calls_outside_lambdas(node.value)):
                 kept.append(node)
     return kept
 
@@ -85,5 +105,5 @@ def defined_names(nodes: list[ast.stmt]) -> set[str]:
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
             names |= {(a.asname or a.name).split(".")[0] for a in node.names}
         elif isinstance(node, (ast.Assign, ast.AnnAssign)):
-            names |= _bound_names(node)
+            names |= _bound_names(node) or set()
     return names

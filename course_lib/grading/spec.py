@@ -211,7 +211,7 @@ def compare_values(got: Any, expected: Any, rtol: float = 1e-4, atol: float = 1e
     numbers are equal: a mask of ``0.``/``1.`` matches a mask of ``False``/``True``); Python numbers
     and 0-d tensors are interchangeable; lists, tuples and dicts are compared item by item.
     """
-    at = f" (in {where})" if where else ""
+    at = f" as {where}" if where else ""
     if isinstance(got, Unsupported):
         return f"returned {describe(got)}{at}, expected {describe(expected)}"
     if isinstance(expected, torch.Tensor) or (isinstance(expected, (int, float)) and not isinstance(expected, bool)
@@ -230,7 +230,7 @@ def compare_values(got: Any, expected: Any, rtol: float = 1e-4, atol: float = 1e
         if len(got) != len(expected):
             return f"returned {len(got)} items{at}, expected {len(expected)}"
         for i, (g, e) in enumerate(zip(got, expected)):
-            msg = compare_values(g, e, rtol, atol, f"{where} item {i}".strip())
+            msg = compare_values(g, e, rtol, atol, f"{where} item {i}".strip() if where else f"item {i}")
             if msg:
                 return msg
         return None
@@ -240,7 +240,7 @@ def compare_values(got: Any, expected: Any, rtol: float = 1e-4, atol: float = 1e
         if set(got) != set(expected):
             return f"returned keys {sorted(got, key=repr)}{at}, expected keys {sorted(expected, key=repr)}"
         for k in expected:
-            msg = compare_values(got[k], expected[k], rtol, atol, f"{where} key {k!r}".strip())
+            msg = compare_values(got[k], expected[k], rtol, atol, f"{where}, {k}" if where else str(k))
             if msg:
                 return msg
         return None
@@ -265,6 +265,8 @@ def _compare_tensors(got: Any, expected: torch.Tensor, rtol: float, atol: float,
     diff = torch.where(close, torch.zeros_like(g), (g - e).abs().nan_to_num(nan=math.inf))
     idx = tuple(int(i) for i in torch.unravel_index(diff.flatten().argmax(), diff.shape)) if diff.dim() else ()
     wrong = int((~close).sum())
+    if g.numel() == 1:
+        return f"returned {describe(got)}{at}, expected {describe(expected)}"
     where = f" at index {idx}" if idx else ""
     return (f"returned {describe(got)}{at}, expected {describe(expected)}; {wrong} of {g.numel()} values differ, "
             f"the largest difference{where}: {_fmt_number(g[idx].item())} instead of {_fmt_number(e[idx].item())}")

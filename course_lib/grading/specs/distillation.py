@@ -59,8 +59,8 @@ def loss_observe(result: Any, args: tuple, kwargs: dict) -> dict[str, Any]:
     grad = None
     if isinstance(result, torch.Tensor) and result.requires_grad and result.dim() == 0:
         grad = torch.autograd.grad(result, student, allow_unused=True)[0]
-    return {"loss": result.detach() if isinstance(result, torch.Tensor) else result,
-            "gradient with respect to student_logits": grad}
+    return {"the loss": result.detach() if isinstance(result, torch.Tensor) else result,
+            "the gradient with respect to student_logits": grad}
 
 
 def loss_public() -> list[Case]:
@@ -112,9 +112,9 @@ def _step_case(seed: int, batch_norm: bool, kwargs: dict, text: str) -> Case:
 def step_observe(result: Any, args: tuple, kwargs: dict) -> dict[str, Any]:
     """The returned loss, and the student's and the teacher's parameters (and buffers) after the step."""
     student, teacher = args[0], args[1]
-    return {"returned loss": result.detach() if isinstance(result, torch.Tensor) else result,
-            "student parameters after the step": [p.detach() for p in student.state_dict().values()],
-            "teacher parameters and buffers after the step": [p.detach() for p in teacher.state_dict().values()]}
+    return {"the returned loss": result.detach() if isinstance(result, torch.Tensor) else result,
+            "the student's parameters after the step": [p.detach() for p in student.state_dict().values()],
+            "the teacher's parameters and buffers after the step": [p.detach() for p in teacher.state_dict().values()]}
 
 
 def step_public() -> list[Case]:

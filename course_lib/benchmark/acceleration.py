@@ -1,0 +1,134 @@
+"""Benchmark section ``acceleration``: parallel, algorithmic and hardware speed-ups of the zoo teacher on this machine.
+
+Reported (accuracies are fractions in ``[0, 1]`` on the test split; choices are made on the validation split):
+
+- ``threads``: rows ``{threads, median_ms, speedup}``, the teacher at batch 64 (16 if quick) with 1 and 2
+  intra-op threads;
+- ``batching``: rows ``{batch_size, median_ms, samples_per_s, ms_per_sample}``, the teacher at each batch size;
+- ``ddp``: ``workers`` DistributedDataParallel processes (gloo) against one process on the same global batches
+  (``model``, ``epochs``, ``steps``, ``batch_size``, plain SGD ``lr``): ``max_param_diff``, the largest
+  absolute difference between the two trained models' weights, and ``val_accuracy`` of the DDP model;
+- ``fusion``: Conv-BatchNorm folding (:func:`~course_lib.acceleration.fuse_conv_bn`): ``max_abs_diff`` of the
+  test logits, ``speedup`` at ``batch_size`` 64 (16 if quick; ``speedup_batch1`` at batch 1), ``accuracy``,
+  ``dense_accuracy``, ``params_ratio`` (teacher / folded parameters);
+- ``low_rank``: the first classifier Linear (3136 -> 256, 97% of the teacher's parameters) factorized by
+  truncated SVD (:func:`~course_lib.acceleration.factorize_linears`, no fine-tuning); ``rank``: the smallest
+  candidate whose validation accuracy is within ``tolerance`` of the teacher's; ``accuracy``,
+  ``dense_accuracy``, ``params_ratio`` (teacher / factorized parameters), ``speedup`` at ``batch_size`` 1
+  (one request at a time, where reading the 3.2 MB weight matrix dominates; ``speedup_large_batch`` at
+  ``large_batch_size`` 64, 16 if quick, where the convolutions dominate), ``classifier_speedup``: the
+  classifier head alone (the factorized part) at ``large_batch_size``, ``curve``: rows
+  ``{rank, val_accuracy, params}`` over the candidates;
+- ``compile`` (full run only): ``torch.compile`` of the teacher at ``batch_size`` 64: ``ok``, ``compile_seconds``
+  (compilation and first call), ``speedup`` against eager, or ``error``.
+
+Speed-ups are ratios of median latencies measured side by side (:func:`course_lib.metrics.compare_latency`)
+with one intra-op thread (``threads: 1`` in each entry; ``batching`` too): on a machine shared with other jobs,
+two threads waiting on each other at every operator swamp the difference between two models (the ``threads``
+table measures that effect on purpose).
+Nothing is trained with a random seed here except the DDP models (seeded initialisation), so ``seeds`` is
+accepted for the common interface and not used. ``quick=True`` uses fewer repeats, ranks and DDP steps and
+skips ``compile``: it checks that the section runs, not the targets.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+from torch.utils.data import TensorDataset
+
+from ..acceleration import (batch_throughput, ddp_train, factorize_linears, fuse_conv_bn, max_param_diff,
+                            single_process_train, thread_latency, try_compile)
+from ..data import load_mnist5k, make_loaders
+from ..metrics import compare_latency, count_parameters, speedup
+from ..models import build_model
+from ..training import evaluate, predict, set_seed
+from ..zoo import get_model
+
+RANKS = (8, 16, 24, 32, 48, 64, 128)
+TOLERANCE = 0.005  # validation accuracy may drop by at most half a point when choosing the rank
+
+
+def _ddp(quick: bool) -> dict[str, Any]:
+    splits = load_mnist5k()
+    name, lr, train_set = ("lenet300", 0.05, TensorDataset(*(t[:512] for t in splits.train.tensors))) if quick \
+        else ("lenet5", 0.02, splits.train)
+    set_seed(0)
+    model = build_model(name)
+    workers, batch_size = 2, 64
+    start = time.perf_counter()
+    parallel = ddp_train(model, train_set, world_size=workers, batch_size=batch_size, epochs=1, lr=lr, seed=0)
+    ddp_seconds = time.perf_counter() - start
+    single = single_process_train(model, train_set, batch_size=batch_size, epochs=1, lr=lr, seed=0)
+    return {"workers": workers, "model": name, "epochs": 1, "steps": len(train_set) // batch_size,
+            "batch_size": batch_size, "lr": lr, "max_param_diff": max_param_diff(parallel, single),
+            "val_accuracy": evaluate(parallel, make_loaders(splits).val), "seconds": round(ddp_seconds, 2)}
+
+
+def run(quick: bool = False, seeds: int = 3) -> dict[str, Any]:
+    """Measure the acceleration techniques (see the module docstring for the keys)."""
+    set_seed(0)
+    teacher = get_model("teacher")
+    loaders = make_loaders(load_mnist5k(), batch_size=250)
+    repeats = 5 if quick else 30
+    batch = 16 if quick else 64
+    x1, xb = torch.rand(1, 1, 28, 28), torch.rand(batch, 1, 28, 28)
+    result: dict[str, Any] = {}
+
+    result["threads"] = thread_latency(teacher, xb, threads=(1, 2), rounds=1 if quick else 5,
+                                       repeats=3 if quick else 10, warmup=2 if quick else 5)
+    result["batching"] = batch_throughput(teacher, (1, 16) if quick else (1, 4, 16, 64, 256),
+                                          repeats=repeats, threads=1)
+
+    fused = fuse_conv_bn(teacher)
+    logits, labels = predict(teacher, loaders.test)
+    fused_logits, _ = predict(fused, loaders.test)
+    latb = compare_latency({"dense": teacher, "fused": fused}, xb, warmup=3, repeats=repeats, threads=1)
+    lat1 = compare_latency({"dense": teacher, "fused": fused}, x1, warmup=10, repeats=10 * repeats,
+                           threads=1)
+    dense_accuracy = (logits.argmax(1) == labels).float().mean().item()
+    result["fusion"] = {
+        "max_abs_diff": (logits - fused_logits).abs().max().item(),
+        "speedup": speedup(latb["dense"], latb["fused"]), "speedup_batch1": speedup(lat1["dense"], lat1["fused"]),
+        "accuracy": (fused_logits.argmax(1) == labels).float().mean().item(), "dense_accuracy": dense_accuracy,
+        "params_ratio": count_parameters(teacher) / count_parameters(fused), "batch_size": batch,
+        "threads": 1}
+
+    dense_val = evaluate(teacher, loaders.val)
+    curve, candidates = [], {}
+    for rank in ((16, 32) if quick else RANKS):
+        candidates[rank] = factorize_linears(teacher, rank=rank, min_features=64)
+        curve.append({"rank": rank, "val_accuracy": evaluate(candidates[rank], loaders.val),
+                      "params": count_parameters(candidates[rank])})
+    good = [row["rank"] for row in curve if row["val_accuracy"] >= dense_val - TOLERANCE]
+    rank = min(good) if good else max(candidates)
+    low = candidates[rank]
+    lat1 = compare_latency({"dense": teacher, "low_rank": low}, x1, warmup=10, repeats=10 * repeats,
+                           threads=1)
+    latb = compare_latency({"dense": teacher, "low_rank": low}, xb, warmup=3, repeats=repeats, threads=1)
+    with torch.inference_mode():
+        features = teacher.features(xb)
+    lath = compare_latency({"dense": teacher.classifier, "low_rank": low.classifier}, features, warmup=3,
+                           repeats=10 * repeats, threads=1)
+    result["low_rank"] = {
+        "rank": rank, "accuracy": evaluate(low, loaders.test), "dense_accuracy": dense_accuracy,
+        "dense_val_accuracy": dense_val, "tolerance": TOLERANCE,
+        "params_ratio": count_parameters(teacher) / count_parameters(low),
+        "speedup": speedup(lat1["dense"], lat1["low_rank"]), "batch_size": 1,
+        "speedup_large_batch": speedup(latb["dense"], latb["low_rank"]), "large_batch_size": batch, "threads": 1,
+        "classifier_speedup": speedup(lath["dense"], lath["low_rank"]), "curve": curve}
+
+    result["ddp"] = _ddp(quick)
+
+    if not quick:
+        compiled = try_compile(teacher, xb)
+        entry: dict[str, Any] = {"ok": compiled.model is not None, "compile_seconds": round(compiled.seconds, 1),
+                                 "batch_size": batch, "threads": 1,
+                                 "error": compiled.error}
+        if compiled.model is not None:
+            lat = compare_latency({"eager": teacher, "compiled": compiled.model}, xb, warmup=3, repeats=repeats,
+                                  threads=1)
+            entry["speedup"] = speedup(lat["eager"], lat["compiled"])
+        result["compile"] = entry
+    return result

@@ -1,0 +1,166 @@
+"""course_lib.acceleration against independent references: PyTorch's own fusion, the SVD formulae, single-process SGD."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+from torch.ao.quantization import fuse_modules
+from torch.nn.utils.fusion import fuse_conv_bn_eval
+from torch.utils.data import TensorDataset
+
+from course_lib.acceleration import (batch_throughput, ddp_train, factorize_linears, fold_conv_bn, fuse_conv_bn,
+                                     low_rank_linear, max_param_diff, rank_for_energy, single_process_train,
+                                     thread_latency, to_channels_last, try_compile)
+from course_lib.acceleration import compiling
+from course_lib.models import build_model
+
+
+def _random_bn(bn: nn.BatchNorm2d, generator: torch.Generator) -> nn.BatchNorm2d:
+    c = bn.num_features
+    with torch.no_grad():
+        bn.running_mean.copy_(torch.randn(c, generator=generator))
+        bn.running_var.copy_(torch.rand(c, generator=generator) * 2 + 0.1)
+        bn.weight.copy_(torch.randn(c, generator=generator))
+        bn.bias.copy_(torch.randn(c, generator=generator))
+    return bn.eval()
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_fold_conv_bn_matches_pytorch_fuse_conv_bn_eval(bias):
+    g = torch.Generator().manual_seed(0)
+    conv = nn.Conv2d(3, 5, 3, padding=1, bias=bias).eval()
+    bn = _random_bn(nn.BatchNorm2d(5, eps=1e-3), g)
+    reference = fuse_conv_bn_eval(conv, bn)
+    weight, b = fold_conv_bn(conv.weight, conv.bias, bn.running_mean, bn.running_var, bn.weight, bn.bias, bn.eps)
+    torch.testing.assert_close(weight, reference.weight, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(b, reference.bias, rtol=1e-6, atol=1e-6)
+
+
+def test_fold_conv_bn_hand_case():
+    # one 1x1 conv channel, weight 2, bias 1; BN: mean 3, var 4 - eps, gamma 5, beta 6 -> s = 5/2
+    weight, bias = fold_conv_bn(torch.full((1, 1, 1, 1), 2.0), torch.tensor([1.0]), torch.tensor([3.0]),
+                                torch.tensor([4.0 - 1e-5]), torch.tensor([5.0]), torch.tensor([6.0]), 1e-5)
+    assert weight.item() == pytest.approx(5.0)
+    assert bias.item() == pytest.approx((1 - 3) * 2.5 + 6)
+
+
+def test_fold_conv_bn_rejects_mismatched_shapes():
+    with pytest.raises(ValueError, match="running_mean"):
+        fold_conv_bn(torch.zeros(4, 1, 3, 3), None, torch.zeros(3), torch.ones(4), None, None)
+    with pytest.raises(ValueError, match="weight"):
+        fold_conv_bn(torch.zeros(4, 3), None, torch.zeros(4), torch.ones(4), None, None)
+
+
+def test_fuse_conv_bn_model_matches_eval_and_torch_fuse_modules():
+    g = torch.Generator().manual_seed(1)
+    model = build_model("student")
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            _random_bn(m, g)
+    model.eval()
+    fused = fuse_conv_bn(model)
+    reference = fuse_modules(model, [["features.0", "features.1"], ["features.4", "features.5"]], inplace=False)
+    x = torch.rand(8, 1, 28, 28, generator=g)
+    with torch.no_grad():
+        out, expected, ref = model(x), fused(x), reference(x)
+    torch.testing.assert_close(expected, out, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(expected, ref, rtol=1e-5, atol=1e-5)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in fused.modules())
+    assert any(isinstance(m, nn.BatchNorm2d) for m in model.modules()), "the input model must not change"
+
+
+def test_low_rank_linear_full_rank_reproduces_layer():
+    g = torch.Generator().manual_seed(0)
+    linear = nn.Linear(20, 12)
+    x = torch.randn(5, 20, generator=g)
+    pair = low_rank_linear(linear, 12)
+    assert [type(m) for m in pair] == [nn.Linear, nn.Linear] and pair[0].bias is None
+    with torch.no_grad():
+        torch.testing.assert_close(pair(x), linear(x), rtol=1e-5, atol=1e-5)
+
+
+def test_low_rank_linear_is_the_eckart_young_approximation():
+    g = torch.Generator().manual_seed(0)
+    linear = nn.Linear(30, 16)
+    w = linear.weight.detach().double()
+    s = torch.linalg.svdvals(w)
+    for rank in (1, 4, 9):
+        pair = low_rank_linear(linear, rank)
+        product = (pair[1].weight @ pair[0].weight).double()
+        error = torch.linalg.matrix_norm(w - product) ** 2
+        assert error.item() == pytest.approx((s[rank:] ** 2).sum().item(), rel=1e-4)
+        assert torch.linalg.matrix_rank(product, atol=1e-5).item() == rank
+
+
+def test_low_rank_linear_rejects_bad_rank():
+    with pytest.raises(ValueError, match=r"rank must be an integer in \[1, 4\]"):
+        low_rank_linear(nn.Linear(4, 8), 5)
+
+
+def test_rank_for_energy_hand_case():
+    s = torch.tensor([3.0, 2.0, 1.0])  # energies 9, 4, 1 of 14
+    assert rank_for_energy(s, 9 / 14) == 1
+    assert rank_for_energy(s, 0.65) == 2
+    assert rank_for_energy(s, 1.0) == 3
+    with pytest.raises(ValueError, match="energy"):
+        rank_for_energy(s, 0.0)
+
+
+def test_factorize_linears_only_where_it_saves_work():
+    model = nn.Sequential(nn.Linear(100, 50), nn.ReLU(), nn.Linear(50, 10))
+    small = factorize_linears(model, rank=10)
+    assert isinstance(small[0], nn.Sequential) and small[0][0].out_features == 10
+    assert isinstance(small[2], nn.Linear)  # 10 * (50 + 10) > 50 * 10: kept
+    assert isinstance(model[0], nn.Linear), "the input model must not change"
+    full = factorize_linears(model, energy=1.0)
+    assert isinstance(full[0], nn.Linear)  # full rank 50 saves nothing
+    with pytest.raises(ValueError, match="exactly one of rank or energy"):
+        factorize_linears(model)
+
+
+def test_ddp_equals_single_process_training():  # ~7 s: two spawned processes each import torch
+    g = torch.Generator().manual_seed(0)
+    data = TensorDataset(torch.rand(256, 1, 28, 28, generator=g), torch.randint(0, 10, (256,), generator=g))
+    torch.manual_seed(0)
+    model = build_model("lenet300")
+    parallel = ddp_train(model, data, world_size=2, batch_size=64, epochs=1, lr=0.1, seed=0)
+    single = single_process_train(model, data, batch_size=64, epochs=1, lr=0.1, seed=0)
+    assert max_param_diff(parallel, single) < 1e-5
+    assert max_param_diff(model, single) > 1e-3, "training must have moved the weights"
+
+
+def test_ddp_rejects_batch_not_divisible_by_workers():
+    data = TensorDataset(torch.rand(8, 4), torch.zeros(8, dtype=torch.long))
+    with pytest.raises(ValueError, match="multiple of world_size=3"):
+        ddp_train(nn.Linear(4, 2), data, world_size=3, batch_size=4)
+
+
+def test_thread_latency_and_batch_throughput_tables():
+    model = build_model("student").eval()
+    before = torch.get_num_threads()
+    rows = thread_latency(model, torch.rand(2, 1, 28, 28), threads=(1, 2), rounds=1, repeats=2, warmup=1)
+    assert [r["threads"] for r in rows] == [1, 2] and rows[0]["speedup"] == 1.0
+    assert torch.get_num_threads() == before
+    table = batch_throughput(model, (1, 4), repeats=2)
+    for row in table:
+        assert row["samples_per_s"] == pytest.approx(1e3 * row["batch_size"] / row["median_ms"], rel=1e-2)
+    with pytest.raises(ValueError, match="batch_sizes"):
+        batch_throughput(model, (0,))
+
+
+def test_channels_last_copy_computes_the_same():
+    model = build_model("student").eval()
+    x = torch.rand(2, 1, 28, 28)
+    converted = to_channels_last(model)
+    assert converted.features[0].weight.is_contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        torch.testing.assert_close(converted(x.to(memory_format=torch.channels_last)), model(x))
+
+
+def test_try_compile_reports_failure_instead_of_raising(monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("no C++ compiler found\nmore detail")
+
+    monkeypatch.setattr(compiling.torch, "compile", broken)
+    result = try_compile(nn.Linear(2, 2), torch.zeros(1, 2))
+    assert result.model is None and result.error == "RuntimeError: no C++ compiler found"

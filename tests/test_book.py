@@ -1,0 +1,270 @@
+"""The rendered book: it builds warning-free, every page of ``_toc.yml`` exists, and each page renders in a
+real headless Chromium with its figures, typeset maths and no console errors from local resources.
+
+The build runs once per session (``jupyter-book build . --path-output . -W --keep-going``, the command of
+``make book``); pages are served from ``_build/html`` by a local ``http.server`` on 127.0.0.1. Chromium and
+chromedriver come from the system packages (``apt-get install chromium chromium-driver``; ``.ci/run`` does
+it). In CI (``CI`` set) a missing browser is a failure; elsewhere the browser tests skip with the reason.
+Resources the book loads from the internet (MathJax from its CDN, fonts) are expected to fail offline: their
+errors are reported, not counted as failures, and the maths is then checked in its untypeset form.
+"""
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import warnings
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+HTML = ROOT / "_build" / "html"
+LOCAL_HOST = "127.0.0.1"
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--window-size=1280,1024"]
+PLACEHOLDERS = re.compile(r"\b(TODO|FIXME|TBD|lorem ipsum)\b|\{(glue|doc|cite|eq|ref)[:}]", re.IGNORECASE)
+
+pytestmark = pytest.mark.slow
+
+
+def toc_files(node) -> list[str]:
+    """Every ``file:`` entry of the table of contents, in reading order (the root first)."""
+    found = [node["root"]] if "root" in node else []
+    if "file" in node:
+        found.append(node["file"])
+    for key in ("parts", "chapters", "sections"):
+        for child in node.get(key, []):
+            found += toc_files(child)
+    return found
+
+
+PAGES = toc_files(yaml.safe_load((ROOT / "_toc.yml").read_text()))
+
+
+def source_of(page: str) -> Path:
+    for suffix in (".md", ".ipynb"):
+        if (ROOT / (page + suffix)).exists():
+            return ROOT / (page + suffix)
+    raise FileNotFoundError(f"_toc.yml lists {page!r}, but neither {page}.md nor {page}.ipynb exists")
+
+
+def expected_title(page: str) -> str:
+    """The page's first level-1 heading, without Markdown markup: what the HTML title must start with."""
+    path = source_of(page)
+    if path.suffix == ".ipynb":
+        text = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "markdown")
+    else:
+        text = path.read_text()
+    heading = next((line[2:] for line in text.splitlines() if line.startswith("# ")), None)
+    assert heading, f"{path.relative_to(ROOT)} has no level-1 heading to title its page"
+    return _plain(heading)
+
+
+def _plain(text: str) -> str:
+    """Text without the Markdown/TeX markup that a title may or may not keep."""
+    return re.sub(r"[`*_$\\]", "", text).strip()
+
+
+@pytest.fixture(scope="module")
+def built_book() -> Path:
+    """Build the book once for this module, exactly as ``make book`` does."""
+    jupyter_book = Path(sys.executable).parent / "jupyter-book"
+    command = [str(jupyter_book), "build", ".", "--path-output", ".", "-W", "--keep-going"]
+    env = dict(os.environ, COURSE_LIB_PROGRESS="0", MPLBACKEND="Agg", PYDEVD_DISABLE_FILE_VALIDATION="1")
+    env.setdefault("COURSE_LIB_CACHE", str(ROOT / ".cache" / "models"))
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
+    log = done.stdout + done.stderr
+    warnings_found = [line for line in log.splitlines() if "WARNING" in line or "ERROR" in line]
+    assert done.returncode == 0, (f"`{' '.join(command)}` failed with exit status {done.returncode}; "
+                                  f"warnings and errors:\n" + "\n".join(warnings_found[:40]) + "\n" + log[-3000:])
+    assert not warnings_found, "the book built, but with warnings:\n" + "\n".join(warnings_found[:40])
+    return HTML
+
+
+def test_every_toc_page_has_an_html_file(built_book):
+    missing = [page for page in PAGES if not (built_book / f"{page}.html").is_file()]
+    assert not missing, f"pages of _toc.yml without HTML in {built_book}: {missing}"
+
+
+@pytest.mark.parametrize("page", [p for p in PAGES if p.startswith("exercises/")])
+def test_exercise_pages_can_be_downloaded_and_launched(built_book, page):
+    html = (built_book / f"{page}.html").read_text(encoding="utf-8")
+    expected = {"download": f"_sources/{page}.ipynb", "Colab": "colab.research.google.com/github/",
+                "Binder": "mybinder.org/v2/gh/"}
+    missing = [name for name, fragment in expected.items() if fragment not in html]
+    assert not missing, f"{page}: no {', '.join(missing)} link on the page (launch_buttons/repository in _config.yml)"
+    assert (built_book / "_sources" / f"{page}.ipynb").is_file(), f"{page}: the downloadable notebook is missing"
+
+
+PLOTS = re.compile(r"\bplt\.|\bplot_\w+\(|\bshow_images\(|\.subplots\(")
+
+
+def test_notebooks_that_plot_show_their_figures(built_book):
+    """A committed notebook whose code draws figures must carry them: an executed notebook whose kernel ran
+    with a non-inline matplotlib backend (MPLBACKEND=Agg) has none, and its page silently lacks them."""
+    without = []
+    for page in PAGES:
+        path = source_of(page)
+        if path.suffix != ".ipynb" or page.startswith("exercises/"):
+            continue
+        cells = [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+        if any(PLOTS.search(c.source) for c in cells) and any(c.outputs for c in cells):
+            html = (built_book / f"{page}.html").read_text(encoding="utf-8")
+            if "<img" not in html.split("<article", 1)[-1]:
+                without.append(page)
+    assert not without, (f"pages whose notebooks plot but show no figure: {without}; execute them with the "
+                         f"inline backend (`%matplotlib inline` in the first cell)")
+
+
+def test_no_placeholder_or_unrendered_markup(built_book):
+    bad = {}
+    for page in PAGES:
+        html = (built_book / f"{page}.html").read_text(encoding="utf-8")
+        text = re.sub(r"<[^>]+>", " ", html.split('<article', 1)[-1])  # the page's content, tags removed
+        hits = sorted({m.group(0) for m in PLACEHOLDERS.finditer(text)})
+        if hits:
+            bad[page] = hits
+    assert not bad, f"placeholder text or unrendered MyST roles in the built pages: {bad}"
+
+
+def test_local_links_and_sources_resolve(built_book):
+    """Every relative href/src of every page points to a file of the built site (no broken local link)."""
+    broken = {}
+    for page in PAGES:
+        path = built_book / f"{page}.html"
+        for target in re.findall(r'(?:href|src)="([^"#?]+)[^"]*"', path.read_text(encoding="utf-8")):
+            if re.match(r"^[a-z][a-z0-9+.-]*:", target) or target.startswith("//"):
+                continue  # external (http:, https:, mailto:, data:)
+            base = built_book if target.startswith("/") else path.parent
+            if not (base / target.lstrip("/")).resolve().exists():
+                broken.setdefault(page, []).append(target)
+    assert not broken, f"local links to files that the build did not produce: {broken}"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The headless browser.
+
+def _find_browser() -> tuple[str, str] | None:
+    browser = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)),
+                   None)
+    driver = shutil.which("chromedriver")
+    return (browser, driver) if browser and driver else None
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):  # keep the test output readable
+        pass
+
+
+@pytest.fixture(scope="module")
+def server(built_book):
+    """``_build/html`` served on 127.0.0.1 from a thread; yields the base URL."""
+    handler = functools.partial(_QuietHandler, directory=str(built_book))
+    httpd = http.server.ThreadingHTTPServer((LOCAL_HOST, 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://{LOCAL_HOST}:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def browser(server, tmp_path_factory):
+    found = _find_browser()
+    if found is None:
+        reason = ("Chromium and chromedriver are needed to render the book "
+                  "(Debian: apt-get install chromium chromium-driver; .ci/run installs them)")
+        if os.environ.get("CI"):
+            pytest.fail(f"CI is set and the browser is missing: {reason}")
+        pytest.skip(reason)
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    os.environ.setdefault("SE_OFFLINE", "true")  # never let Selenium Manager download anything
+    options = webdriver.ChromeOptions()
+    options.binary_location = found[0]
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}")
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(options=options, service=Service(executable_path=found[1]))
+    driver.set_page_load_timeout(90)
+    driver.set_script_timeout(30)
+    yield driver
+    driver.quit()
+
+
+EXTERNAL_FAILURES: dict[str, set[str]] = {}
+
+
+def _is_local(message: str) -> bool:
+    """A console message is local unless the first URL it names is on another host."""
+    url = re.search(r"(https?|wss?)://[^\s\"')]+", message)
+    return url is None or url.group(0).split("/")[2].split(":")[0] in (LOCAL_HOST, "localhost")
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("page", PAGES)
+def test_page_renders_in_chromium(page, browser, server):
+    browser.get(f"{server}/{page}.html")
+    browser.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "if (document.readyState === 'complete') done(); else window.addEventListener('load', () => done());")
+
+    title = expected_title(page)
+    assert _plain(browser.title).startswith(title), \
+        f"{page}: the browser's title is {browser.title!r}, expected it to start with {title!r}"
+    assert browser.find_elements("css selector", "article"), f"{page}: no <article> content was rendered"
+
+    images = browser.execute_script(
+        "return Array.from(document.images).map(i => [i.currentSrc || i.src, i.complete, i.naturalWidth]);")
+    broken = [src for src, complete, width in images if not (complete and width > 0)]
+    broken_local = [src for src in broken if _is_local(src)]
+    assert not broken_local, f"{page}: images that did not load: {broken_local}"
+    for src in broken:
+        EXTERNAL_FAILURES.setdefault(src, set()).add(page)
+
+    math = browser.execute_script(
+        "return Array.from(document.querySelectorAll('article .math')).map(e => {"
+        "  const c = e.cloneNode(true); c.querySelectorAll('.eqno').forEach(n => n.remove());"
+        "  return c.textContent.trim(); });")
+    if math:
+        typeset = browser.execute_async_script(
+            "const done = arguments[arguments.length - 1];"
+            "if (!(window.MathJax && MathJax.startup && MathJax.startup.promise)) { done(-1); return; }"
+            "MathJax.startup.promise.then(() => done(document.querySelectorAll('article mjx-container').length),"
+            "                             () => done(-2));")
+        if typeset >= 0:
+            assert typeset >= len(math), f"{page}: MathJax typeset {typeset} of {len(math)} formulas"
+            errors = browser.execute_script("return document.querySelectorAll('mjx-merror').length;")
+            assert errors == 0, f"{page}: MathJax reported {errors} TeX errors"
+        else:  # MathJax (from its CDN) is not reachable: check the maths is left well delimited for it
+            EXTERNAL_FAILURES.setdefault("MathJax (not loaded: offline?)", set()).add(page)
+            malformed = [m[:60] for m in math if not (m.startswith(("\\(", "\\[")) or m.startswith("\\begin"))]
+            assert not malformed, f"{page}: formulas MathJax would not recognise: {malformed[:5]}"
+    body = browser.execute_script("return document.querySelector('article').innerText;")
+    assert "$$" not in body, f"{page}: raw $$ left in the rendered text"
+
+    severe = [entry["message"] for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
+    local = [m for m in severe if _is_local(m)]
+    assert not local, f"{page}: console errors from the book's own resources:\n" + "\n".join(local)
+    for message in severe:
+        EXTERNAL_FAILURES.setdefault(message.split(" ")[0], set()).add(page)
+
+
+def test_report_external_failures():
+    """Not a check: says which external resources failed to load (expected offline), on every run."""
+    if EXTERNAL_FAILURES:
+        summary = {url: sorted(pages)[:3] + (["..."] if len(pages) > 3 else [])
+                   for url, pages in EXTERNAL_FAILURES.items()}
+        warnings.warn("external resources that did not load (ignored): " + json.dumps(summary, indent=1))

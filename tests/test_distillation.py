@@ -1,0 +1,245 @@
+"""Tests of course_lib.distillation against independent references (PyTorch ops, hand-worked cases)."""
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from course_lib.distillation import (best_bias_shift, class_accuracy, distill, distillation_loss, distillation_step,
+                                     hard_label_loss, soft_targets, without_class)
+from course_lib.training import evaluate
+
+
+def _batch(n=6, k=5, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.randn(n, k, generator=g) * 3, torch.randn(n, k, generator=g) * 3,
+            torch.randint(0, k, (n,), generator=g))
+
+
+# --- soft_targets -------------------------------------------------------------------------------
+
+def test_soft_targets_hand_worked():
+    # softmax([0, ln 3]) = [1/4, 3/4]; at T = 2 the logits halve: softmax([0, ln 3 / 2]) = [1, sqrt 3] / (1 + sqrt 3)
+    z = torch.tensor([[0.0, math.log(3.0)]])
+    assert torch.allclose(soft_targets(z, 1.0), torch.tensor([[0.25, 0.75]]))
+    r3 = math.sqrt(3.0)
+    assert torch.allclose(soft_targets(z, 2.0), torch.tensor([[1 / (1 + r3), r3 / (1 + r3)]]))
+
+
+def test_soft_targets_flatten_with_temperature():
+    z = torch.tensor([3.0, 1.0, -2.0])
+    assert torch.allclose(soft_targets(z, 1e6), torch.full((3,), 1 / 3), atol=1e-5)
+    assert soft_targets(z, 0.01).argmax() == 0 and soft_targets(z, 0.01)[0] > 0.999
+    entropy = [-(p * p.log()).sum().item() for p in (soft_targets(z, t) for t in (1.0, 2.0, 4.0))]
+    assert entropy[0] < entropy[1] < entropy[2]
+
+
+@pytest.mark.parametrize("temperature", [0, -1.0, float("nan"), "4", True])
+def test_soft_targets_rejects_bad_temperature(temperature):
+    with pytest.raises(ValueError, match="temperature"):
+        soft_targets(torch.zeros(2, 3), temperature)
+
+
+# --- distillation_loss --------------------------------------------------------------------------
+
+def test_loss_matches_formula_with_torch_kl_div():
+    s, t, y = _batch()
+    temperature, alpha = 3.0, 0.7
+    kl = F.kl_div(F.log_softmax(s / temperature, 1), F.softmax(t / temperature, 1), reduction="batchmean")
+    expected = alpha * temperature ** 2 * kl + (1 - alpha) * F.cross_entropy(s, y)
+    assert torch.allclose(distillation_loss(s, t, y, temperature, alpha), expected, atol=1e-6)
+
+
+def test_loss_hand_worked_kl():
+    # one example, two classes, T = 1: KL(p || q) = sum p log(p / q) with p = [1/4, 3/4], q = [1/2, 1/2]
+    s = torch.tensor([[0.0, 0.0]])
+    t = torch.tensor([[0.0, math.log(3.0)]])
+    kl = 0.25 * math.log(0.5) + 0.75 * math.log(1.5)
+    loss = distillation_loss(s, t, torch.tensor([0]), temperature=1.0, alpha=1.0)
+    assert loss.item() == pytest.approx(kl, abs=1e-6)
+
+
+def test_alpha_zero_is_cross_entropy_and_alpha_one_ignores_labels():
+    s, t, y = _batch()
+    assert torch.allclose(distillation_loss(s, t, y, 5.0, 0.0), F.cross_entropy(s, y))
+    assert torch.allclose(distillation_loss(s, t, y, 5.0, 1.0), distillation_loss(s, t, (y + 1) % 5, 5.0, 1.0))
+
+
+def test_loss_is_zero_when_student_equals_teacher_and_alpha_one():
+    s, _, y = _batch()
+    assert distillation_loss(s, s.clone(), y, 4.0, 1.0).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_t_squared_keeps_gradient_scale():
+    # d KL / d z_s = (p_T(z_s) - p_T(z_t)) / (N T); times T^2 it is T (p_s - p_t) / N, and for large T
+    # p_T(z) ~ (1 + z / T - mean) / K, so the gradient tends to (z_s - z_t - mean difference) / (N K).
+    s, t, y = _batch(n=4, k=5, seed=1)
+    for temperature in (1.0, 2.0, 8.0):
+        s_ = s.clone().requires_grad_(True)
+        distillation_loss(s_, t, y, temperature, 1.0).backward()
+        expected = temperature * (F.softmax(s / temperature, 1) - F.softmax(t / temperature, 1)) / len(s)
+        assert torch.allclose(s_.grad, expected, atol=1e-6)
+    s_ = s.clone().requires_grad_(True)
+    distillation_loss(s_, t, y, 1000.0, 1.0).backward()
+    d = s - t
+    limit = (d - d.mean(1, keepdim=True)) / (len(s) * s.shape[1])
+    assert torch.allclose(s_.grad, limit, atol=1e-3)
+
+
+def test_no_gradient_reaches_teacher_logits():
+    s, t, y = _batch()
+    s.requires_grad_(True)
+    t.requires_grad_(True)
+    distillation_loss(s, t, y).backward()
+    assert t.grad is None
+    assert s.grad is not None and s.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    (dict(temperature=0.0), "temperature"), (dict(temperature=-2.0), "temperature"),
+    (dict(alpha=-0.1), "alpha"), (dict(alpha=1.5), "alpha"), (dict(alpha=float("nan")), "alpha"),
+])
+def test_loss_rejects_bad_hyperparameters(kwargs, name):
+    s, t, y = _batch()
+    with pytest.raises(ValueError, match=name):
+        distillation_loss(s, t, y, **kwargs)
+
+
+def test_loss_rejects_mismatched_shapes():
+    s, t, y = _batch()
+    with pytest.raises(ValueError, match="teacher_logits"):
+        distillation_loss(s, t[:, :4], y)
+    with pytest.raises(ValueError, match="labels"):
+        distillation_loss(s, t, y[:3])
+    with pytest.raises(ValueError, match="student_logits"):
+        distillation_loss(s[0], t[0], y[:1])
+
+
+# --- hard_label_loss ----------------------------------------------------------------------------
+
+def test_hard_label_loss_is_cross_entropy_on_teacher_argmax():
+    s, t, y = _batch()
+    assert torch.allclose(hard_label_loss(s, t, y, alpha=1.0), F.cross_entropy(s, t.argmax(1)))
+    mixed = 0.6 * F.cross_entropy(s, t.argmax(1)) + 0.4 * F.cross_entropy(s, y)
+    assert torch.allclose(hard_label_loss(s, t, y, alpha=0.6), mixed)
+    # the teacher's confidence does not matter, only its decision
+    assert torch.allclose(hard_label_loss(s, t * 10, y), hard_label_loss(s, t, y))
+
+
+def test_hard_label_loss_errors():
+    s, t, y = _batch()
+    with pytest.raises(ValueError, match="alpha"):
+        hard_label_loss(s, t, y, alpha=2.0)
+    with pytest.raises(ValueError, match="labels"):
+        hard_label_loss(s, t, y[:-1])
+
+
+# --- distillation_step and distill --------------------------------------------------------------
+
+def _models(seed=0):
+    torch.manual_seed(seed)
+    teacher = nn.Sequential(nn.Linear(8, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Dropout(0.5), nn.Linear(16, 3))
+    student = nn.Sequential(nn.Linear(8, 3))
+    return teacher, student
+
+
+def _snapshot(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def _identical(model, snapshot):
+    return all(torch.equal(v, snapshot[k]) for k, v in model.state_dict().items())
+
+
+def test_distillation_step_matches_manual_step():
+    teacher, student = _models()
+    reference = nn.Sequential(nn.Linear(8, 3))
+    reference.load_state_dict(student.state_dict())
+    x, y = torch.randn(10, 8), torch.randint(0, 3, (10,))
+    teacher_before = _snapshot(teacher)
+    opt = torch.optim.SGD(student.parameters(), lr=0.1)
+    loss = distillation_step(student, teacher, x, y, opt, temperature=2.0, alpha=0.5)
+    # manual reference with PyTorch's own ops: teacher in eval mode (dropout off, BN running stats)
+    teacher.eval()
+    with torch.no_grad():
+        t = teacher(x)
+    s = reference(x)
+    manual = 0.5 * 4.0 * F.kl_div(F.log_softmax(s / 2, 1), F.softmax(t / 2, 1), reduction="batchmean") \
+        + 0.5 * F.cross_entropy(s, y)
+    manual.backward()
+    with torch.no_grad():
+        for p in reference.parameters():
+            p -= 0.1 * p.grad
+    assert isinstance(loss, float) and loss == pytest.approx(manual.item(), rel=1e-5)
+    for p, q in zip(student.parameters(), reference.parameters()):
+        assert torch.allclose(p, q, atol=1e-6)
+    assert _identical(teacher, teacher_before) and not teacher.training and student.training
+
+
+def _blobs(n=300, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    centres = torch.randn(3, 8, generator=g) * 2
+    y = torch.randint(0, 3, (n,), generator=g)
+    return TensorDataset(centres[y] + torch.randn(n, 8, generator=g), y)
+
+
+def test_distill_leaves_teacher_bit_identical_and_improves_student():
+    data = _blobs()
+    loader = DataLoader(data, batch_size=32, shuffle=True, generator=torch.Generator().manual_seed(0))
+    teacher, student = _models()
+    from course_lib.training import train
+    train(teacher, loader, 5, lr=1e-2, progress=False, device="cpu")
+    teacher.zero_grad(set_to_none=True)
+    teacher_before = _snapshot(teacher)
+    teacher.train()  # distill must switch it to eval mode itself
+    before = evaluate(student, DataLoader(data, batch_size=100))
+    for hard in (False, True):
+        history = distill(student, teacher, loader, 3, hard=hard, lr=1e-2, progress=False, device="cpu")
+        assert len(history.loss) == 3
+        assert _identical(teacher, teacher_before) and not teacher.training
+        assert all(p.grad is None for p in teacher.parameters())
+    after = evaluate(student, DataLoader(data, batch_size=100))
+    assert after > max(before, 0.8)
+
+
+def test_distill_errors():
+    teacher, student = _models()
+    loader = DataLoader(_blobs(20), batch_size=10)
+    with pytest.raises(ValueError, match="temperature"):
+        distill(student, teacher, loader, 1, temperature=0)
+    with pytest.raises(ValueError, match="alpha"):
+        distill(student, teacher, loader, 1, alpha=-1)
+    with pytest.raises(ValueError, match="hard"):
+        distill(student, teacher, loader, 1, hard="yes")
+    with pytest.raises(ValueError, match="loss_fn"):
+        distill(student, teacher, loader, 1, loss_fn=lambda m, x, y: 0)
+
+
+# --- omitted-class helpers (an identity "model" makes the logits the inputs themselves) -----------
+
+def test_without_class_and_class_accuracy_hand_worked():
+    logits = torch.tensor([[2.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 3.0], [1.0, 0.0, 0.0]])
+    labels = torch.tensor([0, 2, 2, 1])
+    data = TensorDataset(logits, labels)
+    kept = without_class(data, 2)
+    assert kept.tensors[1].tolist() == [0, 1] and torch.equal(kept.tensors[0], logits[[0, 3]])
+    assert class_accuracy(nn.Identity(), data, 2) == pytest.approx(0.5)  # one of the two 2s is predicted 2
+    assert class_accuracy(nn.Identity(), data, 1) == 0.0
+    with pytest.raises(ValueError, match="label"):
+        without_class(data, 7)
+    with pytest.raises(ValueError, match="label"):
+        class_accuracy(nn.Identity(), data, 7)
+
+
+def test_best_bias_shift_finds_smallest_shift_that_recovers_the_class():
+    # class 1 is under-rated by 1.2 logits on its own examples; the others win by 3
+    logits = torch.tensor([[0.0, -1.2, -5.0]] * 4 + [[3.0, 0.0, -5.0]] * 4 + [[-5.0, -5.0, 0.0]] * 2)
+    labels = torch.tensor([1] * 4 + [0] * 4 + [2] * 2)
+    loader = DataLoader(TensorDataset(logits, labels), batch_size=3)
+    assert best_bias_shift(nn.Identity(), loader, 1) == 1.5   # first of 0, 0.5, ... above 1.2, below 3
+    assert best_bias_shift(nn.Identity(), loader, 1, shifts=(0.0, 2.0, 1.3)) == 2.0
+    assert best_bias_shift(nn.Identity(), loader, 2) == 0.0
+    with pytest.raises(ValueError, match="shifts"):
+        best_bias_shift(nn.Identity(), loader, 1, shifts=())

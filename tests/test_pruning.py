@@ -1,0 +1,303 @@
+"""course_lib.pruning: masks against torch.nn.utils.prune, global threshold by hand, masks kept in training,
+channel pruning against the original model, sparse formats against their size formulas, errors."""
+import copy
+import math
+
+import pytest
+import torch
+from torch import nn
+from torch.nn.utils import prune as torch_prune
+from torch.utils.data import DataLoader, TensorDataset
+
+from course_lib import pruning
+from course_lib.metrics import count_parameters
+from course_lib.models import build_model
+from course_lib.training import train
+
+
+def _loader(n=64, batch_size=16, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(n, 1, 28, 28, generator=g)
+    y = torch.randint(0, 10, (n,), generator=g)
+    return DataLoader(TensorDataset(x, y), batch_size=batch_size)
+
+
+@pytest.mark.parametrize("shape,amount", [((20, 30), 0.37), ((8, 3, 3, 3), 0.9), ((7,), 0.5), ((5, 5), 0.0),
+                                          ((5, 5), 1.0), ((4, 6), 0.25)])
+def test_magnitude_mask_equals_torch_l1_unstructured(shape, amount):
+    torch.manual_seed(0)
+    layer = nn.Linear(1, 1)
+    weight = torch.randn(shape)
+    layer.weight = nn.Parameter(weight.clone())
+    torch_prune.l1_unstructured(layer, "weight", amount=amount)
+    mask = pruning.magnitude_mask(weight, amount)
+    assert mask.shape == weight.shape and mask.dtype == weight.dtype
+    assert torch.equal(mask, layer.weight_mask)
+    assert int((mask == 0).sum()) == round(amount * weight.numel())
+
+
+def test_magnitude_mask_exact_count_with_ties_and_smallest_removed():
+    weight = torch.tensor([[0.5, -0.1, 0.1], [0.0, 2.0, -0.3]])
+    mask = pruning.magnitude_mask(weight, 0.5)  # 3 zeros: 0.0 and the two |0.1|
+    assert mask.tolist() == [[1, 0, 0], [0, 1, 1]]
+    for s in (0.1, 0.34, 0.5, 0.66, 0.99):
+        w = torch.randn(13, 7)
+        m = pruning.magnitude_mask(w, s)
+        assert int((m == 0).sum()) == round(s * 91)
+        if 0 < (m == 0).sum() < 91:  # every pruned |w| <= every kept |w|
+            assert w[m == 0].abs().max() <= w[m == 1].abs().min()
+
+
+def test_global_threshold_hand_worked():
+    a = torch.tensor([[0.9, -0.05], [0.2, 0.3]])
+    b = torch.tensor([0.01, -0.6, 0.1, 0.4, -0.02, 0.5])
+    # the 10 magnitudes sorted: 0.01 0.02 0.05 0.1 0.2 | 0.3 0.4 0.5 0.6 0.9 -> sparsity 0.5 removes the first five
+    ma, mb = pruning.global_magnitude_masks([a, b], 0.5)
+    assert ma.tolist() == [[1, 0], [0, 1]]
+    assert mb.tolist() == [0, 1, 0, 1, 0, 1]
+
+
+def test_global_masks_equal_torch_global_unstructured():
+    torch.manual_seed(1)
+    net = nn.Sequential(nn.Linear(10, 8), nn.Linear(8, 4))
+    weights = [net[0].weight.detach().clone(), net[1].weight.detach().clone()]
+    torch_prune.global_unstructured([(net[0], "weight"), (net[1], "weight")],
+                                    pruning_method=torch_prune.L1Unstructured, amount=0.6)
+    ours = pruning.global_magnitude_masks(weights, 0.6)
+    assert torch.equal(ours[0], net[0].weight_mask) and torch.equal(ours[1], net[1].weight_mask)
+
+
+def test_global_prune_model_sparsity_and_layerwise():
+    model = build_model("lenet300")
+    n = sum(m.weight.numel() for m in model.modules() if isinstance(m, nn.Linear))
+    pruning.global_magnitude_prune(model, 0.8)
+    assert pruning.sparsity(model) == round(0.8 * n) / n
+    per_layer = pruning.layer_sparsities(model)
+    assert per_layer["net.1"] > 0.8 > per_layer["net.5"]  # one threshold: the big layer loses most
+    layerwise = pruning.global_magnitude_prune(build_model("lenet300"), 0.8, layerwise=True)
+    for name, s in pruning.layer_sparsities(layerwise).items():
+        numel = dict(layerwise.named_modules())[name].weight.numel()
+        assert s == round(0.8 * numel) / numel
+
+
+def test_masks_survive_training_and_make_permanent():
+    torch.manual_seed(0)
+    model = build_model("student")
+    pruning.global_magnitude_prune(model, 0.7)
+    masks = {name: m.weight_mask.clone() for name, m in pruning.prunable_modules(model).items()}
+    before = pruning.sparsity(model)
+    train(model, _loader(), 1, lr=1e-2, weight_decay=1e-2, device="cpu", progress=False)
+    for name, m in pruning.prunable_modules(model).items():
+        assert torch.all(pruning.effective_weight(m)[masks[name] == 0] == 0)
+    assert pruning.sparsity(model) == before
+    pruning.make_permanent(model)
+    assert not any(pruning.is_pruned(m) for m in model.modules())
+    assert all(isinstance(m.weight, nn.Parameter) for m in pruning.prunable_modules(model).values())
+    assert pruning.sparsity(model) == before
+    copy.deepcopy(model)
+
+
+def test_pruning_again_never_revives_weights():
+    model = build_model("lenet300")
+    pruning.random_prune(model, 0.5, generator=torch.Generator().manual_seed(0))
+    first = {n: m.weight_mask.clone() for n, m in pruning.prunable_modules(model).items()}
+    pruning.global_magnitude_prune(model, 0.7)
+    for n, m in pruning.prunable_modules(model).items():
+        assert torch.all(m.weight_mask <= first[n])
+    assert pruning.sparsity(model) >= 0.7 - 1e-6
+
+
+def test_random_mask_count_and_torch_random_unstructured():
+    w = torch.randn(30, 20)
+    m = pruning.random_mask(w, 0.3, generator=torch.Generator().manual_seed(0))
+    assert int((m == 0).sum()) == 180
+    layer = nn.Linear(20, 30)
+    torch.manual_seed(5)
+    torch_prune.random_unstructured(layer, "weight", amount=0.3)
+    torch.manual_seed(5)
+    assert torch.equal(pruning.random_mask(layer.weight_orig, 0.3), layer.weight_mask)
+
+
+def test_taylor_importance_formula_and_model_prune():
+    w, g = torch.tensor([1.0, -2.0, 0.5]), torch.tensor([-0.1, 0.3, 4.0])
+    assert torch.allclose(pruning.taylor_importance(w, g), torch.tensor([0.1, 0.6, 2.0]))
+    torch.manual_seed(0)
+    model = build_model("lenet300")
+    loader = _loader()
+    scores = pruning.taylor_scores(model, loader, batches=2)
+    # reference: the mean over two batches of |w * dL/dw| by autograd, layer net.5
+    layer = model.net[5]
+    ref = torch.zeros_like(layer.weight)
+    for i, (x, y) in enumerate(loader):
+        if i == 2:
+            break
+        model.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        ref += (layer.weight * layer.weight.grad).abs() / 2
+    assert torch.allclose(scores["net.5"], ref.detach(), atol=1e-7)
+    pruning.taylor_prune(model, 0.6, loader, batches=2)
+    assert abs(pruning.sparsity(model) - 0.6) < 1e-5
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.5, math.nan, "0.5", None, True])
+def test_bad_sparsity_raises(bad):
+    with pytest.raises(ValueError, match="sparsity"):
+        pruning.magnitude_mask(torch.randn(4, 4), bad)
+    with pytest.raises(ValueError, match="sparsity"):
+        pruning.global_magnitude_prune(build_model("lenet300"), bad)
+
+
+def test_other_errors():
+    with pytest.raises(ValueError, match="weights"):
+        pruning.global_magnitude_masks([], 0.5)
+    with pytest.raises(ValueError, match="floating"):
+        pruning.magnitude_mask(torch.arange(6), 0.5)
+    with pytest.raises(ValueError, match="no Linear or Conv2d"):
+        pruning.global_magnitude_prune(nn.Sequential(nn.ReLU()), 0.5)
+    with pytest.raises(ValueError, match="modules"):
+        pruning.global_magnitude_prune(build_model("lenet300"), 0.5, modules=["net.9"])
+    with pytest.raises(ValueError, match="grad"):
+        pruning.taylor_importance(torch.randn(3), torch.randn(4))
+
+
+def _silence_channels(model, conv_index, bn_index, channels):
+    """Make ``channels`` of a conv produce exactly zero after its BatchNorm (or bias) and ReLU."""
+    with torch.no_grad():
+        conv = model.features[conv_index]
+        conv.weight[channels] = 0
+        if conv.bias is not None:
+            conv.bias[channels] = 0
+        if bn_index is not None:
+            bn = model.features[bn_index]
+            bn.weight[channels] = 0
+            bn.bias[channels] = 0
+
+
+@pytest.mark.parametrize("name,convs", [("teacher", [(0, 1), (4, 5)]), ("lenet5", [(0, None), (3, None)])])
+def test_prune_channels_equals_original_when_removed_channels_are_zero(name, convs):
+    torch.manual_seed(0)
+    model = build_model(name)
+    with torch.no_grad():  # non-trivial BatchNorm statistics
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+    model.eval()
+    for conv_index, bn_index in convs:
+        c = model.features[conv_index].out_channels
+        _silence_channels(model, conv_index, bn_index, torch.arange(0, c, 2))  # every other channel: half
+    x = torch.rand(5, 1, 28, 28)
+    small = pruning.prune_channels(model, 0.5)
+    assert not small.training
+    assert torch.allclose(small(x), model(x), atol=1e-5)
+    assert model.features[convs[0][0]].out_channels == build_model(name).features[convs[0][0]].out_channels
+
+
+def test_prune_channels_shapes_and_parameter_count():
+    model = build_model("teacher").eval()
+    small = pruning.prune_channels(model, 0.25)
+    conv1, bn1, conv2, bn2 = small.features[0], small.features[1], small.features[4], small.features[5]
+    assert (conv1.in_channels, conv1.out_channels, conv2.in_channels, conv2.out_channels) == (1, 24, 24, 48)
+    assert bn1.num_features == 24 and bn2.num_features == 48 and bn2.running_mean.shape == (48,)
+    assert small.classifier[1].in_features == 48 * 7 * 7
+    expected = 24 * 9 + 2 * 24 + 48 * 24 * 9 + 2 * 48 + (48 * 49 * 256 + 256) + (256 * 10 + 10)
+    assert count_parameters(small) == expected
+    assert count_parameters(model) == 824554  # the original is untouched
+    assert small(torch.rand(2, 1, 28, 28)).shape == (2, 10)
+
+
+def test_prune_channels_keeps_highest_scores_and_columns():
+    model = build_model("lenet5").eval()
+    scores = {"features.0": torch.arange(20.0), "features.3": -torch.arange(50.0)}
+    small = pruning.prune_channels(model, 0.5, scores=scores)
+    assert torch.equal(small.features[0].weight, model.features[0].weight[10:])
+    kept = torch.arange(25)  # the 25 highest of -arange(50)
+    assert torch.equal(small.features[3].weight, model.features[3].weight[kept][:, 10:])
+    columns = (kept[:, None] * 16 + torch.arange(16)).reshape(-1)
+    assert torch.equal(small.classifier[1].weight, model.classifier[1].weight[:, columns])
+    only_first = pruning.prune_channels(model, 0.5, layers=["features.0"])
+    assert only_first.features[3].out_channels == 50 and only_first.features[3].in_channels == 10
+
+
+def test_channel_l1_norms_formula():
+    w = torch.randn(6, 3, 2, 2)
+    assert torch.allclose(pruning.channel_l1_norms(w), torch.stack([w[j].abs().sum() for j in range(6)]))
+
+
+def test_prune_channels_errors():
+    with pytest.raises(ValueError, match="does not support LeNet300100"):
+        pruning.prune_channels(build_model("lenet300"), 0.5)
+    with pytest.raises(ValueError, match="ratio"):
+        pruning.prune_channels(build_model("student"), 1.0)
+    with pytest.raises(ValueError, match="shape"):
+        pruning.prune_channels(build_model("student"), 0.5, scores={"features.0": torch.ones(3)})
+    with pytest.raises(ValueError, match="layers"):
+        pruning.prune_channels(build_model("student"), 0.5, layers=["classifier.1"])
+    with pytest.raises(ValueError, match="conv_weight"):
+        pruning.channel_l1_norms(torch.randn(3, 3))
+
+
+@pytest.mark.parametrize("shape", [(40, 30), (8, 4, 3, 3), (17,), (2, 70000)])
+@pytest.mark.parametrize("format", ["csr", "bitmask"])
+def test_sparse_formats_round_trip_and_size_formula(shape, format):
+    torch.manual_seed(0)
+    w = torch.randn(shape)
+    w = w * pruning.magnitude_mask(w, 0.8)
+    data = pruning.encode_sparse(w, format)
+    assert torch.equal(pruning.decode_sparse(data), w)
+    n, nnz, d, rows = w.numel(), int((w != 0).sum()), w.dim(), shape[0]
+    index_bytes = 2 if n // rows <= 65536 else 4
+    expected = 4 + 4 * d + (4 * (rows + 1) + (index_bytes + 4) * nnz if format == "csr" else math.ceil(n / 8) + 4 * nnz)
+    assert len(data) == expected
+
+
+def test_sparse_model_bytes_counts_weights_sparse_and_the_rest_dense():
+    model = build_model("lenet300")
+    pruning.global_magnitude_prune(model, 0.9)
+    biases = 4 * (300 + 100 + 10)
+    weights = sum(len(pruning.encode_sparse(pruning.effective_weight(m), "bitmask"))
+                  for m in pruning.prunable_modules(model).values())
+    assert pruning.sparse_model_bytes(model, "bitmask") == biases + weights
+    assert pruning.sparse_model_bytes(model, "csr") < 0.2 * 4 * count_parameters(model)
+    with pytest.raises(ValueError, match="format"):
+        pruning.sparse_model_bytes(model, "coo")
+    with pytest.raises(ValueError, match="magic"):
+        pruning.decode_sparse(b"nope")
+
+
+def test_gradual_sparsity_cubic_formula():
+    assert pruning.gradual_sparsity(0, 0.9, 10) == 0.0
+    assert pruning.gradual_sparsity(10, 0.9, 10) == pytest.approx(0.9)
+    assert pruning.gradual_sparsity(15, 0.9, 10) == pytest.approx(0.9)
+    assert pruning.gradual_sparsity(5, 0.9, 10, 0.1) == pytest.approx(0.9 + (0.1 - 0.9) * 0.5 ** 3)
+    values = [pruning.gradual_sparsity(t, 0.9, 10) for t in range(11)]
+    steps = [b - a for a, b in zip(values, values[1:])]
+    assert all(x > y for x, y in zip(steps, steps[1:]))  # fast first, slow at the end
+    with pytest.raises(ValueError, match="total_steps"):
+        pruning.gradual_sparsity(1, 0.9, 0)
+
+
+def test_gradual_prune_reaches_final_sparsity_with_masks_kept():
+    torch.manual_seed(0)
+    model = build_model("lenet300")
+    loader = _loader(n=96, batch_size=8)  # 12 steps per epoch
+    pruning.gradual_prune(model, loader, 0.8, 1, prune_steps=4, prune_fraction=0.5, device="cpu", progress=False)
+    assert abs(pruning.sparsity(model) - 0.8) < 1e-5
+    with pytest.raises(ValueError, match="prune_steps"):
+        pruning.gradual_prune(build_model("lenet300"), loader, 0.8, 1, prune_steps=20)
+
+
+def test_layer_sensitivity_restores_model():
+    torch.manual_seed(0)
+    model = build_model("lenet300").eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    calls = []
+
+    def metric(m, loader):
+        calls.append(pruning.layer_sparsities(m))
+        return float(len(calls))
+
+    scan = pruning.layer_sensitivity(model, _loader(), sparsities=(0.5, 0.9), metric=metric)
+    assert list(scan) == ["net.1", "net.3", "net.5"] and scan["net.3"] == [3.0, 4.0]
+    assert calls[3]["net.3"] == pytest.approx(0.9, abs=1e-3) and calls[3]["net.1"] == 0.0
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
