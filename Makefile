@@ -5,7 +5,6 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export COURSE_LIB_CACHE ?= $(CURDIR)/.cache/models
 export COURSE_LIB_PROGRESS ?= 0
-export MPLBACKEND ?= Agg
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
 .PHONY: setup book test unit notebooks exercises benchmark clean

@@ -16,6 +16,7 @@ import nbformat
 from nbclient import NotebookClient
 
 KERNEL = "python3"
+INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
 
 
 def find_notebooks(paths: list[str | Path]) -> list[Path]:
@@ -37,7 +38,7 @@ def execute_notebook(path: Path, timeout: int = 600) -> float:
     nb = nbformat.read(path, as_version=4)
     nb.metadata["kernelspec"] = {"name": KERNEL, "display_name": "Python 3", "language": "python"}
     os.environ.setdefault("COURSE_LIB_PROGRESS", "0")
-    os.environ.setdefault("MPLBACKEND", "Agg")
+    os.environ["MPLBACKEND"] = INLINE_BACKEND  # figures become outputs (Agg would draw nothing)
     start = time.perf_counter()
     NotebookClient(nb, timeout=timeout, kernel_name=KERNEL,
                    resources={"metadata": {"path": str(path.parent)}}).execute()

@@ -301,3 +301,97 @@ def test_layer_sensitivity_restores_model():
     assert list(scan) == ["net.1", "net.3", "net.5"] and scan["net.3"] == [3.0, 4.0]
     assert calls[3]["net.3"] == pytest.approx(0.9, abs=1e-3) and calls[3]["net.1"] == 0.0
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_masked_sgd_step_matches_hand_computed_update_and_plain_zeroing_does_not_last():
+    """One SGD step with the mask in force is w <- w - lr * (m * dL/dw_eff), pruned entries stay 0;
+    the article's one-off `param.data *= mask` gets its zeros back at the first step."""
+    torch.manual_seed(0)
+    x, y = torch.randn(8, 6), torch.randint(0, 4, (8,))
+    layer = nn.Linear(6, 4)
+    plain = copy.deepcopy(layer)
+    mask = pruning.magnitude_mask(layer.weight, 0.5)
+    w0, b0 = layer.weight.detach().clone(), layer.bias.detach().clone()
+    # reference gradient of the loss at the pruned weight w0 * mask, by autograd on a fresh tensor
+    w_eff = (w0 * mask).requires_grad_()
+    nn.functional.cross_entropy(x @ w_eff.T + b0, y).backward()
+    expected = (w0 - 0.1 * mask * w_eff.grad) * mask
+
+    pruning.apply_masks(nn.Sequential(layer), {"0": mask})
+    opt = torch.optim.SGD(layer.parameters(), lr=0.1)
+    nn.functional.cross_entropy(layer(x), y).backward()
+    opt.step()
+    assert torch.allclose(pruning.effective_weight(layer), expected, atol=1e-6)
+
+    with torch.no_grad():  # the article's snippet: zero once, then train as usual
+        plain.weight *= mask
+    opt = torch.optim.SGD(plain.parameters(), lr=0.1)
+    nn.functional.cross_entropy(plain(x), y).backward()
+    opt.step()
+    assert int((plain.weight[mask == 0] != 0).sum()) > 0
+
+
+def test_gradual_prune_follows_the_cubic_schedule_step_by_step():
+    torch.manual_seed(0)
+    model = build_model("lenet300")
+    n = sum(m.weight.numel() for m in pruning.prunable_modules(model).values())
+    seen = []
+
+    def loss_fn(m, inputs, targets):  # called before each optimizer step: records the sparsity in force
+        seen.append(pruning.sparsity(m))
+        return nn.functional.cross_entropy(m(inputs), targets)
+
+    loader = _loader(n=96, batch_size=8)  # 12 steps; prune_fraction 0.5 -> 6 steps / 4 pruning steps -> every step
+    pruning.gradual_prune(model, loader, 0.9, 1, prune_steps=4, prune_fraction=0.5, loss_fn=loss_fn,
+                          device="cpu", progress=False)
+    s_f = 0.9
+    schedule = [s_f * (1 - (1 - min(t, 4) / 4) ** 3) for t in range(12)]  # Zhu & Gupta with s_i = 0
+    assert seen == pytest.approx([round(s * n) / n for s in schedule], abs=1e-9)
+
+
+def test_csr_encoding_matches_scipy_csr_arrays():
+    sp = pytest.importorskip("scipy.sparse")
+    import numpy as np
+    torch.manual_seed(3)
+    w = torch.randn(12, 5, 3, 3)
+    w = w * pruning.magnitude_mask(w, 0.85)
+    data = pruning.encode_sparse(w, "csr")
+    ref = sp.csr_matrix(w.reshape(12, -1).numpy())
+    offset = 4 + 4 * w.dim()
+    pointers = np.frombuffer(data, "<u4", 13, offset)
+    columns = np.frombuffer(data, "<u2", ref.nnz, offset + 4 * 13)
+    values = np.frombuffer(data, "<f4", ref.nnz, offset + 4 * 13 + 2 * ref.nnz)
+    assert np.array_equal(pointers, ref.indptr) and np.array_equal(columns, ref.indices)
+    assert np.array_equal(values, ref.data) and len(data) == offset + 4 * 13 + 6 * ref.nnz
+
+
+def test_layer_sensitivity_default_metric_equals_torch_pruned_layer_accuracy():
+    torch.manual_seed(0)
+    model = build_model("lenet300").eval()
+    loader = _loader(n=128, batch_size=32)
+    scan = pruning.layer_sensitivity(model, loader, sparsities=(0.9,))
+    for name in ("net.1", "net.5"):
+        ref = copy.deepcopy(model)
+        torch_prune.l1_unstructured(dict(ref.named_modules())[name], "weight", amount=0.9)
+        with torch.no_grad():
+            predictions = ref(loader.dataset.tensors[0]).argmax(1)
+        assert scan[name][0] == pytest.approx(float((predictions == loader.dataset.tensors[1]).float().mean()))
+
+
+def test_random_prune_exact_count_per_layer_and_seeded():
+    a = pruning.random_prune(build_model("teacher"), 0.6, generator=torch.Generator().manual_seed(1))
+    b = pruning.random_prune(build_model("teacher"), 0.6, generator=torch.Generator().manual_seed(1))
+    for (name, ma), mb in zip(pruning.prunable_modules(a).items(), pruning.prunable_modules(b).values()):
+        assert int((ma.weight_mask == 0).sum()) == round(0.6 * ma.weight.numel())
+        assert torch.equal(ma.weight_mask, mb.weight_mask)
+
+
+def test_prune_channels_folds_unstructured_masks_and_ratio_zero_is_identity():
+    torch.manual_seed(0)
+    model = pruning.global_magnitude_prune(build_model("student").eval(), 0.7)
+    x = torch.rand(3, 1, 28, 28)
+    same = pruning.prune_channels(model, 0.0)
+    assert not any(pruning.is_pruned(m) for m in same.modules())
+    assert pruning.is_pruned(model.features[0])  # the original keeps its masks
+    assert torch.allclose(same(x), model(x), atol=1e-6)
+    assert pruning.sparsity(same) == pytest.approx(pruning.sparsity(model))
