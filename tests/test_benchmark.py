@@ -25,11 +25,12 @@ def test_cli_quick_acceleration_writes_json(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     results = json.loads(out.read_text())
     section = results["acceleration"]
-    for key in ("ddp", "fusion", "low_rank", "threads", "batching", "seconds", "machine"):
+    for key in ("ddp", "fusion", "low_rank", "low_rank_teacher", "threads", "batching", "seconds", "machine"):
         assert key in section, key
     assert {"workers", "max_param_diff"} <= section["ddp"].keys()
     assert {"max_abs_diff", "speedup"} <= section["fusion"].keys()
-    assert {"rank", "accuracy", "speedup"} <= section["low_rank"].keys()
+    assert {"model", "rank", "accuracy", "speedup", "speedup_batch1"} <= section["low_rank"].keys()
+    assert section["low_rank"]["model"] == "LeNet300100" and section["low_rank_teacher"]["model"] == "ConvNet"
     assert isinstance(section["threads"], list) and isinstance(section["batching"], list)
     assert section["seconds"] > 0 and {"torch", "threads", "cpu", "cuda_device"} <= section["machine"].keys()
     assert "low-rank" in proc.stdout  # the table

@@ -11,14 +11,13 @@ Reported (accuracies are fractions in ``[0, 1]`` on the test split; choices are 
 - ``fusion``: Conv-BatchNorm folding (:func:`~course_lib.acceleration.fuse_conv_bn`): ``max_abs_diff`` of the
   test logits, ``speedup`` at ``batch_size`` 64 (16 if quick; ``speedup_batch1`` at batch 1), ``accuracy``,
   ``dense_accuracy``, ``params_ratio`` (teacher / folded parameters);
-- ``low_rank``: the first classifier Linear (3136 -> 256, 97% of the teacher's parameters) factorized by
-  truncated SVD (:func:`~course_lib.acceleration.factorize_linears`, no fine-tuning); ``rank``: the smallest
-  candidate whose validation accuracy is within ``tolerance`` of the teacher's; ``accuracy``,
-  ``dense_accuracy``, ``params_ratio`` (teacher / factorized parameters), ``speedup`` at ``batch_size`` 1
-  (one request at a time, where reading the 3.2 MB weight matrix dominates; ``speedup_large_batch`` at
-  ``large_batch_size`` 64, 16 if quick, where the convolutions dominate), ``classifier_speedup``: the
-  classifier head alone (the factorized part) at ``large_batch_size``, ``curve``: rows
-  ``{rank, val_accuracy, params}`` over the candidates;
+- ``low_rank``: truncated-SVD factorization (:func:`~course_lib.acceleration.factorize_linears`, no
+  fine-tuning) of LeNet-300-100 (zoo ``lenet300``), a network whose work is all in Linear layers; ``rank``: the
+  smallest candidate of :data:`RANKS` whose validation accuracy is within ``tolerance`` of the dense model's;
+  ``accuracy`` and ``dense_accuracy`` (test), ``params_ratio`` (dense / factorized parameters), ``speedup`` at
+  ``batch_size`` 64 (16 if quick), ``speedup_batch1`` at batch 1, ``curve``: rows ``{rank, val_accuracy, params}``;
+- ``low_rank_teacher``: the same for the teacher's classifier Linear layers (3136 -> 256 holds 97% of its
+  parameters but the convolutions do most of the arithmetic: Amdahl's law caps the gain);
 - ``compile`` (full run only): ``torch.compile`` of the teacher at ``batch_size`` 64: ``ok``, ``compile_seconds``
   (compilation and first call), ``speedup`` against eager, or ``error``.
 
@@ -66,6 +65,29 @@ def _ddp(quick: bool) -> dict[str, Any]:
             "val_accuracy": evaluate(parallel, make_loaders(splits).val), "seconds": round(ddp_seconds, 2)}
 
 
+def _low_rank(model: torch.nn.Module, loaders, batch: int, repeats: int, quick: bool,
+              min_features: int) -> dict[str, Any]:
+    """Factorize ``model``'s Linear layers at the smallest rank of :data:`RANKS` that keeps the validation
+    accuracy within :data:`TOLERANCE`, and measure it against ``model`` side by side (one thread)."""
+    dense_val = evaluate(model, loaders.val)
+    curve, candidates = [], {}
+    for rank in ((16, 32) if quick else RANKS):
+        candidates[rank] = factorize_linears(model, rank=rank, min_features=min_features)
+        curve.append({"rank": rank, "val_accuracy": evaluate(candidates[rank], loaders.val),
+                      "params": count_parameters(candidates[rank])})
+    good = [row["rank"] for row in curve if row["val_accuracy"] >= dense_val - TOLERANCE]
+    rank = min(good) if good else max(candidates)
+    low = candidates[rank]
+    x1, xb = torch.rand(1, 1, 28, 28), torch.rand(batch, 1, 28, 28)
+    latb = compare_latency({"dense": model, "low_rank": low}, xb, warmup=3, repeats=10 * repeats, threads=1)
+    lat1 = compare_latency({"dense": model, "low_rank": low}, x1, warmup=10, repeats=10 * repeats, threads=1)
+    return {"model": type(model).__name__, "rank": rank, "accuracy": evaluate(low, loaders.test),
+            "dense_accuracy": evaluate(model, loaders.test), "dense_val_accuracy": dense_val,
+            "tolerance": TOLERANCE, "params_ratio": count_parameters(model) / count_parameters(low),
+            "speedup": speedup(latb["dense"], latb["low_rank"]), "batch_size": batch,
+            "speedup_batch1": speedup(lat1["dense"], lat1["low_rank"]), "threads": 1, "curve": curve}
+
+
 def run(quick: bool = False, seeds: int = 3) -> dict[str, Any]:
     """Measure the acceleration techniques (see the module docstring for the keys)."""
     set_seed(0)
@@ -95,29 +117,8 @@ def run(quick: bool = False, seeds: int = 3) -> dict[str, Any]:
         "params_ratio": count_parameters(teacher) / count_parameters(fused), "batch_size": batch,
         "threads": 1}
 
-    dense_val = evaluate(teacher, loaders.val)
-    curve, candidates = [], {}
-    for rank in ((16, 32) if quick else RANKS):
-        candidates[rank] = factorize_linears(teacher, rank=rank, min_features=64)
-        curve.append({"rank": rank, "val_accuracy": evaluate(candidates[rank], loaders.val),
-                      "params": count_parameters(candidates[rank])})
-    good = [row["rank"] for row in curve if row["val_accuracy"] >= dense_val - TOLERANCE]
-    rank = min(good) if good else max(candidates)
-    low = candidates[rank]
-    lat1 = compare_latency({"dense": teacher, "low_rank": low}, x1, warmup=10, repeats=10 * repeats,
-                           threads=1)
-    latb = compare_latency({"dense": teacher, "low_rank": low}, xb, warmup=3, repeats=repeats, threads=1)
-    with torch.inference_mode():
-        features = teacher.features(xb)
-    lath = compare_latency({"dense": teacher.classifier, "low_rank": low.classifier}, features, warmup=3,
-                           repeats=10 * repeats, threads=1)
-    result["low_rank"] = {
-        "rank": rank, "accuracy": evaluate(low, loaders.test), "dense_accuracy": dense_accuracy,
-        "dense_val_accuracy": dense_val, "tolerance": TOLERANCE,
-        "params_ratio": count_parameters(teacher) / count_parameters(low),
-        "speedup": speedup(lat1["dense"], lat1["low_rank"]), "batch_size": 1,
-        "speedup_large_batch": speedup(latb["dense"], latb["low_rank"]), "large_batch_size": batch, "threads": 1,
-        "classifier_speedup": speedup(lath["dense"], lath["low_rank"]), "curve": curve}
+    result["low_rank"] = _low_rank(get_model("lenet300"), loaders, batch, repeats, quick, min_features=0)
+    result["low_rank_teacher"] = _low_rank(teacher, loaders, batch, repeats, quick, min_features=64)
 
     result["ddp"] = _ddp(quick)
 
