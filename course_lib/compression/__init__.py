@@ -8,6 +8,9 @@ Weight sharing itself (k-means code books) lives in :mod:`course_lib.quantizatio
 """
 from .format import LayerRecord, compress, decompress, read_records
 from .huffman import canonical_code, encoded_bits, huffman_code, huffman_decode, huffman_encode, huffman_lengths
+from . import pipeline
+from .pipeline import Stage, deep_compress, stage_table, storage_bytes
 
-__all__ = ["LayerRecord", "canonical_code", "compress", "decompress", "encoded_bits", "huffman_code",
-           "huffman_decode", "huffman_encode", "huffman_lengths", "read_records"]
+__all__ = ["LayerRecord", "Stage", "canonical_code", "compress", "decompress", "deep_compress", "encoded_bits",
+           "huffman_code", "huffman_decode", "huffman_encode", "huffman_lengths", "pipeline", "read_records",
+           "stage_table", "storage_bytes"]

@@ -26,14 +26,15 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from ..pruning import check_sparsity, effective_weight, global_magnitude_prune, make_permanent, prunable_modules
+from ..pruning import (check_sparsity, effective_weight, global_magnitude_prune, is_pruned, make_permanent,
+                       prunable_modules)
 from ..quantization.kmeans import codebook_of, is_shared, share_weights
 from ..training import evaluate, train
 from .format import _index_bits_of, compress, read_records, sparse_offsets
@@ -94,7 +95,10 @@ def fine_tune(model: nn.Module, loader: DataLoader, epochs: int, lr: float = 1e-
 
     Whatever the model carries stays in force: pruning masks (pruned weights stay 0) and shared
     weights (only the code books and the unshared parameters such as biases move; the assignment of
-    weights to centroids is fixed). ``epochs=0`` leaves the model unchanged.
+    weights to centroids is fixed). ``epochs=0`` leaves the model unchanged. Afterwards every masked or
+    shared layer's ``weight`` is recomputed from the trained parameters (the forward hooks leave the value
+    of the last forward pass, before the last optimizer step) and holds no autograd graph, so the model
+    can be ``copy.deepcopy``-ed.
     """
     _check_model(model)
     _check_int(epochs, "epochs", 0)
@@ -105,6 +109,13 @@ def fine_tune(model: nn.Module, loader: DataLoader, epochs: int, lr: float = 1e-
     if epochs:
         train(model, loader, epochs, lr=lr, weight_decay=weight_decay, augment=augment, device=device,
               progress=False, seed=seed)
+        with torch.no_grad():  # recompute `weight` from the stepped parameters, without the last step's graph
+            for module in model.modules():
+                if is_pruned(module):
+                    module.weight = module.weight_orig * module.weight_mask
+                elif is_shared(module):
+                    codebook, indices = codebook_of(module)
+                    module.weight = codebook[indices]
     return model.eval()
 
 
@@ -123,6 +134,28 @@ def share(model: nn.Module, bits: int | Mapping[str, int], *, init: str = "linea
         _check_int(b, "bits", 1, 8)
     make_permanent(model)
     return share_weights(model, bits, init, iters)
+
+
+def choose_bits(model: nn.Module, loader: DataLoader, candidates: tuple[int, ...] = tuple(range(2, 9)),
+                tolerance: float = 0.005, conv: int = 8) -> dict[str, int]:
+    """Code-book widths chosen on ``loader`` (the validation split): ``conv`` bits for Conv2d layers, and for
+    the Linear layers the smallest width $b$ in ``candidates`` whose accuracy after sharing (before any
+    code-book fine-tuning) is at least ``accuracy(model) - tolerance``.
+
+    ``model`` (pruned, fine-tuned) is left unchanged: each width is tried on a copy. ``tolerance`` is a
+    fraction in ``[0, 1]`` (0.005 = half a point); if no width qualifies the widest candidate is returned.
+    """
+    _check_model(model)
+    check_sparsity(tolerance, "tolerance")
+    if not candidates:
+        raise ValueError("candidates must hold at least one width in [1, 8], got none")
+    widths = sorted(_check_int(b, "candidates entry", 1, 8) for b in candidates)
+    reference = evaluate(model, loader)
+    for b in widths:
+        bits = paper_bits(model, conv, b)
+        if evaluate(share(copy.deepcopy(model), bits), loader) >= reference - tolerance:
+            return bits
+    return paper_bits(model, conv, widths[-1])
 
 
 def _raw_bytes(model: nn.Module, layers: Mapping[str, nn.Module]) -> int:
@@ -214,62 +247,93 @@ def stage(name: str, model: nn.Module, loader: DataLoader, dense_bytes: int, cod
 class Config:
     """Settings of :func:`deep_compress` (choose them on the validation split).
 
-    ``sparsities``: ``{layer: fraction pruned}``; ``bits``: code-book width(s) in ``[1, 8]``;
-    ``index_bits``: offset width(s) in ``[1, 8]``, ``None`` for the paper's 8 (conv) / 5 (fc), or
-    ``"best"`` for :func:`choose_index_bits`; ``prune_epochs`` / ``prune_lr``: fine-tuning after pruning;
-    ``share_epochs`` / ``share_lr``: code-book fine-tuning; ``augment``, ``weight_decay``, ``seed``: as in
-    :func:`fine_tune`.
+    - ``sparsities``: ``{layer: fraction pruned}`` (:func:`prune`);
+    - ``bits``: code-book width(s) in ``[1, 8]``, or ``"auto"``: :func:`choose_bits` on the validation
+      loader with ``tolerance`` and ``conv_bits``;
+    - ``index_bits``: offset width(s) in ``[1, 8]``, ``None`` for the paper's 8 (conv) / 5 (fc), or
+      ``"best"`` for :func:`choose_index_bits`;
+    - ``prune_epochs`` / ``prune_lr``: fine-tuning after pruning; ``share_epochs`` / ``share_lr``:
+      code-book fine-tuning; ``augment``, ``weight_decay``, ``seed``: as in :func:`fine_tune`.
     """
 
     sparsities: Mapping[str, float]
-    bits: int | Mapping[str, int]
+    bits: int | Mapping[str, int] | str = "auto"
     index_bits: int | Mapping[str, int] | str | None = "best"
     prune_epochs: int = 3
     prune_lr: float = 1e-3
     share_epochs: int = 1
-    share_lr: float = 1e-4
+    share_lr: float = 1e-3
     augment: int = 0
     weight_decay: float = 0.0
     seed: int = 0
-    init: str = field(default="linear")
+    tolerance: float = 0.005
+    conv_bits: int = 8
 
     def __post_init__(self) -> None:
+        if not isinstance(self.sparsities, Mapping) or not self.sparsities:
+            raise ValueError(f"sparsities must be a non-empty mapping {{layer: sparsity}}, got {self.sparsities!r}")
+        for name, sp in self.sparsities.items():
+            check_sparsity(sp, f"sparsities[{name!r}]")
+        if isinstance(self.bits, str):
+            if self.bits != "auto":
+                raise ValueError(f"bits must be an integer in [1, 8], a mapping or 'auto', got {self.bits!r}")
+        else:
+            for b in (self.bits.values() if isinstance(self.bits, Mapping) else [self.bits]):
+                _check_int(b, "bits", 1, 8)
         if isinstance(self.index_bits, str) and self.index_bits != "best":
             raise ValueError(f"index_bits must be an integer, a mapping, None or 'best', got {self.index_bits!r}")
         _check_int(self.prune_epochs, "prune_epochs", 0)
         _check_int(self.share_epochs, "share_epochs", 0)
         _check_positive(self.prune_lr, "prune_lr")
         _check_positive(self.share_lr, "share_lr")
+        _check_int(self.augment, "augment", 0)
         _check_int(self.seed, "seed", 0)
+        _check_int(self.conv_bits, "conv_bits", 1, 8)
+        check_sparsity(self.tolerance, "tolerance")
 
 
-def deep_compress(model: nn.Module, train_loader: DataLoader, eval_loader: DataLoader,
-                  config: Config) -> tuple[nn.Module, list[Stage], WidthSpec]:
-    """All three stages on a copy of ``model``: ``(compressed model, stage table, index_bits)``.
+@dataclass(frozen=True)
+class Result:
+    """What :func:`deep_compress` returns: the compressed ``model`` (shared layers, eval mode), its
+    ``stages`` (see :func:`deep_compress`), and the ``bits`` and ``index_bits`` used, so that
+    ``compress(model, index_bits)`` writes the file."""
 
-    The table has one :class:`Stage` per step, each measured on ``eval_loader``: ``dense`` (the input),
-    ``pruned`` (after pruning and fine-tuning, ``"sparse"`` bytes), ``shared`` (after sharing and code-book
-    fine-tuning, ``"packed"`` bytes) and ``huffman`` (the same model, bytes of the real file). Write the
-    file with ``compress(compressed, index_bits)``; ``model`` itself is left unchanged.
+    model: nn.Module
+    stages: list[Stage]
+    bits: int | dict[str, int]
+    index_bits: WidthSpec
+
+
+def deep_compress(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader, test_loader: DataLoader,
+                  config: Config) -> Result:
+    """All three stages on a copy of ``model`` (``model`` itself is left unchanged).
+
+    Prune (:func:`prune`) and fine-tune; share weights (:func:`share`, widths from ``config.bits``, chosen
+    on ``val_loader`` when ``"auto"``) and fine-tune the code books; pick the offset widths. The
+    stages table has one :class:`Stage` per step, measured on ``test_loader``: ``dense`` (the input,
+    ``"dense"`` bytes), ``pruned`` (``"sparse"``), ``shared`` (``"packed"``) and ``huffman`` (the same
+    model, bytes of the real file).
     """
     _check_model(model)
     if not isinstance(config, Config):
         raise TypeError(f"config must be a pipeline.Config, got {type(config).__name__}")
     work = copy.deepcopy(model)
     dense_bytes = storage_bytes(work, "dense")
-    stages = [stage("dense", work, eval_loader, dense_bytes, "dense")]
+    stages = [stage("dense", work, test_loader, dense_bytes, "dense")]
     tune = {"augment": config.augment, "weight_decay": config.weight_decay, "seed": config.seed}
     prune(work, config.sparsities)
     fine_tune(work, train_loader, config.prune_epochs, config.prune_lr, **tune)
     width = None if config.index_bits == "best" else config.index_bits
-    stages.append(stage("pruned", work, eval_loader, dense_bytes, "sparse", width))
-    share(work, config.bits, init=config.init)
+    stages.append(stage("pruned", work, test_loader, dense_bytes, "sparse", width))
+    bits = (choose_bits(work, val_loader, tolerance=config.tolerance, conv=config.conv_bits)
+            if config.bits == "auto" else config.bits)
+    share(work, bits)
     fine_tune(work, train_loader, config.share_epochs, config.share_lr, **tune)
     if config.index_bits == "best":
         width = choose_index_bits(work)
-    stages.append(stage("shared", work, eval_loader, dense_bytes, "packed", width))
-    stages.append(stage("huffman", work, eval_loader, dense_bytes, "huffman", width))
-    return work, stages, width
+    stages.append(stage("shared", work, test_loader, dense_bytes, "packed", width))
+    stages.append(stage("huffman", work, test_loader, dense_bytes, "huffman", width))
+    return Result(work, stages, bits, width)
 
 
 def stage_table(stages: list[Stage]) -> str:
