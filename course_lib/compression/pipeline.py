@@ -83,7 +83,8 @@ def prune(model: nn.Module, sparsities: Mapping[str, float]) -> nn.Module:
     layers = prunable_modules(model)
     unknown = sorted(set(sparsities) - set(layers))
     if unknown:
-        raise ValueError(f"sparsities names {unknown}, which are not Linear/Conv2d layers; choose among {sorted(layers)}")
+        raise ValueError(f"sparsities names {unknown}, which are not Linear/Conv2d layers; "
+                         f"choose among {sorted(layers)}")
     for name, s in sparsities.items():
         global_magnitude_prune(model, check_sparsity(s, f"sparsities[{name!r}]"), layerwise=True, modules=[name])
     return model
