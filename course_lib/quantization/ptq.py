@@ -16,32 +16,22 @@ kernels keep them in 32 bits with scale $s_W s_x$, a negligible error).
 """
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from ..acceleration.folding import fuse_conv_bn
 from .affine import compute_qparams, fake_quantize, qrange
 from .observers import OBSERVERS, make_observer
 
 
 def fold_batchnorm(model: nn.Module) -> nn.Module:
     """A copy of ``model`` (eval mode) where each ``Conv2d`` directly followed by a ``BatchNorm2d`` in an
-    ``nn.Sequential`` absorbs it (``torch.nn.utils.fusion.fuse_conv_bn_eval``); the BatchNorm becomes ``Identity``."""
-    model = copy.deepcopy(model).eval()
-    for module in model.modules():
-        if not isinstance(module, nn.Sequential):
-            continue
-        names = list(module._modules)
-        for first, second in zip(names, names[1:]):
-            conv, bn = module._modules[first], module._modules[second]
-            if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
-                module._modules[first] = fuse_conv_bn_eval(conv, bn)
-                module._modules[second] = nn.Identity()
-    return model
+    ``nn.Sequential`` absorbs it and the BatchNorm becomes ``Identity``: quantization works on the folded
+    weights, as the integer kernels will. The folding itself is :func:`course_lib.acceleration.fuse_conv_bn`."""
+    return fuse_conv_bn(model)
 
 
 def weight_qparams(weight: torch.Tensor, bits: int, per_channel: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
