@@ -37,11 +37,11 @@ def execute_notebook(path: Path, timeout: int = 600) -> float:
     """Execute ``path`` in place in a fresh kernel; return the seconds it took."""
     nb = nbformat.read(path, as_version=4)
     nb.metadata["kernelspec"] = {"name": KERNEL, "display_name": "Python 3", "language": "python"}
-    os.environ.setdefault("COURSE_LIB_PROGRESS", "0")
-    os.environ["MPLBACKEND"] = INLINE_BACKEND  # figures become outputs (Agg would draw nothing)
+    env = dict(os.environ, MPLBACKEND=INLINE_BACKEND)  # figures become outputs (Agg would draw nothing)
+    env.setdefault("COURSE_LIB_PROGRESS", "0")
     start = time.perf_counter()
     NotebookClient(nb, timeout=timeout, kernel_name=KERNEL,
-                   resources={"metadata": {"path": str(path.parent)}}).execute()
+                   resources={"metadata": {"path": str(path.parent)}}).execute(env=env)
     nbformat.write(nb, path)
     return time.perf_counter() - start
 

@@ -12,10 +12,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import random
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -65,10 +69,26 @@ def train_reference(recipe: Recipe, seed: int = 0, progress: bool | None = False
     return model.eval()
 
 
+@contextmanager
+def _random_state_kept() -> Iterator[None]:
+    """Restore Python's, NumPy's and PyTorch's (CPU and CUDA) random state on exit, so that training a
+    reference model does not change the random numbers its caller draws next: a notebook gives the same
+    results whether the model came from the cache or was trained on the spot."""
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    try:
+        with torch.random.fork_rng(devices=devices):
+            yield
+    finally:
+        random.setstate(python_state)
+        np.random.set_state(numpy_state)
+
+
 def get_model(name: str, seed: int = 0, cache: bool = True, progress: bool | None = False) -> nn.Module:
     """A trained reference model (``teacher``, ``student``, ``lenet300``, ``lenet5``) on MNIST-5k, in eval mode on the CPU.
 
-    Trained with ``seed`` on first use and cached; with ``cache=False`` it is always retrained.
+    Trained with ``seed`` on first use and cached; with ``cache=False`` it is always retrained. Either way
+    the caller's random state is left as it was (training draws from a saved and restored generator state).
     """
     if name not in RECIPES:
         raise ValueError(f"unknown reference model {name!r}; choose one of {', '.join(RECIPES)}")
@@ -81,7 +101,8 @@ def get_model(name: str, seed: int = 0, cache: bool = True, progress: bool | Non
             return model.eval()
         except Exception as e:  # any unreadable or mismatched file is retrained
             warnings.warn(f"cached model {path} is unreadable ({e.__class__.__name__}); retraining it")
-    model = train_reference(recipe, seed, progress)
+    with _random_state_kept():
+        model = train_reference(recipe, seed, progress)
     if cache:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".tmp{os.getpid()}")

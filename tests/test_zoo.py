@@ -1,8 +1,12 @@
 """course_lib.zoo: trained once, cached by recipe, corrupt files retrained."""
+import random
+
+import numpy as np
 import pytest
 import torch
 
 from course_lib import zoo
+from course_lib.training import set_seed
 
 
 @pytest.fixture
@@ -27,6 +31,15 @@ def test_training_is_deterministic(tiny_recipe):
     a = zoo.get_model("student", cache=False)
     b = zoo.get_model("student", cache=False)
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+def test_training_a_reference_model_leaves_the_callers_random_state_alone(tiny_recipe):
+    set_seed(123)
+    expected = (random.random(), np.random.rand(), torch.rand(3))
+    set_seed(123)
+    zoo.get_model("student", cache=False)  # trains, drawing many random numbers of its own
+    got = (random.random(), np.random.rand(), torch.rand(3))
+    assert got[0] == expected[0] and got[1] == expected[1] and torch.equal(got[2], expected[2])
 
 
 def test_corrupt_cache_file_is_retrained(tiny_recipe):

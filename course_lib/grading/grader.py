@@ -90,13 +90,13 @@ def execute(nb: nbformat.NotebookNode, folder: Path, cell_timeout: float, total_
     result = Execution()
     start = time.monotonic()
     deadline = start + total_timeout
-    os.environ.setdefault("COURSE_LIB_PROGRESS", "0")
-    os.environ.setdefault("MPLBACKEND", "Agg")
     client = NotebookClient(nb, timeout=int(cell_timeout), kernel_name=KERNEL, allow_errors=True,
                             interrupt_on_timeout=False, record_timing=False,
                             resources={"metadata": {"path": str(folder)}})
     nb.metadata["kernelspec"] = {"name": KERNEL, "display_name": "Python 3", "language": "python"}
     env = {k: v for k, v in os.environ.items() if k != "COURSE_GRADING_SEED"}  # the hidden cases' seed stays here
+    env.setdefault("COURSE_LIB_PROGRESS", "0")
+    env.setdefault("MPLBACKEND", "Agg")
     with client.setup_kernel(env=env):
         dead = False
         for i, cell in enumerate(nb.cells):
