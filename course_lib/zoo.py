@@ -88,14 +88,15 @@ def get_model(name: str, seed: int = 0, cache: bool = True, progress: bool | Non
     """A trained reference model (``teacher``, ``student``, ``lenet300``, ``lenet5``) on MNIST-5k, in eval mode on the CPU.
 
     Trained with ``seed`` on first use and cached; with ``cache=False`` it is always retrained. Either way
-    the caller's random state is left as it was (training draws from a saved and restored generator state).
+    the caller's random state advances exactly as for building one untrained model (training draws from a
+    saved and restored state), so a notebook gives the same results with a cold or a warm cache.
     """
     if name not in RECIPES:
         raise ValueError(f"unknown reference model {name!r}; choose one of {', '.join(RECIPES)}")
     recipe = RECIPES[name]
     path = cache_dir() / f"{recipe.key(seed)}.pt"
+    model = build_model(recipe.model, recipe.dataset)  # draws from the caller's generator, cached or not
     if cache and path.exists():
-        model = build_model(recipe.model, recipe.dataset)
         try:
             model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
             return model.eval()
