@@ -22,15 +22,19 @@ class ConvNet(nn.Module):
     """Conv-BN-ReLU blocks with 2x2 max-pools, then a two-layer classifier.
 
     ``widths`` lists the output channels of the conv blocks, grouped into two stages
-    (``widths[:split]`` before the first pool, the rest before the second). Input
+    (``widths[:split]`` before the first pool, the rest before the second; a single width gets a
+    single pool). Input
     ``(N, in_channels, image_size, image_size)``, output logits ``(N, num_classes)``.
     """
 
     def __init__(self, widths: tuple[int, ...], hidden: int, in_channels: int = 1,
                  image_size: int = 28, num_classes: int = 10, dropout: float = 0.0) -> None:
         super().__init__()
-        if image_size % 4:
-            raise ValueError(f"image_size must be divisible by 4 (two 2x2 pools), got {image_size}")
+        if not widths or any(isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in widths):
+            raise ValueError(f"widths must list at least one positive integer, got {widths!r}")
+        pools = min(len(widths), 2)
+        if image_size % 2 ** pools:
+            raise ValueError(f"image_size must be divisible by {2 ** pools} ({pools} 2x2 pool(s)), got {image_size}")
         split = (len(widths) + 1) // 2
         layers: list[nn.Module] = []
         c = in_channels
@@ -40,7 +44,7 @@ class ConvNet(nn.Module):
             if i + 1 in (split, len(widths)):
                 layers.append(nn.MaxPool2d(2))
         self.features = nn.Sequential(*layers)
-        side = image_size // 4
+        side = image_size // 2 ** pools
         self.classifier = nn.Sequential(
             nn.Flatten(), nn.Linear(c * side * side, hidden), nn.ReLU(inplace=True),
             nn.Dropout(dropout), nn.Linear(hidden, num_classes))

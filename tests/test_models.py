@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from course_lib.models import LeNet300100, LeNet5, build_model
+from course_lib.models import ConvNet, LeNet300100, LeNet5, build_model
 
 
 def conv(c_in, c_out, k, bias):
@@ -49,3 +49,20 @@ def test_clear_errors():
         build_model("lenet5", "cifar10")
     with pytest.raises(ValueError, match=r"expected input of shape \(N, 1, 28, 28\), got \(2, 3, 32, 32\)"):
         build_model("teacher")(torch.rand(2, 3, 32, 32))
+
+
+@pytest.mark.parametrize("widths", [(8,), (8, 16), (8, 16, 32)])
+def test_convnet_classifier_matches_its_pools(widths):
+    # one width gets one 2x2 pool, two or more get two: the classifier must be sized for what the features give
+    model = ConvNet(widths, 16)
+    pools = sum(isinstance(m, torch.nn.MaxPool2d) for m in model.features)
+    assert pools == min(len(widths), 2)
+    side = 28 // 2 ** pools
+    assert model.classifier[1].in_features == widths[-1] * side * side
+    assert model(torch.zeros(3, 1, 28, 28)).shape == (3, 10)
+
+
+@pytest.mark.parametrize("widths", [(), (0,), (8, True)])
+def test_convnet_rejects_bad_widths(widths):
+    with pytest.raises(ValueError, match="widths"):
+        ConvNet(widths, 16)
