@@ -19,7 +19,13 @@ def _conv_block(c_in: int, c_out: int) -> list[nn.Module]:
 
 
 class ConvNet(nn.Module):
-    """Conv-BN-ReLU blocks with 2x2 max-pools, then a two-layer classifier.
+    """Conv-BN-ReLU blocks with 2x2 max-pools, then a two-layer classifier (Linear-BN-ReLU-Dropout-Linear).
+
+    The hidden layer is batch-normalised like the convolutions: its 3,136 inputs are all non-negative
+    (they come out of a ReLU and a max-pool), so without normalisation the first optimizer steps push
+    many hidden units below zero for every input and they never fire again (about three quarters of
+    them, measured on the teacher trained with AdamW); with BatchNorm each unit stays centred and fires
+    on about half of the inputs.
 
     ``widths`` lists the output channels of the conv blocks, grouped into two stages
     (``widths[:split]`` before the first pool, the rest before the second; a single width gets a
@@ -46,8 +52,8 @@ class ConvNet(nn.Module):
         self.features = nn.Sequential(*layers)
         side = image_size // 2 ** pools
         self.classifier = nn.Sequential(
-            nn.Flatten(), nn.Linear(c * side * side, hidden), nn.ReLU(inplace=True),
-            nn.Dropout(dropout), nn.Linear(hidden, num_classes))
+            nn.Flatten(), nn.Linear(c * side * side, hidden, bias=False), nn.BatchNorm1d(hidden),
+            nn.ReLU(inplace=True), nn.Dropout(dropout), nn.Linear(hidden, num_classes))
         self.in_channels, self.image_size = in_channels, image_size
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

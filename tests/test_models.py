@@ -22,8 +22,9 @@ def test_cnn_pair_works_for_its_input(name, dataset, shape):
 
 def test_parameter_counts_follow_the_layer_formulas():
     bn = lambda c: 2 * c
-    teacher = conv(1, 32, 3, False) + bn(32) + conv(32, 64, 3, False) + bn(64) + linear(64 * 7 * 7, 256) + linear(256, 10)
-    student = conv(1, 8, 3, False) + bn(8) + conv(8, 16, 3, False) + bn(16) + linear(16 * 7 * 7, 32) + linear(32, 10)
+    hidden = lambda n_in, n: n_in * n + bn(n)  # bias-free Linear, then BatchNorm1d
+    teacher = conv(1, 32, 3, False) + bn(32) + conv(32, 64, 3, False) + bn(64) + hidden(64 * 7 * 7, 256) + linear(256, 10)
+    student = conv(1, 8, 3, False) + bn(8) + conv(8, 16, 3, False) + bn(16) + hidden(16 * 7 * 7, 32) + linear(32, 10)
     count = lambda m: sum(p.numel() for p in m.parameters())
     assert count(build_model("teacher")) == teacher
     assert count(build_model("student")) == student
