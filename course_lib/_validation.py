@@ -173,3 +173,8 @@ def check_layer_mapping(mapping: object, name: str, model: nn.Module,
         raise _type_error(name, "a mapping {layer name: value}", mapping)
     select_layers(model, mapping.keys(), kinds=kinds)
     return dict(mapping)
+
+
+def check_sparsity(value: object, name: str = "sparsity", *, of: str = "weights", high_open: bool = False) -> float:
+    """A sparsity: the fraction in ``[0, 1]`` (``[0, 1)`` with ``high_open``) of the ``of`` to remove."""
+    return check_fraction(value, name, meaning=f"the fraction of {of} to remove", high_open=high_open)
