@@ -18,6 +18,23 @@ from ._validation import check_int, check_module, check_tensor
 from .training import model_device
 
 
+DEFAULT_IMAGE_SIZE = 28  # side of the example images when a model does not say (MNIST, the course's data)
+
+
+def example_input(model: nn.Module, batch_size: int = 1, *, seed: int = 0) -> torch.Tensor:
+    """Uniform random images ``(batch_size, C, S, S)`` in ``[0, 1)`` of the size ``model`` expects, on the CPU.
+
+    ``C`` is ``model.in_channels``, else the input channels of its first Conv2d, else 1; ``S`` is
+    ``model.image_size``, else :data:`DEFAULT_IMAGE_SIZE`. Drawn from a generator seeded with ``seed``.
+    """
+    check_module(model)
+    check_int(batch_size, "batch_size", 1)
+    first_conv = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+    channels = getattr(model, "in_channels", first_conv.in_channels if first_conv is not None else 1)
+    side = getattr(model, "image_size", DEFAULT_IMAGE_SIZE)
+    return torch.rand(batch_size, channels, side, side, generator=torch.Generator().manual_seed(seed))
+
+
 def count_parameters(model: nn.Module) -> int:
     """Number of parameter entries (trainable or not; buffers such as BatchNorm statistics excluded)."""
     return sum(p.numel() for p in check_module(model).parameters())

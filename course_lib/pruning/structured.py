@@ -21,11 +21,11 @@ import torch
 from torch import nn
 
 from .._validation import (check_float_tensor, check_layer_mapping, check_module, check_sparsity, check_tensor,
-                           select_layers, weight_layers)
+                           select_layers)
+from ..metrics import example_input as random_images
 from ..training import model_device
 from .unstructured import make_permanent
 
-DEFAULT_IMAGE_SIZE = 28  # side of the example input when the model does not say (MNIST, the course's data)
 _CHANNELWISE = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU, nn.Mish, nn.Sigmoid,
                 nn.Tanh, nn.Hardtanh, nn.Hardswish, nn.Hardsigmoid, nn.Softplus, nn.MaxPool2d, nn.AvgPool2d,
                 nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.Dropout, nn.Dropout2d, nn.Identity)
@@ -89,10 +89,7 @@ def _slice_linear_inputs(linear: nn.Linear, columns: torch.Tensor) -> nn.Linear:
 def _example_input(model: nn.Module, example_input: torch.Tensor | None) -> torch.Tensor:
     if example_input is not None:
         return check_float_tensor(example_input, "example_input", min_dim=4)[:1]
-    first = next(iter(weight_layers(model, (nn.Conv2d,)).values()))
-    channels = getattr(model, "in_channels", first.in_channels)
-    side = getattr(model, "image_size", DEFAULT_IMAGE_SIZE)
-    return torch.rand(1, channels, side, side, generator=torch.Generator().manual_seed(0))
+    return random_images(model)
 
 
 def _layer_chain(model: nn.Module, x: torch.Tensor) -> list[tuple[str, nn.Module, torch.Size]]:
@@ -158,9 +155,8 @@ def prune_channels(model: nn.Module, *, sparsity: float, scores: Mapping[str, to
             :func:`channel_l1_norms` of each filter.
         layers: names of the convolutions to prune (default: every conv whose channels feed another
             Conv2d or Linear layer, i.e. all but a last conv that produces the model's output).
-        example_input: one input the model accepts, used to follow the layers (default: random
-            ``(1, model.in_channels, model.image_size, model.image_size)``, with the first conv's input
-            channels and :data:`DEFAULT_IMAGE_SIZE` where the model has no such attributes).
+        example_input: one input the model accepts, used to follow the layers (default: one random image
+            of the size the model says it expects, :func:`course_lib.metrics.example_input`).
 
     Returns:
         A new model of the same class: each pruned conv keeps its highest-scored filters; the BatchNorm
