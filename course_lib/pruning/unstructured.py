@@ -208,16 +208,17 @@ def taylor_prune(model: nn.Module, loader: DataLoader, *, sparsity: Sparsity, sc
 
 
 def make_permanent(model: nn.Module) -> nn.Module:
-    """A copy of ``model`` with every pruning mask folded into its weight: plain parameters with zeros.
+    """A copy of ``model`` whose parametrized Linear/Conv2d weights (pruning masks, binary or shared weights)
+    are folded into plain parameters holding the values the layers computed with.
 
-    Like ``torch.nn.utils.prune.remove``; the copy's pruned layers have no parametrization left (any other
-    parametrization of a pruned weight is folded with the mask). Training it may make the zeros non-zero again.
+    Like ``torch.nn.utils.prune.remove``; the copy has no weight parametrization left. Training it may make
+    pruned zeros non-zero again, and shared weights diverge from their code book.
     """
     folded = copy.deepcopy(check_module(model))
-    for module in folded.modules():
-        if is_pruned(module):
+    for module in weight_layers(folded).values():
+        if parametrize.is_parametrized(module, "weight"):
             # A deep copy shares its original's parametrized class, and remove_parametrizations deletes the
-            # `weight` property from that class: give the copy a class of its own first.
+            # `weight` property from that class (breaking the original): give the copy a class of its own first.
             cls = type(module)
             module.__class__ = type(cls.__name__, cls.__bases__, dict(cls.__dict__))
             parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
