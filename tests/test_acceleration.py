@@ -182,7 +182,7 @@ def test_frozen_wrapper_turns_freezing_on_only_during_its_calls(monkeypatch):
 
     seen = []
 
-    def fake_compile(model, mode=None):
+    def fake_compile(model, mode=None, dynamic=None):
         def run(x):
             seen.append(inductor_config.freezing)
             return model(x)

@@ -55,7 +55,9 @@ def try_compile(model: nn.Module, example_input: torch.Tensor, *, mode: str | No
     """``torch.compile(model, mode=mode)`` and one call on ``example_input`` (which triggers the compilation).
 
     A copy of ``model`` in eval mode is compiled (``model`` is left untouched); with ``freezing=True`` it is
-    wrapped in :class:`Frozen` (inference only). Never raises for a
+    wrapped in :class:`Frozen` (inference only) and compiled for static shapes (``dynamic=False``: each new
+    input shape compiles again, since with torch 2.14 a frozen int8 graph recompiled with a dynamic batch
+    dimension fails Inductor's stride checks). Never raises for a
     compilation failure (missing compiler, unsupported operator...): the result then has ``model=None``
     and ``error`` set to the exception's type and first line.
     """
@@ -64,7 +66,7 @@ def try_compile(model: nn.Module, example_input: torch.Tensor, *, mode: str | No
     check_bool(freezing, "freezing")
     start = time.perf_counter()
     try:
-        compiled = torch.compile(copy.deepcopy(model).eval(), mode=mode)
+        compiled = torch.compile(copy.deepcopy(model).eval(), mode=mode, dynamic=False if freezing else None)
         if freezing:
             compiled = Frozen(compiled)
         with torch.inference_mode():

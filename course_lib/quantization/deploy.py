@@ -58,8 +58,20 @@ def convert_int8(model: nn.Module, batches: Iterable, *, example_input: torch.Te
     for inputs in calibration_inputs(batches, num_batches):
         prepared(inputs.cpu())
     converted = convert_pt2e(prepared)
+    _drop_unused_tensors(converted)
     allow_exported_model_train_eval(converted)
     return converted
+
+
+def _drop_unused_tensors(graph_module: torch.fx.GraphModule) -> None:
+    """Delete the parameters and buffers the graph no longer reads (the float weights that ``convert_pt2e``
+    replaced by int8 copies), so that the module's ``state_dict`` holds what the int8 model needs."""
+    used = {node.target for node in graph_module.graph.nodes if node.op == "get_attr"}
+    names = [name for name, _ in graph_module.named_parameters()] + [name for name, _ in graph_module.named_buffers()]
+    for name in names:
+        if name not in used:
+            owner, _, attribute = name.rpartition(".")
+            delattr(graph_module.get_submodule(owner), attribute)
 
 
 def compile_int8(model: nn.Module, batches: Iterable, *, example_input: torch.Tensor,
