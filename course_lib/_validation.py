@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
 T = TypeVar("T")
 
@@ -85,6 +86,15 @@ def check_fraction(value: object, name: str, *, meaning: str = "", high_open: bo
     return check_number(value, name, 0.0, 1.0, high_open=high_open, meaning=meaning)
 
 
+def check_ints(values: object, name: str, low: int | None = None, high: int | None = None) -> tuple[int, ...]:
+    """A non-empty tuple or list of integers, each checked by :func:`check_int`; returned as a tuple."""
+    if not isinstance(values, (tuple, list)):
+        raise _type_error(name, "a tuple of integers" + _range(low, high), values)
+    if not values:
+        raise ValueError(f"{name} must hold at least one integer{_range(low, high)}, got none")
+    return tuple(check_int(v, f"{name} entry", low, high) for v in values)
+
+
 def check_bool(value: object, name: str) -> bool:
     """``True`` or ``False`` (not 0, 1 or None)."""
     if not isinstance(value, bool):
@@ -141,6 +151,13 @@ def check_names(names: Iterable[str], name: str, known: Collection[str], what: s
     if len(set(names)) != len(names):
         raise ValueError(f"{name} must name each of the {what} at most once, got {names!r}")
     return names
+
+
+def weight_parametrization(module: nn.Module, kind: type[T]) -> T | None:
+    """The :mod:`torch.nn.utils.parametrize` parametrization of type ``kind`` on ``module.weight``, or ``None``."""
+    if not parametrize.is_parametrized(module, "weight"):
+        return None
+    return next((p for p in module.parametrizations.weight if isinstance(p, kind)), None)
 
 
 def weight_layers(model: nn.Module, kinds: tuple[type[nn.Module], ...] = WEIGHT_LAYERS) -> dict[str, nn.Module]:

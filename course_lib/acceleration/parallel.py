@@ -41,16 +41,8 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from .._validation import check_int, check_module, check_positive, check_tensor
+from .._validation import check_int, check_ints, check_module, check_positive, check_tensor
 from ..metrics import example_input as random_images, measure_latency
-
-
-def _check_sizes(values: object, name: str) -> tuple[int, ...]:
-    if not isinstance(values, (tuple, list)):
-        raise TypeError(f"{name} must be a tuple of positive integers, got {type(values).__name__}")
-    if not values:
-        raise ValueError(f"{name} must hold at least one positive integer, got none")
-    return tuple(check_int(v, f"{name} entry", 1) for v in values)
 
 
 def thread_latency(model: nn.Module, example_input: torch.Tensor, *, threads: tuple[int, ...] = (1, 2),
@@ -63,7 +55,7 @@ def thread_latency(model: nn.Module, example_input: torch.Tensor, *, threads: tu
     """
     check_module(model)
     check_tensor(example_input, "example_input")
-    threads = _check_sizes(threads, "threads")
+    threads = check_ints(threads, "threads", 1)
     check_int(rounds, "rounds", 1)
     medians: dict[int, list[float]] = {t: [] for t in threads}
     for round_ in range(rounds):
@@ -85,7 +77,7 @@ def batch_throughput(model: nn.Module, *, batch_sizes: tuple[int, ...] = (1, 8, 
     Inputs are uniform random images of the shape ``model`` expects (:func:`course_lib.metrics.example_input`). Rows: ``{"batch_size", "median_ms", "samples_per_s", "ms_per_sample"}``.
     """
     check_module(model)
-    batch_sizes = _check_sizes(batch_sizes, "batch_sizes")
+    batch_sizes = check_ints(batch_sizes, "batch_sizes", 1)
     check_int(repeats, "repeats", 1)
     rows = []
     for b in batch_sizes:

@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from .._validation import check_int
+from .._validation import check_int, check_names
 
 SECTIONS = ("distillation", "pruning", "quantization", "acceleration", "deep_compression")
 
@@ -47,11 +47,8 @@ def machine_info() -> dict[str, Any]:
 
 
 def check_sections(names: list[str] | tuple[str, ...]) -> None:
-    """Raise ``ValueError`` naming every entry of ``names`` that is not one of :data:`SECTIONS`."""
-    unknown = [n for n in names if n not in SECTIONS]
-    if unknown:
-        raise ValueError(f"unknown section(s) {', '.join(map(repr, unknown))}; "
-                         f"choose from {', '.join(SECTIONS)}")
+    """Raise ``ValueError`` naming every entry of ``names`` that is not one of :data:`SECTIONS` (repeats are allowed)."""
+    check_names(dict.fromkeys(names), "sections", SECTIONS, "sections of the benchmark")
 
 
 def run_section(name: str, quick: bool = False, seeds: int = 3) -> dict[str, Any]:

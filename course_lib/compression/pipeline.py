@@ -34,7 +34,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from .._tables import markdown_table
-from .._validation import (check_choice, check_fraction, check_int, check_layer_mapping, check_module,
+from .._validation import (check_choice, check_fraction, check_int, check_ints, check_layer_mapping, check_module,
                            check_number, check_positive, check_sparsity, select_layers)
 from ..pruning import magnitude_prune, make_permanent
 from ..pruning.storage import other_tensor_bytes
@@ -58,14 +58,6 @@ def _check_widths(widths: object, name: str, model: nn.Module) -> int | dict[str
     return check_int(widths, name, 1, MAX_INDEX_BITS)
 
 
-def _check_candidates(candidates: object) -> list[int]:
-    if not isinstance(candidates, (tuple, list)):
-        raise TypeError(f"candidates must be a tuple of widths in [1, {MAX_INDEX_BITS}], got {type(candidates).__name__}")
-    if not candidates:
-        raise ValueError(f"candidates must hold at least one width in [1, {MAX_INDEX_BITS}], got none")
-    return sorted(check_int(b, "candidates entry", 1, MAX_INDEX_BITS) for b in candidates)
-
-
 def paper_bits(model: nn.Module, *, conv: int = PAPER_CONV_BITS, fc: int = PAPER_FC_BITS) -> dict[str, int]:
     """The paper's code-book widths: ``conv`` bits for every Conv2d layer and ``fc`` for every Linear layer."""
     check_int(conv, "conv", 1, MAX_INDEX_BITS)
@@ -85,7 +77,7 @@ def choose_bits(model: nn.Module, loader: DataLoader, *, candidates: tuple[int, 
     """
     check_module(model)
     check_fraction(tolerance, "tolerance", meaning="the accuracy that may be lost")
-    widths = _check_candidates(candidates)
+    widths = sorted(check_ints(candidates, "candidates", 1, MAX_INDEX_BITS))
     reference = evaluate(model, loader)
     plain = make_permanent(model)
     for b in widths:
@@ -138,7 +130,7 @@ def choose_index_bits(model: nn.Module, *, candidates: tuple[int, ...] = WIDTHS)
     Huffman code softens both. Decided on the file's bytes alone (no data): one :func:`compress` per width.
     """
     check_module(model)
-    widths = _check_candidates(candidates)
+    widths = sorted(check_ints(candidates, "candidates", 1, MAX_INDEX_BITS))
     if not any(is_shared(m) for m in model.modules()):
         raise ValueError("model has no shared layer; share its weights first (course_lib.quantization.share_weights)")
     sizes: dict[str, dict[int, int]] = {}

@@ -24,7 +24,7 @@ from torch.nn.utils import parametrize
 from torch.utils.data import DataLoader
 
 from .._validation import (check_choice, check_int, check_layer_mapping, check_module, check_sparsity, check_tensor,
-                           select_layers, weight_layers)
+                           select_layers, weight_layers, weight_parametrization)
 from ..training import LossFn, cross_entropy_loss, pick_device
 from .masks import global_magnitude_masks, magnitude_mask, random_mask, taylor_importance
 
@@ -43,15 +43,9 @@ class Mask(nn.Module):
         return weight * self.mask
 
 
-def _mask_of(module: nn.Module) -> Mask | None:
-    if not parametrize.is_parametrized(module, "weight"):
-        return None
-    return next((p for p in module.parametrizations.weight if isinstance(p, Mask)), None)
-
-
 def is_pruned(module: nn.Module) -> bool:
     """Whether ``module.weight`` carries a pruning :class:`Mask`."""
-    return _mask_of(module) is not None
+    return weight_parametrization(module, Mask) is not None
 
 
 def masks_from_scores(scores: Mapping[str, torch.Tensor], sparsity: Sparsity, scope: str) -> dict[str, torch.Tensor]:
@@ -74,7 +68,7 @@ def install_masks(layers: Mapping[str, nn.Module], masks: Mapping[str, torch.Ten
     for name, mask in masks.items():
         module = layers[name]
         mask = mask.detach().to(module.weight.device, module.weight.dtype)
-        existing = _mask_of(module)
+        existing = weight_parametrization(module, Mask)
         if existing is not None:
             existing.mask.mul_(mask)
         else:

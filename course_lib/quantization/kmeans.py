@@ -37,7 +37,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from .._validation import (check_bool, check_choice, check_float_tensor, check_int, check_layer_mapping,
-                           check_module, select_layers)
+                           check_module, select_layers, weight_parametrization)
 
 INITS = ("linear", "density", "random")
 MAX_BITS = 16  # widest code book kmeans_codebook builds (2**16 centroids)
@@ -150,20 +150,14 @@ class SharedWeight(nn.Module):
         return sums / counts.clamp(min=1)
 
 
-def _sharing_of(module: nn.Module) -> SharedWeight | None:
-    if not parametrize.is_parametrized(module, "weight"):
-        return None
-    return next((p for p in module.parametrizations.weight if isinstance(p, SharedWeight)), None)
-
-
 def is_shared(module: nn.Module) -> bool:
     """Whether :func:`share_weights` has set ``module``'s weight up as ``codebook[indices]``."""
-    return _sharing_of(module) is not None
+    return weight_parametrization(module, SharedWeight) is not None
 
 
 def codebook_of(module: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
     """``(codebook (2**bits,), indices int64 of the weight's shape)`` of a shared layer, detached."""
-    sharing = _sharing_of(module)
+    sharing = weight_parametrization(module, SharedWeight)
     if sharing is None:
         raise ValueError(f"{module.__class__.__name__} layer is not shared; call share_weights(model, bits=...) first")
     return sharing.codebook(module.parametrizations.weight.original).detach(), sharing.indices
