@@ -351,6 +351,8 @@ def test_pt2e_int8_graph_uses_quantize_ops_and_matches_fp32():
         assert q(x[:5]).shape == (5, 3)  # the batch dimension is dynamic
     assert (out - ref).abs().max() < 0.05 * ref.abs().max()
     assert isinstance(model[1], nn.BatchNorm2d)
+    weights = [t for t in q.state_dict().values() if t.dim() > 1]  # the float weights it replaced are gone
+    assert weights and all(t.dtype == torch.int8 for t in weights)
 
 
 @pytest.mark.slow  # compiles with Inductor (a C++ compiler, tens of seconds)
@@ -363,3 +365,19 @@ def test_compile_int8_runs_onednn_int8_kernels_and_leaves_freezing_off():
         out, ref = q(x), model(x)
     assert (out - ref).abs().max() < 0.05 * ref.abs().max()
     assert inductor_config.freezing is False
+
+
+@pytest.mark.slow  # the zoo teacher (trained on first use) and an Inductor compilation
+def test_pt2e_int8_teacher_keeps_the_fp32_accuracy():
+    from course_lib.data import load_mnist5k, make_loaders
+    from course_lib.metrics import model_size_bytes
+    from course_lib.training import evaluate
+    from course_lib.zoo import get_model
+
+    teacher = get_model("teacher")
+    loaders = make_loaders(load_mnist5k(), batch_size=64)
+    example = next(iter(loaders.test))[0]
+    int8 = compile_int8(teacher, loaders.train, example_input=example, num_batches=8)
+    fp32_accuracy, int8_accuracy = evaluate(teacher, loaders.test), evaluate(int8, loaders.test)
+    assert abs(int8_accuracy - fp32_accuracy) <= 0.005, (int8_accuracy, fp32_accuracy)  # half a point
+    assert model_size_bytes(teacher) / model_size_bytes(int8) > 3.5  # int8 weights, fp32 biases and scales
