@@ -187,7 +187,7 @@ def class_accuracy(model: nn.Module, dataset: TensorDataset, label: int) -> floa
     return (logits[mine].argmax(1) == label).float().mean().item()
 
 
-def best_bias_shift(model: nn.Module, loader: DataLoader, label: int,
+def best_bias_shift(model: nn.Module, loader: DataLoader, label: int, *,
                     shifts: tuple[float, ...] = tuple(0.5 * i for i in range(21))) -> float:
     """The shift of class ``label``'s logit, among ``shifts``, that maximises accuracy on ``loader``.
 
