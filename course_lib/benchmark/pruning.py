@@ -18,7 +18,8 @@ Reported (accuracies are fractions in ``[0, 1]`` on the test split, never used f
 Latencies come from one :func:`~course_lib.metrics.compare_latency` call (same run, same batch of 64 test
 images). The fine-tuning recipe (:func:`finetune`: :data:`FINETUNE_EPOCHS` epochs of AdamW at
 :data:`FINETUNE_LR`, cosine, the zoo's augmentation and weight decay) and :data:`CHANNEL_SPARSITY` are the
-choices the chapter ``book/code/pruning.ipynb`` makes on the validation split; it imports them from here.
+choices made on the validation split; the chapter ``book/code/pruning.ipynb`` imports them from here, and its
+validation scans print whether they still pick them.
 ``quick=True`` fine-tunes on :data:`QUICK_TRAIN_IMAGES` training images with one seed: it checks that the
 section runs, not the targets.
 """

@@ -6,8 +6,9 @@ Reported (accuracies are fractions in ``[0, 1]`` on the test split, never used f
 - ``ptq.int8``, ``ptq.int4``: post-training quantization simulated with fake quantization
   (:func:`~course_lib.quantization.post_training_quantize`): BatchNorm folded, weights symmetric per
   output channel and activations asymmetric with ``bits`` bits each (W8A8, W4A4), activation ranges
-  calibrated on :data:`CALIBRATION_BATCHES` training batches with the observers :data:`OBSERVERS` that the
-  chapter ``book/code/quantization.ipynb`` chooses on the validation split (deterministic: one value);
+  calibrated on :data:`CALIBRATION_BATCHES` training batches with the observers :data:`OBSERVERS`, chosen on the
+  validation split (the chapter ``book/code/quantization.ipynb`` imports them and its scan prints whether it
+  still picks them; deterministic: one value);
 - ``qat.int4``: W4A4 quantization-aware training (:func:`~course_lib.quantization.quantization_aware_train`),
   :data:`QAT_EPOCHS` epochs from the PTQ model; ``qat.binary``: binary weights ``alpha * sign(w)``,
   ``alpha = mean|w|`` per output channel, on :data:`BINARY_LAYERS` (first and last layers in fp32,
