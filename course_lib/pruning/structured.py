@@ -14,7 +14,6 @@ previous layer's output, and cuts every layer that the removed channels flow thr
 """
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterable, Mapping
 
 import torch
@@ -143,6 +142,14 @@ def _reaches_output(chain: list[tuple[str, nn.Module, torch.Size]], index: int) 
     return not any(isinstance(m, (nn.Conv2d, nn.Linear)) for _, m, _ in chain[index + 1:])
 
 
+def _channels_kept(name: str, conv: nn.Conv2d, scores: Mapping[str, torch.Tensor], sparsity: float) -> torch.Tensor:
+    """The output channels of ``conv`` that stay: its highest ``scores[name]`` (default: filter l1 norms)."""
+    score = check_tensor(scores[name], f"scores[{name!r}]") if name in scores else channel_l1_norms(conv.weight)
+    if score.shape != (conv.out_channels,):
+        raise ValueError(f"scores[{name!r}] must have shape ({conv.out_channels},), got {tuple(score.shape)}")
+    return channels_to_keep(score.detach().cpu(), sparsity)
+
+
 def prune_channels(model: nn.Module, *, sparsity: float, scores: Mapping[str, torch.Tensor] | None = None,
                    layers: Iterable[str] | None = None, example_input: torch.Tensor | None = None) -> nn.Module:
     """A physically smaller copy of ``model``: ``round(sparsity * C_out)`` output channels removed from each conv.
@@ -174,23 +181,19 @@ def prune_channels(model: nn.Module, *, sparsity: float, scores: Mapping[str, to
     position = {name: i for i, (name, _, _) in enumerate(chain)}
     feeding = [name for name in convs if name in position and not _reaches_output(chain, position[name])]
     selected = set(feeding if layers is None else select_layers(model, layers, kinds=(nn.Conv2d,)))
-    for name in selected - set(feeding):
-        raise ValueError(f"layers names {name}, whose channels reach the model's output (or which forward does not "
-                         f"call); removing them would change the output; choose among {', '.join(feeding)}")
+    invalid = sorted(selected - set(feeding))
+    if invalid:
+        raise ValueError(f"layers must name convolutions whose channels feed another Conv2d or Linear layer "
+                         f"({', '.join(feeding)}); {', '.join(invalid)} reach the model's output or are not called, "
+                         "and removing their channels would change the output")
     keep = None  # indices of the channels of the current activation that are kept (None: all of them)
     for name, module, in_shape in chain:
         if isinstance(module, nn.Conv2d):
-            if module.groups != 1:
-                raise ValueError(f"prune_channels does not support grouped convolutions; {name} has "
-                                 f"groups={module.groups}")
-            out_keep = None
-            if name in selected:
-                score = scores.get(name, channel_l1_norms(module.weight))
-                if score.shape != (module.out_channels,):
-                    raise ValueError(f"scores[{name!r}] must have shape ({module.out_channels},), "
-                                     f"got {tuple(score.shape)}")
-                out_keep = channels_to_keep(score.detach().cpu(), sparsity)
+            out_keep = _channels_kept(name, module, scores, sparsity) if name in selected else None
             if keep is not None or out_keep is not None:
+                if module.groups != 1:
+                    raise ValueError(f"prune_channels does not support grouped convolutions; {name} has "
+                                     f"groups={module.groups}")
                 new = _slice_conv(module, torch.arange(module.out_channels) if out_keep is None else out_keep,
                                   torch.arange(module.in_channels) if keep is None else keep)
                 small.set_submodule(name, new)
