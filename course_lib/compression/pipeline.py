@@ -1,4 +1,4 @@
-"""The Deep Compression pipeline (Han et al., 2016) on a model, one verb per stage.
+"""The Deep Compression pipeline (Han et al., 2016) on a model, stage by stage.
 
 1. **Prune** each Linear/Conv2d layer to its own sparsity $s_\\ell$ by weight magnitude
    (:func:`course_lib.pruning.magnitude_prune` with ``scope="layer"``, whose masks stay in force) and
