@@ -139,10 +139,11 @@ def magnitude_prune(model: nn.Module, *, sparsity: Sparsity, scope: str = "globa
     return _prune_copy(model, lambda found: {n: m.weight.detach() for n, m in found.items()}, sparsities, scope)
 
 
-def random_prune(model: nn.Module, *, sparsity: float, layers: Iterable[str] | None = None,
+def random_prune(model: nn.Module, *, sparsity: Sparsity, layers: Iterable[str] | None = None,
                  generator: torch.Generator | None = None) -> nn.Module:
     """A copy of ``model`` with ``round(sparsity * n)`` of each layer's ``n`` weights masked at random (the
-    article's baseline), drawn with :func:`~course_lib.pruning.random_mask` (a seeded ``generator`` repeats them)."""
+    article's baseline), drawn with :func:`~course_lib.pruning.random_mask` (a seeded ``generator`` repeats them).
+    ``sparsity`` is one fraction for the ``layers`` (default all) or a mapping ``{layer name: sparsity}``."""
     check_module(model)
     if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
