@@ -13,32 +13,38 @@ $T$; the factor $T^2$ keeps the soft term on the same scale whatever $T$ (see th
 teacher's arg-max predictions ("rounded teacher outputs").
 
 Pure tensor functions first (:func:`soft_targets`, :func:`distillation_loss`,
-:func:`hard_label_loss`), then the model-level verbs (:func:`distillation_step`, :func:`distill`),
-then the helpers of Hinton et al.'s omitted-class experiment.
+:func:`hard_label_loss`), then one optimizer step (:func:`distillation_step`, what a training loop
+calls) and the model-level verb :func:`distill` (a distilled copy of the student), then the helpers of
+Hinton et al.'s omitted-class experiment.
 """
 from __future__ import annotations
 
-from numbers import Real
+import copy
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from .training import History, pick_device, predict, train
+from ._validation import (check_bool, check_float_tensor, check_fraction, check_int, check_module, check_positive,
+                          check_tensor)
+from .training import Trained, pick_device, predict, train
+
+EVAL_BATCH_SIZE = 500  # batch size of the evaluation passes of class_accuracy (any value gives the same result)
 
 
 def _check_temperature(temperature: float) -> None:
-    if isinstance(temperature, bool) or not isinstance(temperature, Real) or not temperature > 0:
-        raise ValueError(f"temperature must be a positive number, got {temperature!r}")
+    check_positive(temperature, "temperature")
 
 
 def _check_alpha(alpha: float) -> None:
-    if isinstance(alpha, bool) or not isinstance(alpha, Real) or not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha must be a number in [0, 1], got {alpha!r}")
+    check_fraction(alpha, "alpha", meaning="the weight of the soft term")
 
 
 def _check_logits(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor) -> None:
+    check_float_tensor(student_logits, "student_logits")
+    check_float_tensor(teacher_logits, "teacher_logits")
+    check_tensor(labels, "labels")
     if student_logits.dim() != 2:
         raise ValueError(f"student_logits must have shape (N, K), got {tuple(student_logits.shape)}")
     if teacher_logits.shape != student_logits.shape:
@@ -55,6 +61,7 @@ def soft_targets(logits: torch.Tensor, temperature: float) -> torch.Tensor:
     ``logits`` has any shape ``(..., K)``; the result has the same shape and sums to 1 over ``K``.
     ``temperature = 1`` is the ordinary softmax; larger values flatten it towards uniform.
     """
+    check_float_tensor(logits, "logits", min_dim=1)
     _check_temperature(temperature)
     return torch.softmax(logits / temperature, dim=-1)
 
@@ -118,27 +125,32 @@ def distillation_step(student: nn.Module, teacher: nn.Module, inputs: torch.Tens
     return loss.item()
 
 
-def distill(student: nn.Module, teacher: nn.Module, loader: DataLoader, epochs: int, *,
+def distill(student: nn.Module, teacher: nn.Module, loader: DataLoader, *, epochs: int,
             temperature: float = 4.0, alpha: float = 0.9, hard: bool = False,
-            device: str | torch.device | None = None, **train_kwargs) -> History:
-    """Train ``student`` in place to imitate ``teacher`` on the batches of ``loader``; the teacher is never updated.
+            device: str | torch.device | None = None, **train_kwargs) -> Trained:
+    """A copy of ``student`` trained for ``epochs`` to imitate ``teacher`` on the batches of ``loader``.
 
     The loss is :func:`distillation_loss` (soft targets at ``temperature``) or, with ``hard=True``,
     :func:`hard_label_loss` (the teacher's arg-max; ``temperature`` then plays no role). The labels
-    of ``loader`` enter with weight ``1 - alpha``. The teacher is put in eval mode, moved to the
-    training device and run under ``torch.no_grad()``; it sees the same (possibly augmented) inputs
-    as the student. ``train_kwargs`` go to :func:`course_lib.training.train` (``lr``,
-    ``weight_decay``, ``augment``, ``val_loader``, ``seed``, ``progress``, ...).
-    Returns the student's training :class:`~course_lib.training.History`.
+    of ``loader`` enter with weight ``1 - alpha``. A copy of the teacher, in eval mode on the training
+    device, runs under ``torch.no_grad()``; it sees the same (possibly augmented) inputs as the student.
+    ``train_kwargs`` go to :func:`course_lib.training.train` (``lr``, ``weight_decay``, ``augment``,
+    ``val_loader``, ``seed``, ``progress``, ...). Neither ``student`` nor ``teacher`` is changed.
+
+    Returns:
+        :class:`~course_lib.training.Trained`: the distilled student (eval mode) and its training history.
     """
+    check_module(student, "student")
+    check_module(teacher, "teacher")
+    check_int(epochs, "epochs", 0)
     _check_temperature(temperature)
     _check_alpha(alpha)
-    if not isinstance(hard, bool):
-        raise ValueError(f"hard must be True or False, got {hard!r}")
+    check_bool(hard, "hard")
     if "loss_fn" in train_kwargs:
         raise ValueError("distill builds its own loss_fn from temperature, alpha and hard; do not pass loss_fn")
     device = pick_device(device)
-    teacher.eval().to(device)
+    teacher = copy.deepcopy(teacher).eval().to(device)
+    student = copy.deepcopy(student)
 
     def loss_fn(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
@@ -147,13 +159,17 @@ def distill(student: nn.Module, teacher: nn.Module, loader: DataLoader, epochs: 
             return hard_label_loss(model(inputs), teacher_logits, targets, alpha)
         return distillation_loss(model(inputs), teacher_logits, targets, temperature, alpha)
 
-    return train(student, loader, epochs, loss_fn=loss_fn, device=device, **train_kwargs)
+    history = train(student, loader, epochs, loss_fn=loss_fn, device=device, **train_kwargs)
+    return Trained(student, history)
 
 
 # --- The omitted-class experiment (Hinton et al., 2015, section 3) ---------------------------------
 
 def without_class(dataset: TensorDataset, label: int) -> TensorDataset:
     """The examples of a ``TensorDataset`` of (images, labels) whose label is not ``label``."""
+    if not isinstance(dataset, TensorDataset):
+        raise TypeError(f"dataset must be a TensorDataset of (images, labels), got {type(dataset).__name__}")
+    check_int(label, "label")
     images, labels = dataset.tensors
     keep = labels != label
     if keep.all():
@@ -163,14 +179,15 @@ def without_class(dataset: TensorDataset, label: int) -> TensorDataset:
 
 def class_accuracy(model: nn.Module, dataset: TensorDataset, label: int) -> float:
     """Fraction of the examples of class ``label`` in ``dataset`` that ``model`` assigns to ``label``."""
-    logits, labels = predict(model, DataLoader(dataset, batch_size=500))
+    check_int(label, "label")
+    logits, labels = predict(model, DataLoader(dataset, batch_size=EVAL_BATCH_SIZE))
     mine = labels == label
     if not mine.any():
         raise ValueError(f"label {label!r} does not occur in dataset")
     return (logits[mine].argmax(1) == label).float().mean().item()
 
 
-def best_bias_shift(model: nn.Module, loader: DataLoader, label: int,
+def best_bias_shift(model: nn.Module, loader: DataLoader, label: int, *,
                     shifts: tuple[float, ...] = tuple(0.5 * i for i in range(21))) -> float:
     """The shift of class ``label``'s logit, among ``shifts``, that maximises accuracy on ``loader``.
 
@@ -178,8 +195,9 @@ def best_bias_shift(model: nn.Module, loader: DataLoader, label: int,
     (a student that never saw the class under-rates it), so the choice is made on the logits of
     ``loader``, which must be a validation set, never the test set. Ties go to the first shift.
     """
+    check_int(label, "label")
     if not shifts:
-        raise ValueError("shifts must list at least one value")
+        raise ValueError("shifts must list at least one value, got none")
     logits, labels = predict(model, loader)
     bump = torch.zeros(logits.shape[1])
     accuracies = []

@@ -14,21 +14,36 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ._validation import check_int, check_module, check_tensor
+from .training import model_device
+
+
+DEFAULT_IMAGE_SIZE = 28  # side of the example images when a model does not say (MNIST, the course's data)
+
+
+def example_input(model: nn.Module, batch_size: int = 1, *, seed: int = 0) -> torch.Tensor:
+    """Uniform random images ``(batch_size, C, S, S)`` in ``[0, 1)`` of the size ``model`` expects, on the CPU.
+
+    ``C`` is ``model.in_channels``, else the input channels of its first Conv2d, else 1; ``S`` is
+    ``model.image_size``, else :data:`DEFAULT_IMAGE_SIZE`. Drawn from a generator seeded with ``seed``.
+    """
+    check_module(model)
+    check_int(batch_size, "batch_size", 1)
+    first_conv = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+    channels = getattr(model, "in_channels", first_conv.in_channels if first_conv is not None else 1)
+    side = getattr(model, "image_size", DEFAULT_IMAGE_SIZE)
+    return torch.rand(batch_size, channels, side, side, generator=torch.Generator().manual_seed(seed))
+
 
 def count_parameters(model: nn.Module) -> int:
     """Number of parameter entries (trainable or not; buffers such as BatchNorm statistics excluded)."""
-    return sum(p.numel() for p in model.parameters())
-
-
-def count_nonzero_parameters(model: nn.Module) -> int:
-    """Number of parameter entries that are not exactly zero (a pruned model's effective size)."""
-    return sum(int(torch.count_nonzero(p.detach())) for p in model.parameters())
+    return sum(p.numel() for p in check_module(model).parameters())
 
 
 def model_size_bytes(model: nn.Module) -> int:
     """Bytes of ``torch.save(model.state_dict())``: the size of the model as actually serialized."""
     buffer = io.BytesIO()
-    torch.save(model.state_dict(), buffer)
+    torch.save(check_module(model).state_dict(), buffer)
     return buffer.getbuffer().nbytes
 
 
@@ -54,21 +69,12 @@ def _summarise(times_s: list[float], threads: int, batch_size: int) -> Latency:
     return Latency(statistics.median(ms), deciles[0], deciles[-1], len(ms), threads, batch_size)
 
 
-def _check_timing_args(warmup: int, repeats: int, threads: int | None) -> None:
-    if not isinstance(warmup, int) or warmup < 0:
-        raise ValueError(f"warmup must be a non-negative integer, got {warmup!r}")
-    if not isinstance(repeats, int) or repeats < 1:
-        raise ValueError(f"repeats must be a positive integer, got {repeats!r}")
-    if threads is not None and (not isinstance(threads, int) or threads < 1):
-        raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
-
-
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
 
-def compare_latency(models: dict[str, nn.Module], example_input: torch.Tensor, warmup: int = 10,
+def compare_latency(models: dict[str, nn.Module], example_input: torch.Tensor, *, warmup: int = 10,
                     repeats: int = 50, threads: int | None = None) -> dict[str, Latency]:
     """Latency of each model on ``example_input``, measured side by side.
 
@@ -76,9 +82,17 @@ def compare_latency(models: dict[str, nn.Module], example_input: torch.Tensor, w
     alike. Runs under ``torch.inference_mode()`` with ``threads`` intra-op threads (default: the
     current setting, which is restored afterwards). ``example_input`` is moved to each model's device.
     """
-    _check_timing_args(warmup, repeats, threads)
+    check_int(warmup, "warmup", 0)
+    check_int(repeats, "repeats", 1)
+    if threads is not None:
+        check_int(threads, "threads", 1)
+    check_tensor(example_input, "example_input", min_dim=1)
+    if not isinstance(models, dict):
+        raise TypeError(f"models must be a dict {{name: model}}, got {type(models).__name__}")
     if not models:
-        raise ValueError("models must name at least one model")
+        raise ValueError("models must name at least one model, got an empty dict")
+    for name, model in models.items():
+        check_module(model, f"models[{name!r}]")
     previous = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
@@ -87,8 +101,7 @@ def compare_latency(models: dict[str, nn.Module], example_input: torch.Tensor, w
         runners = {}
         for name, model in models.items():
             model.eval()
-            first = next(model.parameters(), None)
-            device = first.device if first is not None else torch.device("cpu")
+            device = model_device(model)
             runners[name] = (model, example_input.to(device), device)
         times: dict[str, list[float]] = {name: [] for name in models}
         with torch.inference_mode():
@@ -105,10 +118,10 @@ def compare_latency(models: dict[str, nn.Module], example_input: torch.Tensor, w
         torch.set_num_threads(previous)
 
 
-def measure_latency(model: nn.Module, example_input: torch.Tensor, warmup: int = 10, repeats: int = 50,
+def measure_latency(model: nn.Module, example_input: torch.Tensor, *, warmup: int = 10, repeats: int = 50,
                     threads: int | None = None) -> Latency:
     """Latency of one forward pass of ``model`` on ``example_input`` (see :func:`compare_latency`)."""
-    return compare_latency({"model": model}, example_input, warmup, repeats, threads)["model"]
+    return compare_latency({"model": model}, example_input, warmup=warmup, repeats=repeats, threads=threads)["model"]
 
 
 def speedup(baseline: Latency, candidate: Latency) -> float:

@@ -8,6 +8,7 @@ import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from ._validation import check_int, check_tensor
 from .training import History
 
 
@@ -15,9 +16,11 @@ def _axes(ax: Axes | None, figsize: tuple[float, float] = (5.0, 3.5)) -> Axes:
     return ax if ax is not None else plt.subplots(figsize=figsize, layout="constrained")[1]
 
 
-def plot_curves(x: Sequence[float], curves: Mapping[str, Sequence[float]], xlabel: str, ylabel: str,
+def plot_curves(x: Sequence[float], curves: Mapping[str, Sequence[float]], xlabel: str, ylabel: str, *,
                 title: str | None = None, ax: Axes | None = None, logx: bool = False) -> Axes:
     """One line per entry of ``curves`` (label -> y values over ``x``), with markers and a legend."""
+    if not isinstance(curves, Mapping):
+        raise TypeError(f"curves must be a mapping {{label: y values}}, got {type(curves).__name__}")
     ax = _axes(ax)
     for label, y in curves.items():
         if len(y) != len(x):
@@ -34,6 +37,8 @@ def plot_curves(x: Sequence[float], curves: Mapping[str, Sequence[float]], xlabe
 
 def plot_history(history: History, title: str | None = None) -> Figure:
     """Training loss and (if recorded) validation accuracy in % per epoch, side by side."""
+    if not isinstance(history, History):
+        raise TypeError(f"history must be a course_lib.training.History, got {type(history).__name__}")
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.2), layout="constrained")
     epochs = list(range(1, len(history.loss) + 1))
     plot_curves(epochs, {"train": history.loss}, "epoch", "training loss (cross-entropy)", ax=left)
@@ -47,8 +52,10 @@ def plot_history(history: History, title: str | None = None) -> Figure:
     return fig
 
 
-def show_images(images: torch.Tensor, labels: Sequence[str] | None = None, cols: int = 10) -> Figure:
+def show_images(images: torch.Tensor, labels: Sequence[str] | None = None, *, cols: int = 10) -> Figure:
     """A grid of images ``(N, C, H, W)`` in ``[0, 1]`` (grey or RGB) with optional titles."""
+    check_tensor(images, "images")
+    check_int(cols, "cols", 1)
     if images.dim() != 4 or images.shape[1] not in (1, 3):
         raise ValueError(f"images must have shape (N, 1 or 3, H, W), got {tuple(images.shape)}")
     n = len(images)

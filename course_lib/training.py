@@ -2,11 +2,17 @@
 
 ``train`` takes any loss of the form ``loss_fn(model, inputs, targets) -> scalar``, so distillation
 (which needs the teacher's logits for the same inputs) and quantization-aware training plug in
-without a loop of their own; ``after_step`` runs after every optimizer step (pruning uses it to
-keep masks enforced when a model is not pruned through parametrizations).
+without a loop of their own; ``after_step`` runs after every optimizer step (gradual pruning uses it
+to raise the sparsity on schedule).
+
+``train`` is the one loop that changes its model in place. The technique verbs that train
+(:func:`course_lib.distillation.distill`, :func:`course_lib.pruning.gradual_prune`,
+:func:`course_lib.quantization.quantization_aware_train`, :func:`fine_tune`) work on a copy and return a
+:class:`Trained`: the new model and its :class:`History`.
 """
 from __future__ import annotations
 
+import copy
 import os
 import random
 from collections.abc import Callable
@@ -19,6 +25,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from ._validation import check_bool, check_choice, check_int, check_module, check_positive
 from .data import random_shift
 
 LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -26,8 +33,7 @@ LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 
 def set_seed(seed: int) -> None:
     """Seed Python, NumPy and PyTorch (CPU and CUDA) so that a run repeats exactly on the same machine."""
-    if not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    check_int(seed, "seed", 0)
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -48,7 +54,13 @@ def progress_enabled(progress: bool | None) -> bool:
     """Resolve a ``progress`` flag: ``None`` means on, unless ``COURSE_LIB_PROGRESS=0`` is set."""
     if progress is None:
         return os.environ.get("COURSE_LIB_PROGRESS", "1") != "0"
-    return progress
+    return check_bool(progress, "progress")
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """The device of ``model``'s first parameter (the CPU for a model without parameters)."""
+    first = next(check_module(model).parameters(), None)
+    return first.device if first is not None else torch.device("cpu")
 
 
 def cross_entropy_loss(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -62,6 +74,14 @@ class History:
 
     loss: list[float] = field(default_factory=list)
     val_accuracy: list[float] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Trained:
+    """What a verb that trains returns: the new ``model`` (in eval mode) and its training ``history``."""
+
+    model: nn.Module
+    history: History
 
 
 def train(model: nn.Module, loader: DataLoader, epochs: int, *, loss_fn: LossFn = cross_entropy_loss,
@@ -79,12 +99,11 @@ def train(model: nn.Module, loader: DataLoader, epochs: int, *, loss_fn: LossFn 
         after_step: called with the model after every optimizer step.
         seed: if given, :func:`set_seed` is called first.
     """
-    if not isinstance(epochs, int) or epochs < 0:
-        raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}")
-    if schedule not in (None, "cosine"):
-        raise ValueError(f"schedule must be 'cosine' or None, got {schedule!r}")
-    if lr <= 0:
-        raise ValueError(f"lr must be positive, got {lr}")
+    check_module(model)
+    check_int(epochs, "epochs", 0)
+    check_choice(schedule, "schedule", (None, "cosine"))
+    check_positive(lr, "lr")
+    check_int(augment, "augment", 0)
     if seed is not None:
         set_seed(seed)
     device = pick_device(device)
@@ -121,12 +140,22 @@ def train(model: nn.Module, loader: DataLoader, epochs: int, *, loss_fn: LossFn 
     return history
 
 
+def fine_tune(model: nn.Module, loader: DataLoader, *, epochs: int, **train_kwargs) -> Trained:
+    """Train a copy of ``model`` for ``epochs`` with :func:`train` (``train_kwargs``: ``lr``, ``weight_decay``,
+    ``augment``, ``seed``, ``device``, ...); ``model`` is left untouched.
+
+    Whatever the model carries through :mod:`torch.nn.utils.parametrize` stays in force while it trains:
+    pruning masks (pruned weights stay 0), shared weights (only the code books move), binary weights.
+    ``epochs=0`` returns an untrained copy. Returns a :class:`Trained` (model in eval mode).
+    """
+    copy_ = copy.deepcopy(check_module(model))
+    return Trained(copy_, train(copy_, loader, epochs, **train_kwargs))
+
+
 @torch.inference_mode()
-def predict(model: nn.Module, loader: DataLoader, device: str | torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def predict(model: nn.Module, loader: DataLoader, *, device: str | torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Logits ``(N, K)`` and labels ``(N,)`` of the whole ``loader``, on the CPU, in eval mode."""
-    if device is None:
-        first = next(model.parameters(), None)
-        device = first.device if first is not None else torch.device("cpu")
+    device = model_device(model) if device is None else device
     model.eval()
     logits, labels = [], []
     for inputs, targets in loader:
@@ -135,7 +164,7 @@ def predict(model: nn.Module, loader: DataLoader, device: str | torch.device | N
     return torch.cat(logits), torch.cat(labels)
 
 
-def evaluate(model: nn.Module, loader: DataLoader, device: str | torch.device | None = None) -> float:
+def evaluate(model: nn.Module, loader: DataLoader, *, device: str | torch.device | None = None) -> float:
     """Top-1 accuracy of ``model`` on ``loader``, a fraction in ``[0, 1]``."""
-    logits, labels = predict(model, loader, device)
+    logits, labels = predict(model, loader, device=device)
     return (logits.argmax(1) == labels).float().mean().item()

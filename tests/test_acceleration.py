@@ -8,10 +8,11 @@ from torch.ao.quantization import fuse_modules
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 from torch.utils.data import TensorDataset
 
-from course_lib.acceleration import (batch_throughput, ddp_train, factorize_linears, fold_conv_bn, fuse_conv_bn,
+from course_lib.acceleration import (batch_throughput, ddp_train, factorize_linears, fold_batchnorm,
                                      low_rank_linear, max_param_diff, rank_for_energy, single_process_train,
                                      thread_latency, to_channels_last, try_compile)
 from course_lib.acceleration import compiling
+from course_lib.acceleration.folding import _folded_weights
 from course_lib.models import build_model
 
 
@@ -26,39 +27,40 @@ def _random_bn(bn: nn.BatchNorm2d, generator: torch.Generator) -> nn.BatchNorm2d
 
 
 @pytest.mark.parametrize("bias", [True, False])
-def test_fold_conv_bn_matches_pytorch_fuse_conv_bn_eval(bias):
+def test_folding_formula_matches_pytorch_fuse_conv_bn_eval(bias):
     g = torch.Generator().manual_seed(0)
     conv = nn.Conv2d(3, 5, 3, padding=1, bias=bias).eval()
     bn = _random_bn(nn.BatchNorm2d(5, eps=1e-3), g)
     reference = fuse_conv_bn_eval(conv, bn)
-    weight, b = fold_conv_bn(conv.weight, conv.bias, bn.running_mean, bn.running_var, bn.weight, bn.bias, bn.eps)
+    weight, b = _folded_weights(conv.weight, conv.bias, bn.running_mean, bn.running_var, bn.weight, bn.bias, bn.eps)
     torch.testing.assert_close(weight, reference.weight, rtol=1e-6, atol=1e-6)
     torch.testing.assert_close(b, reference.bias, rtol=1e-6, atol=1e-6)
+    folded = fold_batchnorm(nn.Sequential(conv, bn))[0]
+    torch.testing.assert_close(folded.weight, reference.weight, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(folded.bias, reference.bias, rtol=1e-6, atol=1e-6)
 
 
-def test_fold_conv_bn_hand_case():
+def test_folding_formula_hand_case():
     # one 1x1 conv channel, weight 2, bias 1; BN: mean 3, var 4 - eps, gamma 5, beta 6 -> s = 5/2
-    weight, bias = fold_conv_bn(torch.full((1, 1, 1, 1), 2.0), torch.tensor([1.0]), torch.tensor([3.0]),
-                                torch.tensor([4.0 - 1e-5]), torch.tensor([5.0]), torch.tensor([6.0]), 1e-5)
+    weight, bias = _folded_weights(torch.full((1, 1, 1, 1), 2.0), torch.tensor([1.0]), torch.tensor([3.0]),
+                                   torch.tensor([4.0 - 1e-5]), torch.tensor([5.0]), torch.tensor([6.0]), 1e-5)
     assert weight.item() == pytest.approx(5.0)
     assert bias.item() == pytest.approx((1 - 3) * 2.5 + 6)
 
 
-def test_fold_conv_bn_rejects_mismatched_shapes():
-    with pytest.raises(ValueError, match="running_mean"):
-        fold_conv_bn(torch.zeros(4, 1, 3, 3), None, torch.zeros(3), torch.ones(4), None, None)
-    with pytest.raises(ValueError, match="weight"):
-        fold_conv_bn(torch.zeros(4, 3), None, torch.zeros(4), torch.ones(4), None, None)
+def test_fold_batchnorm_rejects_a_non_module():
+    with pytest.raises(TypeError, match="model must be a torch.nn.Module, got 'teacher'"):
+        fold_batchnorm("teacher")
 
 
-def test_fuse_conv_bn_model_matches_eval_and_torch_fuse_modules():
+def test_fold_batchnorm_model_matches_eval_and_torch_fuse_modules():
     g = torch.Generator().manual_seed(1)
     model = build_model("student")
     for m in model.modules():
         if isinstance(m, nn.BatchNorm2d):
             _random_bn(m, g)
     model.eval()
-    fused = fuse_conv_bn(model)
+    fused = fold_batchnorm(model)
     reference = fuse_modules(model, [["features.0", "features.1"], ["features.4", "features.5"]], inplace=False)
     x = torch.rand(8, 1, 28, 28, generator=g)
     with torch.no_grad():
@@ -93,8 +95,12 @@ def test_low_rank_linear_is_the_eckart_young_approximation():
 
 
 def test_low_rank_linear_rejects_bad_rank():
-    with pytest.raises(ValueError, match=r"rank must be an integer in \[1, 4\]"):
+    with pytest.raises(ValueError, match=r"rank \(for a Linear\(4, 8\)\) must be an integer in \[1, 4\], got 5"):
         low_rank_linear(nn.Linear(4, 8), 5)
+    with pytest.raises(TypeError, match="rank .* must be an integer .*got True"):
+        low_rank_linear(nn.Linear(4, 8), True)
+    with pytest.raises(TypeError, match="rank must be an integer"):
+        factorize_linears(nn.Sequential(nn.Linear(4, 8)), rank=True)
 
 
 def test_rank_for_energy_hand_case():
@@ -114,11 +120,16 @@ def test_factorize_linears_only_where_it_saves_work():
     assert isinstance(model[0], nn.Linear), "the input model must not change"
     full = factorize_linears(model, energy=1.0)
     assert isinstance(full[0], nn.Linear)  # full rank 50 saves nothing
+    chosen = factorize_linears(model, rank=2, layers=["2"])
+    assert isinstance(chosen[0], nn.Linear) and isinstance(chosen[2], nn.Sequential)
     with pytest.raises(ValueError, match="exactly one of rank or energy"):
         factorize_linears(model)
+    with pytest.raises(ValueError, match="'1' is not among them"):
+        factorize_linears(model, rank=2, layers=["1"])
 
 
-def test_ddp_equals_single_process_training():  # ~7 s: two spawned processes each import torch
+@pytest.mark.slow  # two spawned processes each import torch
+def test_ddp_equals_single_process_training():
     g = torch.Generator().manual_seed(0)
     data = TensorDataset(torch.rand(256, 1, 28, 28, generator=g), torch.randint(0, 10, (256,), generator=g))
     torch.manual_seed(0)
@@ -141,11 +152,11 @@ def test_thread_latency_and_batch_throughput_tables():
     rows = thread_latency(model, torch.rand(2, 1, 28, 28), threads=(1, 2), rounds=1, repeats=2, warmup=1)
     assert [r["threads"] for r in rows] == [1, 2] and rows[0]["speedup"] == 1.0
     assert torch.get_num_threads() == before
-    table = batch_throughput(model, (1, 4), repeats=2)
+    table = batch_throughput(model, batch_sizes=(1, 4), repeats=2)
     for row in table:
         assert row["samples_per_s"] == pytest.approx(1e3 * row["batch_size"] / row["median_ms"], rel=1e-2)
-    with pytest.raises(ValueError, match="batch_sizes"):
-        batch_throughput(model, (0,))
+    with pytest.raises(ValueError, match="batch_sizes entry"):
+        batch_throughput(model, batch_sizes=(0,))
 
 
 def test_channels_last_copy_computes_the_same():
@@ -164,3 +175,21 @@ def test_try_compile_reports_failure_instead_of_raising(monkeypatch):
     monkeypatch.setattr(compiling.torch, "compile", broken)
     result = try_compile(nn.Linear(2, 2), torch.zeros(1, 2))
     assert result.model is None and result.error == "RuntimeError: no C++ compiler found"
+
+
+def test_frozen_wrapper_turns_freezing_on_only_during_its_calls(monkeypatch):
+    import torch._inductor.config as inductor_config
+
+    seen = []
+
+    def fake_compile(model, mode=None, dynamic=None):
+        def run(x):
+            seen.append(inductor_config.freezing)
+            return model(x)
+        return run
+
+    monkeypatch.setattr(compiling.torch, "compile", fake_compile)
+    before = inductor_config.freezing
+    result = try_compile(nn.Linear(2, 2), torch.zeros(1, 2), freezing=True)
+    result.model(torch.zeros(3, 2))
+    assert seen == [True, True] and inductor_config.freezing == before

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import types
 
 import matplotlib
@@ -14,15 +12,15 @@ matplotlib.use("Agg")
 import course_lib.benchmark as benchmark  # noqa: E402
 from course_lib.benchmark import SECTIONS  # noqa: E402
 from course_lib.benchmark.__main__ import main  # noqa: E402
-from course_lib.benchmark.report import format_table, load_results, plot_tradeoffs, tradeoff_points  # noqa: E402
+from course_lib.benchmark.report import (format_table, get, load_results, markdown_table, percent,  # noqa: E402
+                                         plot_tradeoffs, times, tradeoff_points)
 
 
-@pytest.mark.slow
-def test_cli_quick_acceleration_writes_json(tmp_path):
+@pytest.mark.slow  # the whole section, quick mode; its DDP part spawns two processes
+def test_cli_quick_acceleration_writes_json(tmp_path, capsys):
     out = tmp_path / "results.json"
-    proc = subprocess.run([sys.executable, "-m", "course_lib.benchmark", "--quick", "--only", "acceleration",
-                           "--out", str(out)], capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert main(["--quick", "--only", "acceleration", "--out", str(out)]) == 0
+    stdout = capsys.readouterr().out
     results = json.loads(out.read_text())
     section = results["acceleration"]
     for key in ("ddp", "fusion", "low_rank", "low_rank_teacher", "threads", "batching", "seconds", "machine"):
@@ -33,15 +31,16 @@ def test_cli_quick_acceleration_writes_json(tmp_path):
     assert section["low_rank"]["model"] == "LeNet300100" and section["low_rank_teacher"]["model"] == "ConvNet"
     assert isinstance(section["threads"], list) and isinstance(section["batching"], list)
     assert section["seconds"] > 0 and {"torch", "threads", "cpu", "cuda_device"} <= section["machine"].keys()
-    assert "low-rank" in proc.stdout  # the table
+    assert "low-rank" in stdout  # the table
 
 
-def test_cli_unknown_section_exits_2_with_one_line():
-    proc = subprocess.run([sys.executable, "-m", "course_lib.benchmark", "--only", "acceleration", "nope"],
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2
-    lines = [line for line in proc.stderr.splitlines() if line.strip() and "Warning" not in line]
-    assert len(lines) == 1 and "nope" in lines[0] and "acceleration" in lines[0], proc.stderr
+@pytest.mark.parametrize("argv,words", [(["--only", "acceleration", "nope"], ["'nope'", "acceleration"]),
+                                        (["--seeds", "0"], ["--seeds must be an integer >= 1, got 0"])])
+def test_cli_bad_arguments_exit_2_with_one_line(argv, words, capsys, tmp_path):
+    assert main([*argv, "--out", str(tmp_path / "r.json")]) == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and all(w in lines[0] for w in words), lines
+    assert not (tmp_path / "r.json").exists()
 
 
 def test_failing_section_does_not_stop_the_others(monkeypatch, tmp_path, capsys):
@@ -64,34 +63,61 @@ def test_failing_section_does_not_stop_the_others(monkeypatch, tmp_path, capsys)
     assert "pruning" in capsys.readouterr().err
 
 
-def test_run_section_rejects_unknown_name():
-    with pytest.raises(ValueError, match="unknown section"):
+def test_run_section_rejects_unknown_name_and_bad_seeds_before_running(monkeypatch):
+    monkeypatch.setattr(benchmark.importlib, "import_module", lambda name: pytest.fail("must not run"))
+    with pytest.raises(ValueError, match="sections must name sections of the benchmark"):
         benchmark.run_section("nope")
-    assert "acceleration" in SECTIONS
+    with pytest.raises(ValueError, match="seeds must be an integer >= 1, got 0"):
+        benchmark.run_section("quantization", seeds=0)
+    with pytest.raises(TypeError, match="seeds must be an integer"):
+        benchmark.run_section("quantization", seeds=True)
+
+
+def test_every_section_module_has_a_run_with_the_common_interface():
+    import importlib
+    import inspect
+
+    for name in SECTIONS:
+        run = importlib.import_module(f"course_lib.benchmark.{name}").run
+        params = inspect.signature(run).parameters
+        assert list(params) == ["quick", "seeds"] and params["quick"].default is False, name
 
 
 RESULTS = {
     "distillation": {"teacher": {"params": 800, "accuracy": 0.98},
                      "student": {"params": 100, "kd_accuracy": 0.97, "scratch_accuracy": 0.96}},
     "pruning": {"dense_accuracy": 0.98, "magnitude": {"0.9": 0.975},
-                "channel": {"accuracy": 0.97, "params_ratio": 0.25, "latency_speedup": 1.6},
-                "unstructured_latency_speedup": 1.0},
-    "quantization": {"fp32_accuracy": 0.98, "ptq": {"int8": 0.979}, "int8_size_ratio": 3.9,
-                     "int8_latency_speedup": 2.2},
+                "channel": {"accuracy": 0.97, "params_ratio": 4.0, "latency_speedup": 1.6},
+                "unstructured_latency_speedup": 1.0,
+                "sparse_bytes": {"sparsity": 0.9, "csr": 500, "bitmask": 400, "dense": 3000}},
+    "quantization": {"fp32_accuracy": 0.98, "ptq": {"int8": 0.979},
+                     "pt2e": {"accuracy": 0.979, "fp32_accuracy": 0.98, "size_ratio": 3.9, "speedup_vs_eager": 2.2,
+                              "speedup_vs_compiled": 1.1}},
     "deep_compression": {"error": "RuntimeError: boom"},
 }
 
 
 def test_tradeoff_points_and_table_from_hand_made_results():
     points = {p["technique"]: p for p in tradeoff_points(RESULTS)}
-    assert points["distilled student"]["compression"] == 8.0
-    assert points["magnitude pruning 90%"]["compression"] == 10.0
-    assert points["channel pruning"]["compression"] == 4.0  # kept fraction 0.25 -> 4x smaller
-    assert points["int8 PTQ"]["speedup"] == 2.2
+    assert points["distilled student"]["compression"] == 800 / 100
+    sparse = points["magnitude pruning 90% (bitmask)"]  # the smaller of the two measured files, and its name
+    assert sparse["compression"] == 3000 / 400 and sparse["accuracy"] == 0.975
+    assert points["channel pruning"]["compression"] == 4.0  # original / pruned parameters, as measured
+    assert points["int8 PT2E + torch.compile"]["speedup"] == 2.2
     assert not any(p["section"] in ("deep_compression", "acceleration") for p in points.values())
     table = format_table(RESULTS)
-    assert "| int8 PTQ | 97.90% | 98.00% | 3.90x | 2.20x |" in table
+    assert "| int8 PT2E + torch.compile | 97.90% | 98.00% | 3.90x | 2.20x |" in table
     assert "deep_compression: FAILED: RuntimeError: boom" in table
+    no_bytes = {"pruning": {**RESULTS["pruning"], "sparse_bytes": {}}}
+    assert tradeoff_points(no_bytes)[0]["compression"] is None  # nothing measured, nothing claimed
+
+
+def test_report_helpers():
+    assert get(RESULTS, "pruning.channel.accuracy") == 0.97 and get(RESULTS, "pruning.nope.x") is None
+    assert percent(0.98123) == "98.1%" and percent(None) == "not measured" and times(2.2) == "2.20x"
+    assert markdown_table(["a", "b"], [[1, 2]], align=["left", "right"]) == "| a | b |\n|---|---:|\n| 1 | 2 |"
+    with pytest.raises(ValueError, match="cells"):
+        markdown_table(["a", "b"], [[1]])
 
 
 def test_plot_tradeoffs_and_load_results(tmp_path):

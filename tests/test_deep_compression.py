@@ -10,7 +10,14 @@ from torch.utils.data import DataLoader, TensorDataset
 from course_lib.compression import compress, decompress, read_records
 from course_lib.compression import pipeline as P
 from course_lib.models import build_model
+from course_lib.pruning import magnitude_prune, make_permanent
+from course_lib.quantization import share_weights
 from course_lib.quantization.kmeans import codebook_of
+from course_lib.training import fine_tune
+
+
+def _mask(module):
+    return module.parametrizations.weight[0].mask
 
 LAYERS = ("net.1", "net.3", "net.5")
 SPARSITIES = {"net.1": 0.9, "net.3": 0.8, "net.5": 0.5}
@@ -27,43 +34,44 @@ def loader():
 @pytest.fixture(scope="module")
 def pruned(loader):
     torch.manual_seed(0)
-    model = P.prune(build_model("lenet300"), SPARSITIES)
-    return P.fine_tune(model, loader, 2, 1e-2)
+    model = magnitude_prune(build_model("lenet300"), sparsity=SPARSITIES, scope="layer")
+    return fine_tune(model, loader, epochs=2, lr=1e-2, device="cpu", progress=False).model
 
 
 @pytest.fixture(scope="module")
 def shared(pruned, loader):
-    model = P.share(copy.deepcopy(pruned), {"net.1": 3, "net.3": 4, "net.5": 5})
+    model = share_weights(make_permanent(pruned), bits={"net.1": 3, "net.3": 4, "net.5": 5})
     before = {name: codebook_of(model.get_submodule(name)) for name in LAYERS}
-    P.fine_tune(model, loader, 2, 1e-2)
-    return model, before
+    tuned = fine_tune(model, loader, epochs=2, lr=1e-2, device="cpu", progress=False).model
+    return tuned, before
 
 
 def test_prune_per_layer_sparsity_survives_fine_tuning(pruned):
     for name, s in SPARSITIES.items():
         module = pruned.get_submodule(name)
-        weight = module.weight_orig * module.weight_mask
+        weight = module.parametrizations.weight.original * _mask(module)
+        assert torch.equal(weight, module.weight)
         assert int((weight == 0).sum()) == round(s * weight.numel())
-        assert torch.equal(weight == 0, module.weight_mask == 0)  # the zeros are the masked entries
+        assert torch.equal(weight == 0, _mask(module) == 0)  # the zeros are the masked entries
 
 
 def test_prune_keeps_the_largest_magnitudes():
     torch.manual_seed(1)
     model = build_model("lenet300")
     w = model.net[5].weight.detach().clone()
-    P.prune(model, {"net.5": 0.3})
+    pruned = magnitude_prune(model, sparsity={"net.5": 0.3}, scope="layer")
     k = w.numel() - round(0.3 * w.numel())
-    kept = model.net[5].weight_mask.bool()
+    kept = _mask(pruned.net[5]).bool()
     assert torch.equal(kept.reshape(-1), torch.zeros(w.numel(), dtype=torch.bool).index_fill(
         0, w.abs().reshape(-1).topk(k).indices, True))
-    assert not hasattr(model.net[1], "weight_mask")  # unnamed layers stay dense
+    assert isinstance(pruned.net[1].weight, nn.Parameter)  # unnamed layers stay dense
 
 
 def test_shared_layers_have_at_most_2_pow_bits_values_and_keep_zeros(pruned, shared):
     model, before = shared
     for name, bits in zip(LAYERS, (3, 4, 5)):
         weight = model.get_submodule(name).weight
-        mask = pruned.get_submodule(name).weight_mask
+        mask = _mask(pruned.get_submodule(name))
         assert len(torch.unique(weight)) <= 2 ** bits
         assert torch.equal(weight == 0, mask == 0)
 
@@ -100,16 +108,16 @@ def test_centroid_gradient_is_the_sum_of_its_weights_gradients(shared):
     expected[0] = 0  # code 0 is pinned to 0 and gets no gradient
     model.zero_grad()
     nn.functional.cross_entropy(model(x), y).backward()
-    torch.testing.assert_close(layer.weight_codebook.grad, expected, rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(layer.parametrizations.weight.original.grad, expected, rtol=1e-5, atol=1e-7)
 
 
 def test_roundtrip_exact_and_storage_accounting(shared, loader):
     model, _ = shared
-    data = compress(model, 4)
+    data = compress(model, index_bits=4)
     loaded = decompress(data)
     x = next(iter(loader))[0]
     assert torch.equal(loaded(x), model(x))
-    assert P.storage_bytes(model, "huffman", 4) == len(data)
+    assert P.storage_bytes(model, coding="huffman", index_bits=4) == len(data)
     # independent count of the "packed" layout: entries (non-zeros + fillers every 2**r skipped) x (b + r) bits
     expected = 410 * 4  # biases, raw float32
     for name, bits in zip(LAYERS, (3, 4, 5)):
@@ -119,16 +127,16 @@ def test_roundtrip_exact_and_storage_accounting(shared, loader):
             entries += 1 + (position - previous - 1) // 16
             previous = position
         expected += 4 * 2 ** bits + math.ceil(entries * (bits + 4) / 8)
-    assert P.storage_bytes(model, "packed", 4) == expected
-    assert P.storage_bytes(model, "dense") == 4 * sum(p.numel() for p in build_model("lenet300").parameters())
+    assert P.storage_bytes(model, coding="packed", index_bits=4) == expected
+    assert P.storage_bytes(model, coding="dense") == 4 * sum(p.numel() for p in build_model("lenet300").parameters())
 
 
 def test_choose_index_bits_minimises_each_record(shared):
     model, _ = shared
-    chosen = P.choose_index_bits(model, (3, 5, 7))
+    chosen = P.choose_index_bits(model, candidates=(3, 5, 7))
     for name, r in chosen.items():
-        sizes = {w: next(rec.total_bytes for rec in read_records(compress(model, w))[3] if rec.name == f"{name}.weight")
-                 for w in (3, 5, 7)}
+        sizes = {w: next(rec.total_bytes for rec in read_records(compress(model, index_bits=w)).layers
+                         if rec.name == f"{name}.weight") for w in (3, 5, 7)}
         assert sizes[r] == min(sizes.values())
 
 
@@ -136,39 +144,40 @@ def test_deep_compress_stages_and_ratio(loader):
     torch.manual_seed(0)
     model = build_model("lenet300")
     config = P.Config(SPARSITIES, bits="auto", prune_epochs=1, share_epochs=1)
-    result = P.deep_compress(model, loader, loader, loader, config)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    result = P.deep_compress(model, loader, loader, loader, config=config, device="cpu")
     assert [s.name for s in result.stages] == ["dense", "pruned", "shared", "huffman"]
-    assert result.stages[-1].bytes == len(compress(result.model, result.index_bits))
+    assert result.stages[-1].bytes == len(compress(result.model, index_bits=result.index_bits))
     for s in result.stages:
         assert s.ratio == pytest.approx(result.stages[0].bytes / s.bytes)
     assert result.stages[0].bytes > result.stages[1].bytes > result.stages[2].bytes
-    assert hasattr(model.net[1], "weight") and not hasattr(model.net[1], "weight_mask")  # input untouched
+    assert model.state_dict().keys() == before.keys()  # input untouched
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
     assert "| huffman |" in P.stage_table(result.stages)
-    assert P.layer_table(compress(result.model, result.index_bits)).count("\n") == 2 + len(LAYERS) - 1
+    assert P.layer_table(compress(result.model, index_bits=result.index_bits)).count("\n") == 2 + len(LAYERS) - 1
 
 
 def test_choose_bits_picks_smallest_width_within_tolerance(pruned, loader):
-    chosen = P.choose_bits(pruned, loader, (1, 2, 8), tolerance=1.0)
+    chosen = P.choose_bits(pruned, loader, candidates=(1, 2, 8), tolerance=1.0)
     assert chosen == {name: 1 for name in LAYERS}  # tolerance 1: any width qualifies, the smallest wins
-    assert hasattr(pruned.net[1], "weight_mask")  # the model itself is not shared
+    assert _mask(pruned.net[1]) is not None  # the model itself keeps its masks, unshared
 
 
 @pytest.mark.parametrize("call, match", [
-    (lambda m, dl: P.prune(m, {"net.9": 0.5}), "not Linear/Conv2d"),
-    (lambda m, dl: P.prune(m, {"net.1": 1.5}), r"\[0, 1\]"),
-    (lambda m, dl: P.prune(m, {}), "non-empty"),
-    (lambda m, dl: P.share(m, 9), r"bits must be an integer in \[1, 8\]"),
-    (lambda m, dl: P.share(m, {"net.1": 0}), r"bits must be an integer in \[1, 8\]"),
-    (lambda m, dl: P.fine_tune(m, dl, -1), "epochs"),
-    (lambda m, dl: P.fine_tune(m, dl, 1, lr=0), "lr must be a positive"),
-    (lambda m, dl: P.storage_bytes(m, "zip"), "coding must be one of"),
+    (lambda m, dl: P.deep_compress(m, dl, dl, dl, config=P.Config({"net.9": 0.5})), "'net.9' is not among them"),
+    (lambda m, dl: P.Config({"net.1": 1.5}), r"sparsities\['net.1'\] must be a finite number in \[0, 1\]"),
+    (lambda m, dl: P.Config({}), "at least one layer"),
+    (lambda m, dl: P.Config({"net.1": 0.5}, bits=9), r"bits must be an integer in \[1, 8\]"),
+    (lambda m, dl: P.Config({"net.1": 0.5}, bits={"net.1": 0}), r"bits must be an integer in \[1, 8\]"),
+    (lambda m, dl: P.Config({"net.1": 0.5}, tolerance=2.0),
+     r"tolerance must be a finite number in \[0, 1\] \(the accuracy that may be lost\), got 2.0"),
+    (lambda m, dl: P.storage_bytes(m, coding="zip"), "coding must be one of"),
     (lambda m, dl: P.choose_index_bits(m), "no shared layer"),
-    (lambda m, dl: P.choose_index_bits(P.share(m, 2), (0,)), r"\[1, 8\]"),
+    (lambda m, dl: P.choose_index_bits(share_weights(m, bits=2), candidates=(0,)), r"\[1, 8\]"),
     (lambda m, dl: P.paper_bits(m, conv=12), "conv must be"),
     (lambda m, dl: P.Config({"net.1": 0.5}, bits="many"), "bits must be"),
     (lambda m, dl: P.Config({"net.1": 0.5}, index_bits="short"), "index_bits must be"),
-    (lambda m, dl: P.Config({"net.1": 0.5}, prune_epochs=1.5), "prune_epochs"),
-    (lambda m, dl: P.Config({}), "sparsities must be a non-empty"),
+    (lambda m, dl: P.Config({"net.1": 0.5}, prune_lr=0), "prune_lr must be a finite number > 0"),
 ])
 def test_bad_arguments_raise_value_error(call, match, loader):
     with pytest.raises(ValueError, match=match):
@@ -177,9 +186,13 @@ def test_bad_arguments_raise_value_error(call, match, loader):
 
 def test_bad_types_raise_type_error(loader):
     with pytest.raises(TypeError, match="model must be a torch.nn.Module"):
-        P.prune("lenet300", SPARSITIES)
+        P.storage_bytes("lenet300", coding="dense")
     with pytest.raises(TypeError, match="config must be a pipeline.Config"):
-        P.deep_compress(build_model("lenet300"), loader, loader, loader, {"sparsities": SPARSITIES})
+        P.deep_compress(build_model("lenet300"), loader, loader, loader, config={"sparsities": SPARSITIES})
+    with pytest.raises(TypeError, match="prune_epochs must be an integer"):
+        P.Config({"net.1": 0.5}, prune_epochs=1.5)
+    with pytest.raises(TypeError, match="sparsities must be a mapping"):
+        P.Config([("net.1", 0.5)])
 
 
 @pytest.mark.slow

@@ -9,7 +9,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from course_lib.distillation import (best_bias_shift, class_accuracy, distill, distillation_loss, distillation_step,
                                      hard_label_loss, soft_targets, without_class)
-from course_lib.training import evaluate
+from course_lib.training import Trained, evaluate, train
 
 
 def _batch(n=6, k=5, seed=0):
@@ -36,9 +36,10 @@ def test_soft_targets_flatten_with_temperature():
     assert entropy[0] < entropy[1] < entropy[2]
 
 
-@pytest.mark.parametrize("temperature", [0, -1.0, float("nan"), "4", True])
-def test_soft_targets_rejects_bad_temperature(temperature):
-    with pytest.raises(ValueError, match="temperature"):
+@pytest.mark.parametrize("temperature,error", [(0, ValueError), (-1.0, ValueError), (float("nan"), ValueError),
+                                               ("4", TypeError), (True, TypeError)])
+def test_soft_targets_rejects_bad_temperature(temperature, error):
+    with pytest.raises(error, match="temperature must be a finite number > 0, got"):
         soft_targets(torch.zeros(2, 3), temperature)
 
 
@@ -185,36 +186,39 @@ def _blobs(n=300, seed=0):
     return TensorDataset(centres[y] + torch.randn(n, 8, generator=g), y)
 
 
-def test_distill_leaves_teacher_bit_identical_and_improves_student():
+def test_distill_returns_a_distilled_copy_and_leaves_both_models_untouched():
     data = _blobs()
     loader = DataLoader(data, batch_size=32, shuffle=True, generator=torch.Generator().manual_seed(0))
     teacher, student = _models()
-    from course_lib.training import train
     train(teacher, loader, 5, lr=1e-2, progress=False, device="cpu")
     teacher.zero_grad(set_to_none=True)
-    teacher_before = _snapshot(teacher)
-    teacher.train()  # distill must switch it to eval mode itself
+    teacher_before, student_before = _snapshot(teacher), _snapshot(student)
+    teacher.train()  # distill runs a copy of it in eval mode; the argument keeps its mode
     before = evaluate(student, DataLoader(data, batch_size=100))
     for hard in (False, True):
-        history = distill(student, teacher, loader, 3, hard=hard, lr=1e-2, progress=False, device="cpu")
-        assert len(history.loss) == 3
-        assert _identical(teacher, teacher_before) and not teacher.training
+        result = distill(student, teacher, loader, epochs=3, hard=hard, lr=1e-2, progress=False, device="cpu")
+        assert isinstance(result, Trained) and len(result.history.loss) == 3 and not result.model.training
+        assert _identical(teacher, teacher_before) and teacher.training
+        assert _identical(student, student_before)
         assert all(p.grad is None for p in teacher.parameters())
-    after = evaluate(student, DataLoader(data, batch_size=100))
-    assert after > max(before, 0.8)
+        assert evaluate(result.model, DataLoader(data, batch_size=100)) > max(before, 0.8)
 
 
 def test_distill_errors():
     teacher, student = _models()
     loader = DataLoader(_blobs(20), batch_size=10)
     with pytest.raises(ValueError, match="temperature"):
-        distill(student, teacher, loader, 1, temperature=0)
-    with pytest.raises(ValueError, match="alpha"):
-        distill(student, teacher, loader, 1, alpha=-1)
-    with pytest.raises(ValueError, match="hard"):
-        distill(student, teacher, loader, 1, hard="yes")
+        distill(student, teacher, loader, epochs=1, temperature=0)
+    with pytest.raises(ValueError, match=r"alpha must be a finite number in \[0, 1\] \(the weight of the soft term\)"):
+        distill(student, teacher, loader, epochs=1, alpha=-1)
+    with pytest.raises(TypeError, match="hard must be True or False, got 'yes'"):
+        distill(student, teacher, loader, epochs=1, hard="yes")
     with pytest.raises(ValueError, match="loss_fn"):
-        distill(student, teacher, loader, 1, loss_fn=lambda m, x, y: 0)
+        distill(student, teacher, loader, epochs=1, loss_fn=lambda m, x, y: 0)
+    with pytest.raises(TypeError, match="teacher must be a torch.nn.Module"):
+        distill(student, "teacher", loader, epochs=1)
+    with pytest.raises(TypeError, match="epochs must be an integer"):
+        distill(student, teacher, loader, epochs=True)
 
 
 # --- omitted-class helpers (an identity "model" makes the logits the inputs themselves) -----------

@@ -9,10 +9,21 @@ from course_lib import metrics
 def test_counts():
     model = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
     assert metrics.count_parameters(model) == 4 * 3 + 3 + 3 * 2 + 2
-    with torch.no_grad():
-        model[0].weight[:2] = 0
-        model[0].bias.zero_()
-    assert metrics.count_nonzero_parameters(model) == 23 - 8 - 3
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, bias=False), nn.BatchNorm2d(2))  # buffers are not parameters
+    assert metrics.count_parameters(model) == 2 * 9 + 2 + 2
+
+
+def test_example_input_has_the_shape_the_model_expects():
+    class Sized(nn.Module):
+        in_channels, image_size = 3, 16
+
+        def forward(self, x):
+            return x
+
+    assert metrics.example_input(Sized(), 4).shape == (4, 3, 16, 16)
+    assert metrics.example_input(nn.Sequential(nn.Conv2d(2, 4, 3))).shape == (1, 2, 28, 28)
+    assert metrics.example_input(nn.Linear(784, 10), 2).shape == (2, 1, 28, 28)
+    assert torch.equal(metrics.example_input(nn.ReLU(), seed=3), metrics.example_input(nn.ReLU(), seed=3))
 
 
 def test_model_size_is_the_size_of_the_saved_file(tmp_path):
@@ -47,8 +58,12 @@ def test_compare_latency_runs_each_model_and_restores_threads():
     assert "ms" in str(lat)
 
 
-@pytest.mark.parametrize("kwargs,match", [({"repeats": 0}, "repeats"), ({"warmup": -1}, "warmup"),
-                                          ({"threads": 0}, "threads")])
-def test_latency_rejects_bad_arguments(kwargs, match):
-    with pytest.raises(ValueError, match=match):
+@pytest.mark.parametrize("kwargs,match,error", [({"repeats": 0}, "repeats", ValueError),
+                                                ({"warmup": -1}, "warmup", ValueError),
+                                                ({"threads": 0}, "threads", ValueError),
+                                                ({"repeats": 2.5}, "repeats", TypeError)])
+def test_latency_rejects_bad_arguments(kwargs, match, error):
+    with pytest.raises(error, match=match):
         metrics.measure_latency(nn.Linear(2, 2), torch.rand(1, 2), **kwargs)
+    with pytest.raises(TypeError, match=r"models\['a'\] must be a torch.nn.Module"):
+        metrics.compare_latency({"a": "model"}, torch.rand(1, 2))

@@ -10,9 +10,25 @@ from torch.nn.utils import prune as torch_prune
 from torch.utils.data import DataLoader, TensorDataset
 
 from course_lib import pruning
+from course_lib._validation import weight_layers
 from course_lib.metrics import count_parameters
 from course_lib.models import build_model
-from course_lib.training import train
+from course_lib.pruning.unstructured import is_pruned
+from course_lib.pruning.unstructured import taylor_scores
+from course_lib.training import Trained, train
+
+
+def _mask(module):
+    """The 0/1 mask a pruned layer computes with (its Mask parametrization's buffer)."""
+    return module.parametrizations.weight[0].mask
+
+
+def _state(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def _same_state(model, state):
+    return model.state_dict().keys() == state.keys() and all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
 
 
 def _loader(n=64, batch_size=16, seed=0):
@@ -67,43 +83,66 @@ def test_global_masks_equal_torch_global_unstructured():
     assert torch.equal(ours[0], net[0].weight_mask) and torch.equal(ours[1], net[1].weight_mask)
 
 
-def test_global_prune_model_sparsity_and_layerwise():
-    model = build_model("lenet300")
-    n = sum(m.weight.numel() for m in model.modules() if isinstance(m, nn.Linear))
-    pruning.global_magnitude_prune(model, 0.8)
+def test_magnitude_prune_global_and_layer_scope_and_argument_untouched():
+    original = build_model("lenet300")
+    before = _state(original)
+    n = sum(m.weight.numel() for m in original.modules() if isinstance(m, nn.Linear))
+    model = pruning.magnitude_prune(original, sparsity=0.8)
+    assert model is not original and _same_state(original, before) and not any(map(is_pruned, original.modules()))
     assert pruning.sparsity(model) == round(0.8 * n) / n
     per_layer = pruning.layer_sparsities(model)
     assert per_layer["net.1"] > 0.8 > per_layer["net.5"]  # one threshold: the big layer loses most
-    layerwise = pruning.global_magnitude_prune(build_model("lenet300"), 0.8, layerwise=True)
+    layerwise = pruning.magnitude_prune(original, sparsity=0.8, scope="layer")
     for name, s in pruning.layer_sparsities(layerwise).items():
         numel = dict(layerwise.named_modules())[name].weight.numel()
         assert s == round(0.8 * numel) / numel
+    per = pruning.magnitude_prune(original, sparsity={"net.1": 0.5, "net.5": 0.9}, scope="layer")
+    assert pruning.layer_sparsities(per) == {"net.1": 0.5, "net.3": 0.0, "net.5": 0.9}
+    only = pruning.magnitude_prune(original, sparsity=0.5, layers=["net.3"])
+    assert pruning.layer_sparsities(only) == {"net.1": 0.0, "net.3": 0.5, "net.5": 0.0}
+
+
+def test_masked_model_equals_torch_prune_and_deepcopies_after_a_training_step():
+    torch.manual_seed(1)
+    model = build_model("lenet5")
+    reference = copy.deepcopy(model)
+    pairs = [(m, "weight") for m in weight_layers(reference).values()]
+    torch_prune.global_unstructured(pairs, pruning_method=torch_prune.L1Unstructured, amount=0.7)
+    ours = pruning.magnitude_prune(model, sparsity=0.7)
+    for (name, m), (ref, _) in zip(weight_layers(ours).items(), pairs):
+        assert torch.equal(_mask(m), ref.weight_mask), name
+        assert torch.equal(m.weight, ref.weight), name
+    x = torch.rand(4, 1, 28, 28)
+    assert torch.equal(ours(x), reference(x))
+    train(ours, _loader(n=16), 1, lr=1e-2, device="cpu", progress=False)
+    twin = copy.deepcopy(ours)  # torch.nn.utils.prune cannot do this right after a step; a parametrization can
+    assert torch.equal(twin(x), ours(x)) and pruning.sparsity(twin) == pruning.sparsity(ours)
 
 
 def test_masks_survive_training_and_make_permanent():
     torch.manual_seed(0)
-    model = build_model("student")
-    pruning.global_magnitude_prune(model, 0.7)
-    masks = {name: m.weight_mask.clone() for name, m in pruning.prunable_modules(model).items()}
+    model = pruning.magnitude_prune(build_model("student"), sparsity=0.7)
+    masks = {name: _mask(m).clone() for name, m in weight_layers(model).items()}
     before = pruning.sparsity(model)
     train(model, _loader(), 1, lr=1e-2, weight_decay=1e-2, device="cpu", progress=False)
-    for name, m in pruning.prunable_modules(model).items():
-        assert torch.all(pruning.effective_weight(m)[masks[name] == 0] == 0)
+    for name, m in weight_layers(model).items():
+        assert torch.all(m.weight[masks[name] == 0] == 0)
     assert pruning.sparsity(model) == before
-    pruning.make_permanent(model)
-    assert not any(pruning.is_pruned(m) for m in model.modules())
-    assert all(isinstance(m.weight, nn.Parameter) for m in pruning.prunable_modules(model).values())
-    assert pruning.sparsity(model) == before
-    copy.deepcopy(model)
+    permanent = pruning.make_permanent(model)
+    assert all(map(is_pruned, [model.features[0], model.classifier[1]]))  # the argument keeps its masks
+    assert not any(is_pruned(m) for m in permanent.modules())
+    assert all(isinstance(m.weight, nn.Parameter) for m in weight_layers(permanent).values())
+    assert pruning.sparsity(permanent) == before
+    x = torch.rand(2, 1, 28, 28)
+    assert torch.equal(permanent(x), model(x))
 
 
 def test_pruning_again_never_revives_weights():
-    model = build_model("lenet300")
-    pruning.random_prune(model, 0.5, generator=torch.Generator().manual_seed(0))
-    first = {n: m.weight_mask.clone() for n, m in pruning.prunable_modules(model).items()}
-    pruning.global_magnitude_prune(model, 0.7)
-    for n, m in pruning.prunable_modules(model).items():
-        assert torch.all(m.weight_mask <= first[n])
+    model = pruning.random_prune(build_model("lenet300"), sparsity=0.5, generator=torch.Generator().manual_seed(0))
+    first = {n: _mask(m).clone() for n, m in weight_layers(model).items()}
+    model = pruning.magnitude_prune(model, sparsity=0.7)
+    for n, m in weight_layers(model).items():
+        assert len(m.parametrizations.weight) == 1 and torch.all(_mask(m) <= first[n])
     assert pruning.sparsity(model) >= 0.7 - 1e-6
 
 
@@ -124,7 +163,9 @@ def test_taylor_importance_formula_and_model_prune():
     torch.manual_seed(0)
     model = build_model("lenet300")
     loader = _loader()
-    scores = pruning.taylor_scores(model, loader, batches=2)
+    before = _state(model)
+    scores = taylor_scores(model, loader, batches=2, device="cpu")
+    assert _same_state(model, before)
     # reference: the mean over two batches of |w * dL/dw| by autograd, layer net.5
     layer = model.net[5]
     ref = torch.zeros_like(layer.weight)
@@ -135,29 +176,45 @@ def test_taylor_importance_formula_and_model_prune():
         nn.functional.cross_entropy(model(x), y).backward()
         ref += (layer.weight * layer.weight.grad).abs() / 2
     assert torch.allclose(scores["net.5"], ref.detach(), atol=1e-7)
-    pruning.taylor_prune(model, 0.6, loader, batches=2)
-    assert abs(pruning.sparsity(model) - 0.6) < 1e-5
+    pruned = pruning.taylor_prune(model, loader, sparsity=0.6, batches=2, device="cpu")
+    assert abs(pruning.sparsity(pruned) - 0.6) < 1e-5
+    ranked = torch.cat([scores[n].reshape(-1) for n in ("net.1", "net.3", "net.5")])
+    kept = torch.cat([_mask(m).reshape(-1) for m in weight_layers(pruned).values()])
+    assert ranked[kept == 0].max() <= ranked[kept == 1].min()  # the lowest Taylor scores are the ones removed
 
 
-@pytest.mark.parametrize("bad", [-0.1, 1.5, math.nan, "0.5", None, True])
-def test_bad_sparsity_raises(bad):
-    with pytest.raises(ValueError, match="sparsity"):
+@pytest.mark.parametrize("bad,error", [(-0.1, ValueError), (1.5, ValueError), (math.nan, ValueError),
+                                       ("0.5", TypeError), (None, TypeError), (True, TypeError)])
+def test_bad_sparsity_raises(bad, error):
+    with pytest.raises(error, match=r"sparsity must be a finite number in \[0, 1\] \(the fraction of weights"):
         pruning.magnitude_mask(torch.randn(4, 4), bad)
-    with pytest.raises(ValueError, match="sparsity"):
-        pruning.global_magnitude_prune(build_model("lenet300"), bad)
+    with pytest.raises(error, match="sparsity"):
+        pruning.magnitude_prune(build_model("lenet300"), sparsity=bad)
+    with pytest.raises(error, match="sparsity"):
+        pruning.prune_channels(build_model("lenet5"), sparsity=bad)
 
 
 def test_other_errors():
     with pytest.raises(ValueError, match="weights"):
         pruning.global_magnitude_masks([], 0.5)
-    with pytest.raises(ValueError, match="floating"):
+    with pytest.raises(TypeError, match="floating"):
         pruning.magnitude_mask(torch.arange(6), 0.5)
-    with pytest.raises(ValueError, match="no Linear or Conv2d"):
-        pruning.global_magnitude_prune(nn.Sequential(nn.ReLU()), 0.5)
-    with pytest.raises(ValueError, match="modules"):
-        pruning.global_magnitude_prune(build_model("lenet300"), 0.5, modules=["net.9"])
+    with pytest.raises(ValueError, match="no Linear/Conv2d"):
+        pruning.magnitude_prune(nn.Sequential(nn.ReLU()), sparsity=0.5)
+    with pytest.raises(ValueError, match=r"layers must name Linear/Conv2d layers .*'net.9' is not among them"):
+        pruning.magnitude_prune(build_model("lenet300"), sparsity=0.5, layers=["net.9"])
+    with pytest.raises(ValueError, match="scope"):
+        pruning.magnitude_prune(build_model("lenet300"), sparsity=0.5, scope="local")
+    with pytest.raises(ValueError, match="scope='layer'"):
+        pruning.magnitude_prune(build_model("lenet300"), sparsity={"net.1": 0.5})
+    with pytest.raises(ValueError, match="'net.0' is not among them"):
+        pruning.magnitude_prune(build_model("lenet300"), sparsity={"net.0": 0.5}, scope="layer")
+    with pytest.raises(TypeError, match="model must be a torch.nn.Module"):
+        pruning.magnitude_prune("lenet300", sparsity=0.5)
     with pytest.raises(ValueError, match="grad"):
         pruning.taylor_importance(torch.randn(3), torch.randn(4))
+    with pytest.raises(ValueError, match="only 0 and 1"):
+        pruning.apply_masks(nn.Sequential(nn.Linear(2, 2)), {"0": torch.full((2, 2), 0.5)})
 
 
 def _silence_channels(model, conv_index, bn_index, channels):
@@ -187,7 +244,7 @@ def test_prune_channels_equals_original_when_removed_channels_are_zero(name, con
         c = model.features[conv_index].out_channels
         _silence_channels(model, conv_index, bn_index, torch.arange(0, c, 2))  # every other channel: half
     x = torch.rand(5, 1, 28, 28)
-    small = pruning.prune_channels(model, 0.5)
+    small = pruning.prune_channels(model, sparsity=0.5)
     assert not small.training
     assert torch.allclose(small(x), model(x), atol=1e-5)
     assert model.features[convs[0][0]].out_channels == build_model(name).features[convs[0][0]].out_channels
@@ -195,7 +252,7 @@ def test_prune_channels_equals_original_when_removed_channels_are_zero(name, con
 
 def test_prune_channels_shapes_and_parameter_count():
     model = build_model("teacher").eval()
-    small = pruning.prune_channels(model, 0.25)
+    small = pruning.prune_channels(model, sparsity=0.25)
     conv1, bn1, conv2, bn2 = small.features[0], small.features[1], small.features[4], small.features[5]
     assert (conv1.in_channels, conv1.out_channels, conv2.in_channels, conv2.out_channels) == (1, 24, 24, 48)
     assert bn1.num_features == 24 and bn2.num_features == 48 and bn2.running_mean.shape == (48,)
@@ -209,13 +266,13 @@ def test_prune_channels_shapes_and_parameter_count():
 def test_prune_channels_keeps_highest_scores_and_columns():
     model = build_model("lenet5").eval()
     scores = {"features.0": torch.arange(20.0), "features.3": -torch.arange(50.0)}
-    small = pruning.prune_channels(model, 0.5, scores=scores)
+    small = pruning.prune_channels(model, sparsity=0.5, scores=scores)
     assert torch.equal(small.features[0].weight, model.features[0].weight[10:])
     kept = torch.arange(25)  # the 25 highest of -arange(50)
     assert torch.equal(small.features[3].weight, model.features[3].weight[kept][:, 10:])
     columns = (kept[:, None] * 16 + torch.arange(16)).reshape(-1)
     assert torch.equal(small.classifier[1].weight, model.classifier[1].weight[:, columns])
-    only_first = pruning.prune_channels(model, 0.5, layers=["features.0"])
+    only_first = pruning.prune_channels(model, sparsity=0.5, layers=["features.0"])
     assert only_first.features[3].out_channels == 50 and only_first.features[3].in_channels == 10
 
 
@@ -225,14 +282,14 @@ def test_channel_l1_norms_formula():
 
 
 def test_prune_channels_errors():
-    with pytest.raises(ValueError, match="does not support LeNet300100"):
-        pruning.prune_channels(build_model("lenet300"), 0.5)
-    with pytest.raises(ValueError, match="ratio"):
-        pruning.prune_channels(build_model("student"), 1.0)
+    with pytest.raises(ValueError, match="LeNet300100 has no Conv2d layer"):
+        pruning.prune_channels(build_model("lenet300"), sparsity=0.5)
+    with pytest.raises(ValueError, match=r"sparsity must be a finite number in \[0, 1\) \(the fraction of channels"):
+        pruning.prune_channels(build_model("student"), sparsity=1.0)
     with pytest.raises(ValueError, match="shape"):
-        pruning.prune_channels(build_model("student"), 0.5, scores={"features.0": torch.ones(3)})
-    with pytest.raises(ValueError, match="layers"):
-        pruning.prune_channels(build_model("student"), 0.5, layers=["classifier.1"])
+        pruning.prune_channels(build_model("student"), sparsity=0.5, scores={"features.0": torch.ones(3)})
+    with pytest.raises(ValueError, match="'classifier.1' is not among them"):
+        pruning.prune_channels(build_model("student"), sparsity=0.5, layers=["classifier.1"])
     with pytest.raises(ValueError, match="conv_weight"):
         pruning.channel_l1_norms(torch.randn(3, 3))
 
@@ -243,7 +300,7 @@ def test_sparse_formats_round_trip_and_size_formula(shape, format):
     torch.manual_seed(0)
     w = torch.randn(shape)
     w = w * pruning.magnitude_mask(w, 0.8)
-    data = pruning.encode_sparse(w, format)
+    data = pruning.encode_sparse(w, format=format)
     assert torch.equal(pruning.decode_sparse(data), w)
     n, nnz, d, rows = w.numel(), int((w != 0).sum()), w.dim(), shape[0]
     index_bytes = 2 if n // rows <= 65536 else 4
@@ -252,15 +309,13 @@ def test_sparse_formats_round_trip_and_size_formula(shape, format):
 
 
 def test_sparse_model_bytes_counts_weights_sparse_and_the_rest_dense():
-    model = build_model("lenet300")
-    pruning.global_magnitude_prune(model, 0.9)
+    model = pruning.magnitude_prune(build_model("lenet300"), sparsity=0.9)
     biases = 4 * (300 + 100 + 10)
-    weights = sum(len(pruning.encode_sparse(pruning.effective_weight(m), "bitmask"))
-                  for m in pruning.prunable_modules(model).values())
-    assert pruning.sparse_model_bytes(model, "bitmask") == biases + weights
-    assert pruning.sparse_model_bytes(model, "csr") < 0.2 * 4 * count_parameters(model)
+    weights = sum(len(pruning.encode_sparse(m.weight, format="bitmask")) for m in weight_layers(model).values())
+    assert pruning.sparse_model_bytes(model, format="bitmask") == biases + weights
+    assert pruning.sparse_model_bytes(model, format="csr") < 0.2 * 4 * count_parameters(model)
     with pytest.raises(ValueError, match="format"):
-        pruning.sparse_model_bytes(model, "coo")
+        pruning.sparse_model_bytes(model, format="coo")
     with pytest.raises(ValueError, match="magic"):
         pruning.decode_sparse(b"nope")
 
@@ -280,11 +335,14 @@ def test_gradual_sparsity_cubic_formula():
 def test_gradual_prune_reaches_final_sparsity_with_masks_kept():
     torch.manual_seed(0)
     model = build_model("lenet300")
+    before = _state(model)
     loader = _loader(n=96, batch_size=8)  # 12 steps per epoch
-    pruning.gradual_prune(model, loader, 0.8, 1, prune_steps=4, prune_fraction=0.5, device="cpu", progress=False)
-    assert abs(pruning.sparsity(model) - 0.8) < 1e-5
+    result = pruning.gradual_prune(model, loader, sparsity=0.8, epochs=1, prune_steps=4, prune_fraction=0.5,
+                                   device="cpu", progress=False)
+    assert isinstance(result, Trained) and len(result.history.loss) == 1
+    assert abs(pruning.sparsity(result.model) - 0.8) < 1e-5 and _same_state(model, before)
     with pytest.raises(ValueError, match="prune_steps"):
-        pruning.gradual_prune(build_model("lenet300"), loader, 0.8, 1, prune_steps=20)
+        pruning.gradual_prune(build_model("lenet300"), loader, sparsity=0.8, epochs=1, prune_steps=20)
 
 
 def test_layer_sensitivity_restores_model():
@@ -298,6 +356,7 @@ def test_layer_sensitivity_restores_model():
         return float(len(calls))
 
     scan = pruning.layer_sensitivity(model, _loader(), sparsities=(0.5, 0.9), metric=metric)
+    assert _same_state(model, before)
     assert list(scan) == ["net.1", "net.3", "net.5"] and scan["net.3"] == [3.0, 4.0]
     assert calls[3]["net.3"] == pytest.approx(0.9, abs=1e-3) and calls[3]["net.1"] == 0.0
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
@@ -317,11 +376,11 @@ def test_masked_sgd_step_matches_hand_computed_update_and_plain_zeroing_does_not
     nn.functional.cross_entropy(x @ w_eff.T + b0, y).backward()
     expected = (w0 - 0.1 * mask * w_eff.grad) * mask
 
-    pruning.apply_masks(nn.Sequential(layer), {"0": mask})
+    layer = pruning.apply_masks(nn.Sequential(layer), {"0": mask})[0]
     opt = torch.optim.SGD(layer.parameters(), lr=0.1)
     nn.functional.cross_entropy(layer(x), y).backward()
     opt.step()
-    assert torch.allclose(pruning.effective_weight(layer), expected, atol=1e-6)
+    assert torch.allclose(layer.weight, expected, atol=1e-6)
 
     with torch.no_grad():  # the article's snippet: zero once, then train as usual
         plain.weight *= mask
@@ -334,7 +393,7 @@ def test_masked_sgd_step_matches_hand_computed_update_and_plain_zeroing_does_not
 def test_gradual_prune_follows_the_cubic_schedule_step_by_step():
     torch.manual_seed(0)
     model = build_model("lenet300")
-    n = sum(m.weight.numel() for m in pruning.prunable_modules(model).values())
+    n = sum(m.weight.numel() for m in weight_layers(model).values())
     seen = []
 
     def loss_fn(m, inputs, targets):  # called before each optimizer step: records the sparsity in force
@@ -342,7 +401,7 @@ def test_gradual_prune_follows_the_cubic_schedule_step_by_step():
         return nn.functional.cross_entropy(m(inputs), targets)
 
     loader = _loader(n=96, batch_size=8)  # 12 steps; prune_fraction 0.5 -> 6 steps / 4 pruning steps -> every step
-    pruning.gradual_prune(model, loader, 0.9, 1, prune_steps=4, prune_fraction=0.5, loss_fn=loss_fn,
+    pruning.gradual_prune(model, loader, sparsity=0.9, epochs=1, prune_steps=4, prune_fraction=0.5, loss_fn=loss_fn,
                           device="cpu", progress=False)
     s_f = 0.9
     schedule = [s_f * (1 - (1 - min(t, 4) / 4) ** 3) for t in range(12)]  # Zhu & Gupta with s_i = 0
@@ -355,7 +414,7 @@ def test_csr_encoding_matches_scipy_csr_arrays():
     torch.manual_seed(3)
     w = torch.randn(12, 5, 3, 3)
     w = w * pruning.magnitude_mask(w, 0.85)
-    data = pruning.encode_sparse(w, "csr")
+    data = pruning.encode_sparse(w, format="csr")
     ref = sp.csr_matrix(w.reshape(12, -1).numpy())
     offset = 4 + 4 * w.dim()
     pointers = np.frombuffer(data, "<u4", 13, offset)
@@ -379,19 +438,104 @@ def test_layer_sensitivity_default_metric_equals_torch_pruned_layer_accuracy():
 
 
 def test_random_prune_exact_count_per_layer_and_seeded():
-    a = pruning.random_prune(build_model("teacher"), 0.6, generator=torch.Generator().manual_seed(1))
-    b = pruning.random_prune(build_model("teacher"), 0.6, generator=torch.Generator().manual_seed(1))
-    for (name, ma), mb in zip(pruning.prunable_modules(a).items(), pruning.prunable_modules(b).values()):
-        assert int((ma.weight_mask == 0).sum()) == round(0.6 * ma.weight.numel())
-        assert torch.equal(ma.weight_mask, mb.weight_mask)
+    a = pruning.random_prune(build_model("teacher"), sparsity=0.6, generator=torch.Generator().manual_seed(1))
+    b = pruning.random_prune(build_model("teacher"), sparsity=0.6, generator=torch.Generator().manual_seed(1))
+    for ma, mb in zip(weight_layers(a).values(), weight_layers(b).values()):
+        assert int((_mask(ma) == 0).sum()) == round(0.6 * ma.weight.numel())
+        assert torch.equal(_mask(ma), _mask(mb))
 
 
 def test_prune_channels_folds_unstructured_masks_and_ratio_zero_is_identity():
     torch.manual_seed(0)
-    model = pruning.global_magnitude_prune(build_model("student").eval(), 0.7)
+    model = pruning.magnitude_prune(build_model("student").eval(), sparsity=0.7)
     x = torch.rand(3, 1, 28, 28)
-    same = pruning.prune_channels(model, 0.0)
-    assert not any(pruning.is_pruned(m) for m in same.modules())
-    assert pruning.is_pruned(model.features[0])  # the original keeps its masks
+    same = pruning.prune_channels(model, sparsity=0.0)
+    assert not any(is_pruned(m) for m in same.modules())
+    assert is_pruned(model.features[0])  # the original keeps its masks
     assert torch.allclose(same(x), model(x), atol=1e-6)
     assert pruning.sparsity(same) == pytest.approx(pruning.sparsity(model))
+
+
+def _zero_channels_then_prune(model, convs, x, **kwargs):
+    """Zero every other output channel (filter, bias, BatchNorm affine) of the named convs, prune half of each,
+    and check the smaller model computes the same outputs; returns it."""
+    model.eval()
+    named = dict(model.named_modules())
+    chain = [name for name, m in model.named_modules() if not list(m.children())]
+    with torch.no_grad():
+        for name in convs:
+            conv = named[name]
+            off = torch.arange(0, conv.out_channels, 2)
+            conv.weight[off] = 0
+            if conv.bias is not None:
+                conv.bias[off] = 0
+            nxt = named[chain[chain.index(name) + 1]]
+            if isinstance(nxt, nn.BatchNorm2d):
+                nxt.running_mean.uniform_(-0.5, 0.5)
+                nxt.running_var.uniform_(0.5, 2.0)
+                nxt.weight[off], nxt.bias[off] = 0, 0
+    before = _state(model)
+    small = pruning.prune_channels(model, sparsity=0.5, **kwargs)
+    assert _same_state(model, before)
+    assert torch.allclose(small(x), model(x), atol=1e-5)
+    for name in convs:
+        assert dict(small.named_modules())[name].out_channels == named[name].out_channels // 2
+    assert count_parameters(small) < count_parameters(model)
+    return small
+
+
+def test_prune_channels_on_plain_sequential_cnns():
+    torch.manual_seed(0)
+    x = torch.rand(3, 3, 16, 16)
+    flat = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.LeakyReLU(0.1), nn.MaxPool2d(2),
+                         nn.Conv2d(8, 12, 3, padding=1), nn.ReLU(), nn.Dropout(0.2), nn.AvgPool2d(2),
+                         nn.Flatten(), nn.Linear(12 * 4 * 4, 20), nn.ReLU(), nn.Linear(20, 5))
+    small = _zero_channels_then_prune(flat, ["0", "4"], x, example_input=x)
+    assert small[9].in_features == 6 * 4 * 4 and small[11].out_features == 5
+    nested = nn.Sequential(
+        nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU()),
+        nn.Sequential(nn.Sequential(nn.Conv2d(8, 16, 3, stride=2), nn.BatchNorm2d(16), nn.GELU()),
+                      nn.AdaptiveAvgPool2d(2)),
+        nn.Flatten(), nn.Linear(16 * 4, 10))
+    _zero_channels_then_prune(nested, ["0.0", "1.0.0"], x, example_input=x)
+
+    class Wrapped(nn.Module):  # a model whose forward is a single Sequential, no .features/.classifier
+        def __init__(self):
+            super().__init__()
+            self.body = nn.Sequential(nn.Conv2d(1, 6, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(6, 10, 3),
+                                      nn.ReLU(), nn.Flatten(), nn.Linear(10 * 10 * 10, 4))
+
+        def forward(self, inputs):
+            return self.body(inputs)
+
+    small = _zero_channels_then_prune(Wrapped(), ["body.0", "body.3"], torch.rand(2, 1, 28, 28))
+    assert isinstance(small, Wrapped) and small.body[6].in_features == 5 * 10 * 10
+
+
+def test_prune_channels_rejects_what_it_cannot_see_naming_the_layer():
+    x = torch.rand(1, 3, 8, 8)
+    grouped = nn.Sequential(nn.Conv2d(3, 6, 3), nn.Conv2d(6, 6, 3, groups=3), nn.Flatten(), nn.Linear(6 * 16, 2))
+    with pytest.raises(ValueError, match=r"grouped convolutions; 1 has groups=3"):
+        pruning.prune_channels(grouped, sparsity=0.5, example_input=x)
+
+    class Residual(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1, self.conv2 = nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(4, 4, 3, padding=1)
+            self.head = nn.Sequential(nn.Flatten(), nn.Linear(4 * 64, 2))
+
+        def forward(self, inputs):
+            h = self.conv1(inputs)
+            return self.head(h + self.conv2(h))
+
+    with pytest.raises(ValueError, match=r"the input of head.0 \(Flatten\) is not the output of conv2"):
+        pruning.prune_channels(Residual(), sparsity=0.5, example_input=x)
+    unknown = nn.Sequential(nn.Conv2d(3, 4, 3), nn.GroupNorm(2, 4), nn.Flatten(), nn.Linear(4 * 36, 2))
+    with pytest.raises(ValueError, match=r"flow through 1 \(GroupNorm\)"):
+        pruning.prune_channels(unknown, sparsity=0.5, example_input=x)
+    fully_conv = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Conv2d(4, 2, 6), nn.Flatten())
+    assert pruning.prune_channels(fully_conv, sparsity=0.5, example_input=x)[2].out_channels == 2  # output kept
+    with pytest.raises(ValueError, match="2 reach the model.s output"):
+        pruning.prune_channels(fully_conv, sparsity=0.5, layers=["2"], example_input=x)
+    with pytest.raises(ValueError, match="pass example_input"):
+        pruning.prune_channels(nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.Linear(4 * 36, 2)), sparsity=0.5)

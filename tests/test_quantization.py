@@ -5,12 +5,14 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from course_lib.quantization import (MinMaxObserver, MovingAverageObserver, MSEObserver, PercentileObserver,
-                                     binarize, binarize_weights, binary_alpha, calibrate, compute_qparams,
-                                     dequantize, fake_quantize, fold_batchnorm, int8_static_fx,
-                                     post_training_quantize, prepare, quantization_aware_training, quantize)
-
-pytestmark = pytest.mark.filterwarnings("ignore:.*deprecated:UserWarning", "ignore:.*deprecated:DeprecationWarning")
+from course_lib.acceleration import fold_batchnorm
+from course_lib.quantization import (binarize, binarize_weights, binary_alpha, compile_int8, compute_qparams,
+                                     dequantize, fake_quantize, post_training_quantize, quantization_aware_train,
+                                     quantize)
+from course_lib.quantization.deploy import convert_int8
+from course_lib.quantization.observers import MinMaxObserver, MovingAverageObserver, MSEObserver, PercentileObserver
+from course_lib.quantization.ptq import calibrate, prepare
+from course_lib.training import Trained
 
 
 def _with_ties(n, scale, seed):
@@ -58,28 +60,31 @@ def test_quantize_rounds_half_to_even_and_clamps():
     assert quantize(x, 1.0, 3, bits=4, signed=False).tolist() == [3, 5, 5, 3, 1, 15, 0]
 
 
-@pytest.mark.parametrize("bits", [0, 33, -1, 4.0, True, "8"])
-def test_bits_outside_range_is_rejected(bits):
-    with pytest.raises(ValueError, match="bits"):
+@pytest.mark.parametrize("bits,error", [(0, ValueError), (33, ValueError), (-1, ValueError), (4.0, TypeError),
+                                        (True, TypeError), ("8", TypeError)])
+def test_bits_outside_range_is_rejected(bits, error):
+    with pytest.raises(error, match=r"bits must be an integer in \[1, 32\], got"):
         quantize(torch.zeros(3), 1.0, 0, bits=bits)
-    with pytest.raises(ValueError, match="bits"):
+    with pytest.raises(error, match="bits"):
         compute_qparams(-1.0, 1.0, bits=bits)
 
 
 def test_bad_arguments_are_rejected():
     x = torch.randn(4, 3)
-    for kwargs, word in [(dict(scale=0.0, zero_point=0), "scale"), (dict(scale=-1.0, zero_point=0), "scale"),
-                         (dict(scale=1.0, zero_point=200), "zero_point"), (dict(scale=1.0, zero_point=0.5), "zero_point"),
-                         (dict(scale=torch.ones(3), zero_point=torch.zeros(3, dtype=torch.long)), "axis"),
-                         (dict(scale=torch.ones(4), zero_point=torch.zeros(4, dtype=torch.long), axis=1), "shape"),
-                         (dict(scale=torch.ones(4), zero_point=torch.zeros(4, dtype=torch.long), axis=2), "axis")]:
-        with pytest.raises(ValueError, match=word):
+    for kwargs, word, error in [
+            (dict(scale=0.0, zero_point=0), "scale", ValueError), (dict(scale=-1.0, zero_point=0), "scale", ValueError),
+            (dict(scale=1.0, zero_point=200), "zero_point", ValueError),
+            (dict(scale=1.0, zero_point=0.5), "zero_point", TypeError), (dict(scale="1", zero_point=0), "scale", TypeError),
+            (dict(scale=torch.ones(3), zero_point=torch.zeros(3, dtype=torch.long)), "axis", ValueError),
+            (dict(scale=torch.ones(4), zero_point=torch.zeros(4, dtype=torch.long), axis=1), "shape", ValueError),
+            (dict(scale=torch.ones(4), zero_point=torch.zeros(4, dtype=torch.long), axis=2), "axis", ValueError)]:
+        with pytest.raises(error, match=word):
             quantize(x, **kwargs)
-    with pytest.raises(ValueError, match="floating-point"):
+    with pytest.raises(TypeError, match="x must be a floating-point tensor"):
         quantize(torch.arange(3), 1.0, 0)
     with pytest.raises(ValueError, match="finite"):
         quantize(torch.tensor([float("nan")]), 1.0, 0)
-    with pytest.raises(ValueError, match="integer tensor"):
+    with pytest.raises(TypeError, match="integer tensor"):
         dequantize(torch.zeros(3), 1.0, 0)
     with pytest.raises(ValueError, match="x_min must be <= x_max"):
         compute_qparams(1.0, -1.0)
@@ -217,15 +222,20 @@ def test_binarize_values_and_ste_gradient():
     assert torch.allclose(scaled, torch.tensor([[0.525, -0.525, 0.525, 0.525]]))
 
 
-def test_binarize_weights_keeps_first_and_last_layers():
+def test_binarize_weights_binarizes_the_chosen_layers_of_a_copy():
     model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 2))
-    first = model[0].weight.detach().clone()
-    binarize_weights(model)
-    assert torch.equal(model[0].weight, first)
-    w = model[2].weight
+    weights = [model[i].weight.detach().clone() for i in (0, 2, 4)]
+    binary = binarize_weights(model, layers=["2"])
+    assert all(torch.equal(model[i].weight, w) for i, w in zip((0, 2, 4), weights))  # the argument is untouched
+    assert torch.equal(binary[0].weight, weights[0]) and torch.equal(binary[4].weight, weights[2])
+    w = binary[2].weight
+    assert torch.equal(w, binarize(weights[1]))
     assert torch.allclose(w.abs(), w.abs().amax(1, keepdim=True).expand_as(w))  # +-alpha per row
-    with pytest.raises(ValueError, match="already"):
-        binarize_weights(model, keep_first_last=False)
+    assert all(len(torch.unique(binarize_weights(model)[i].weight.abs())) <= 8 for i in (0, 2, 4))
+    with pytest.raises(ValueError, match="already parametrized"):
+        binarize_weights(binary)
+    with pytest.raises(ValueError, match="'1' is not among them"):
+        binarize_weights(model, layers=["1"])
 
 
 # --- observers ----------------------------------------------------------------------------------
@@ -299,12 +309,17 @@ def test_ptq_at_16_bits_is_nearly_exact_and_matches_manual_fake_quantization():
 
 def test_prepare_and_calibrate_errors():
     model = _tiny_convnet()
-    with pytest.raises(ValueError, match="observer"):
+    with pytest.raises(ValueError, match="observer must be one of 'minmax'"):
         prepare(model, observer="bogus")
     with pytest.raises(ValueError, match="FakeQuantized"):
         calibrate(model, [torch.randn(2, 1, 6, 6)])
     with pytest.raises(ValueError, match="empty"):
         calibrate(prepare(model), [])
+    with pytest.raises(TypeError, match="observer_kwargs"):
+        post_training_quantize(model, [torch.randn(2, 1, 6, 6)], observer="percentile", observer_kwargs=99.9)
+    prepared = prepare(model)
+    calibrated = calibrate(prepared, [torch.randn(2, 1, 6, 6)], num_batches=1)
+    assert prepared[0].calibrating and not calibrated[0].calibrating  # calibrate returns a copy
 
 
 def test_qat_trains_the_shadow_weights():
@@ -312,15 +327,57 @@ def test_qat_trains_the_shadow_weights():
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(64, 1, 6, 6, generator=g), torch.randint(0, 3, (64,), generator=g)
     loader = DataLoader(TensorDataset(x, y), batch_size=16)
-    quantized, history = quantization_aware_training(model, loader, 3, bits=4, activation_bits=4, lr=1e-2,
-                                                     progress=False, device="cpu")
-    assert len(history.loss) == 3 and history.loss[-1] < history.loss[0]
-    assert not torch.equal(quantized[0].layer.weight, fold_batchnorm(model)[0].weight)
+    result = quantization_aware_train(model, loader, epochs=3, bits=4, activation_bits=4, lr=1e-2,
+                                      progress=False, device="cpu")
+    assert isinstance(result, Trained) and not result.model.training
+    assert len(result.history.loss) == 3 and result.history.loss[-1] < result.history.loss[0]
+    assert not torch.equal(result.model[0].layer.weight, fold_batchnorm(model)[0].weight)
+    assert isinstance(model[1], nn.BatchNorm2d)  # the argument is untouched
 
 
-def test_int8_static_fx_runs_real_int8_kernels():
-    model = nn.Sequential(*list(_tiny_convnet()))
-    x = torch.rand(16, 1, 6, 6)
-    q = int8_static_fx(model, [x], x)
-    assert any(m._get_name().startswith("Quantized") for m in q.modules())
-    assert (q(x) - model(x)).abs().max() < 0.1 * model(x).abs().max()
+def _int8_pair():
+    model = _tiny_convnet()
+    x = torch.rand(16, 1, 6, 6, generator=torch.Generator().manual_seed(0))
+    return model, x
+
+
+def test_pt2e_int8_graph_uses_quantize_ops_and_matches_fp32():
+    model, x = _int8_pair()
+    q = convert_int8(model, [x], example_input=x)
+    ops = {str(n.target) for n in q.graph.nodes if n.op == "call_function"}
+    assert any("quantize_per_tensor" in op for op in ops) and any("dequantize_per_channel" in op for op in ops)
+    with torch.no_grad():
+        out, ref = q(x), model(x)
+        assert q(x[:5]).shape == (5, 3)  # the batch dimension is dynamic
+    assert (out - ref).abs().max() < 0.05 * ref.abs().max()
+    assert isinstance(model[1], nn.BatchNorm2d)
+    weights = [t for t in q.state_dict().values() if t.dim() > 1]  # the float weights it replaced are gone
+    assert weights and all(t.dtype == torch.int8 for t in weights)
+
+
+@pytest.mark.slow  # compiles with Inductor (a C++ compiler, tens of seconds)
+def test_compile_int8_runs_onednn_int8_kernels_and_leaves_freezing_off():
+    import torch._inductor.config as inductor_config
+
+    model, x = _int8_pair()
+    q = compile_int8(model, [x], example_input=x)
+    with torch.no_grad():
+        out, ref = q(x), model(x)
+    assert (out - ref).abs().max() < 0.05 * ref.abs().max()
+    assert inductor_config.freezing is False
+
+
+@pytest.mark.slow  # the zoo teacher (trained on first use) and an Inductor compilation
+def test_pt2e_int8_teacher_keeps_the_fp32_accuracy():
+    from course_lib.data import load_mnist5k, make_loaders
+    from course_lib.metrics import model_size_bytes
+    from course_lib.training import evaluate
+    from course_lib.zoo import get_model
+
+    teacher = get_model("teacher")
+    loaders = make_loaders(load_mnist5k(), batch_size=64)
+    example = next(iter(loaders.test))[0]
+    int8 = compile_int8(teacher, loaders.train, example_input=example, num_batches=8)
+    fp32_accuracy, int8_accuracy = evaluate(teacher, loaders.test), evaluate(int8, loaders.test)
+    assert abs(int8_accuracy - fp32_accuracy) <= 0.005, (int8_accuracy, fp32_accuracy)  # half a point
+    assert model_size_bytes(teacher) / model_size_bytes(int8) > 3.5  # int8 weights, fp32 biases and scales

@@ -7,14 +7,25 @@ new input shape unless ``dynamic=True``). It does not pay when the time is alrea
 matrix products or convolutions that call the same oneDNN/MKL kernels either way, or for a model run
 only a few times. On a CPU it needs a working C++ compiler; :func:`try_compile` reports any failure
 instead of raising, so a chapter can run where compilation is not available.
+
+*Freezing* (Inductor's ``freezing`` option) treats the weights of an inference model as constants: it
+folds them into the graph and pre-packs them into the layout oneDNN kernels want (for int8 kernels this is
+what makes them fast). :func:`try_compile` with ``freezing=True`` turns it on with
+``torch._inductor.config.patch`` around each call of the compiled model only (where compilation happens),
+so no global setting is left changed. A frozen model no longer sees later changes to its weights.
 """
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+from .._validation import check_bool, check_module, check_tensor
+
+ERROR_CHARS = 300  # length kept of a compilation error's first line
 
 
 @dataclass
@@ -26,20 +37,41 @@ class CompileResult:
     error: str | None = None
 
 
-def try_compile(model: nn.Module, example_input: torch.Tensor, mode: str | None = None) -> CompileResult:
+class Frozen(nn.Module):
+    """A compiled model whose every call runs with Inductor's ``freezing`` on (``torch._inductor.config.patch``),
+    so that each compilation (the first call, and the first call on each new input shape) freezes its weights."""
+
+    def __init__(self, compiled: nn.Module) -> None:
+        super().__init__()
+        self.compiled = compiled
+
+    def forward(self, *args: torch.Tensor) -> torch.Tensor:
+        with torch._inductor.config.patch(freezing=True):
+            return self.compiled(*args)
+
+
+def try_compile(model: nn.Module, example_input: torch.Tensor, *, mode: str | None = None,
+                freezing: bool = False) -> CompileResult:
     """``torch.compile(model, mode=mode)`` and one call on ``example_input`` (which triggers the compilation).
 
-    Never raises for a compilation failure (missing compiler, unsupported operator...): the result then has
-    ``model=None`` and ``error`` set to the exception's type and first line.
+    A copy of ``model`` in eval mode is compiled (``model`` is left untouched); with ``freezing=True`` it is
+    wrapped in :class:`Frozen` (inference only) and compiled for static shapes (``dynamic=False``: each new
+    input shape compiles again, since with torch 2.14 a frozen int8 graph recompiled with a dynamic batch
+    dimension fails Inductor's stride checks). Never raises for a
+    compilation failure (missing compiler, unsupported operator...): the result then has ``model=None``
+    and ``error`` set to the exception's type and first line.
     """
-    if not isinstance(model, nn.Module):
-        raise ValueError(f"model must be an nn.Module, got {type(model).__name__}")
+    check_module(model)
+    check_tensor(example_input, "example_input")
+    check_bool(freezing, "freezing")
     start = time.perf_counter()
     try:
-        compiled = torch.compile(model.eval(), mode=mode)
+        compiled = torch.compile(copy.deepcopy(model).eval(), mode=mode, dynamic=False if freezing else None)
+        if freezing:
+            compiled = Frozen(compiled)
         with torch.inference_mode():
             compiled(example_input)
     except Exception as e:  # reported, not raised: compilation is an optional speed-up
         message = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        return CompileResult(None, time.perf_counter() - start, f"{type(e).__name__}: {message}"[:300])
+        return CompileResult(None, time.perf_counter() - start, f"{type(e).__name__}: {message}"[:ERROR_CHARS])
     return CompileResult(compiled, time.perf_counter() - start)

@@ -16,14 +16,13 @@ import copy
 import torch
 from torch import nn
 
+from .._validation import check_module
 from ..training import pick_device
 
 
 def to_channels_last(model: nn.Module) -> nn.Module:
     """A copy of ``model`` whose 4-D parameters and buffers use ``torch.channels_last`` memory format."""
-    if not isinstance(model, nn.Module):
-        raise ValueError(f"model must be an nn.Module, got {type(model).__name__}")
-    return copy.deepcopy(model).to(memory_format=torch.channels_last)
+    return copy.deepcopy(check_module(model)).to(memory_format=torch.channels_last)
 
 
 def describe_device(device: str | torch.device | None = None) -> dict[str, object]:

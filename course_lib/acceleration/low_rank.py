@@ -13,9 +13,14 @@ so keeping a fraction ``energy`` of ``sum s_i^2`` bounds it by ``1 - energy``.
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterable
 
 import torch
 from torch import nn
+
+from .._validation import check_fraction, check_int, check_module, check_tensor, select_layers
+
+SHARE_ROUNDING = 1e-12  # a cumulative share of sum s_i^2 this close to energy counts as reaching it
 
 
 def low_rank_linear(linear: nn.Linear, rank: int) -> nn.Sequential:
@@ -25,10 +30,9 @@ def low_rank_linear(linear: nn.Linear, rank: int) -> nn.Sequential:
     float rounding. Weights are split symmetrically (``Sigma^{1/2}`` on each side), on ``linear``'s device and dtype.
     """
     if not isinstance(linear, nn.Linear):
-        raise ValueError(f"linear must be an nn.Linear, got {type(linear).__name__}")
+        raise TypeError(f"linear must be an nn.Linear, got {type(linear).__name__}")
     m, n = linear.out_features, linear.in_features
-    if not isinstance(rank, int) or not 1 <= rank <= min(m, n):
-        raise ValueError(f"rank must be an integer in [1, {min(m, n)}] for a Linear({n}, {m}), got {rank!r}")
+    check_int(rank, f"rank (for a Linear({n}, {m}))", 1, min(m, n))
     weight = linear.weight.detach()
     u, s, vh = torch.linalg.svd(weight.double(), full_matrices=False)
     root = s[:rank].sqrt()
@@ -44,42 +48,49 @@ def low_rank_linear(linear: nn.Linear, rank: int) -> nn.Sequential:
 
 def rank_for_energy(singular_values: torch.Tensor, energy: float) -> int:
     """Smallest ``r`` with ``sum_{i<=r} s_i^2 >= energy * sum_i s_i^2`` (``singular_values`` sorted descending)."""
-    if not 0 < energy <= 1:
-        raise ValueError(f"energy must be in (0, 1], got {energy}")
+    _check_energy(energy)
+    check_tensor(singular_values, "singular_values")
     if singular_values.dim() != 1 or singular_values.numel() == 0:
         raise ValueError(f"singular_values must be a non-empty 1-D tensor, got shape {tuple(singular_values.shape)}")
     power = singular_values.double() ** 2
     cumulative = power.cumsum(0) / power.sum()
-    return min(int((cumulative < energy - 1e-12).sum()) + 1, singular_values.numel())
+    # the first position where the cumulative share reaches energy, up to float64 rounding of the sums
+    target = torch.tensor([energy - SHARE_ROUNDING], dtype=torch.float64)
+    return min(int(torch.searchsorted(cumulative, target)) + 1, singular_values.numel())
 
 
-def factorize_linears(model: nn.Module, rank: int | None = None, energy: float | None = None,
-                      min_features: int = 0) -> nn.Module:
+def _check_energy(energy: float) -> float:
+    value = check_fraction(energy, "energy", meaning="the share of sum s_i^2 to keep")
+    if value == 0:
+        raise ValueError("energy must be a finite number in (0, 1] (the share of sum s_i^2 to keep), got 0.0")
+    return value
+
+
+def factorize_linears(model: nn.Module, *, rank: int | None = None, energy: float | None = None,
+                      layers: Iterable[str] | None = None) -> nn.Module:
     """A copy of ``model`` whose Linear layers are replaced by :func:`low_rank_linear` pairs where that saves work.
 
     Give exactly one of ``rank`` (the same rank for every layer, capped at ``min(m, n)``) or ``energy`` (per
-    layer, the smallest rank keeping that fraction of ``sum s_i^2``, see :func:`rank_for_energy`). A layer is
-    factorized only if ``r (m + n) < m n`` (fewer parameters and multiply-adds) and ``min(m, n) >= min_features``;
-    the others are kept unchanged. ``model`` itself is not modified.
+    layer, the smallest rank keeping that fraction of ``sum s_i^2``, see :func:`rank_for_energy`). Of the
+    ``layers`` (names of Linear layers; default all), a layer is factorized only if ``r (m + n) < m n`` (fewer
+    parameters and multiply-adds); the others are kept unchanged. ``model`` itself is not modified.
     """
+    check_module(model)
     if (rank is None) == (energy is None):
         raise ValueError(f"give exactly one of rank or energy, got rank={rank!r}, energy={energy!r}")
-    if rank is not None and (not isinstance(rank, int) or rank < 1):
-        raise ValueError(f"rank must be a positive integer, got {rank!r}")
-    if energy is not None and not 0 < energy <= 1:
-        raise ValueError(f"energy must be in (0, 1], got {energy}")
+    if rank is not None:
+        check_int(rank, "rank", 1)
+    else:
+        _check_energy(energy)
+    names = list(select_layers(model, layers, kinds=(nn.Linear,)))
     new = copy.deepcopy(model)
-    for parent in list(new.modules()):
-        for name, child in list(parent.named_children()):
-            if not isinstance(child, nn.Linear):
-                continue
-            m, n = child.out_features, child.in_features
-            if min(m, n) < min_features:
-                continue
-            if rank is not None:
-                r = min(rank, m, n)
-            else:
-                r = rank_for_energy(torch.linalg.svdvals(child.weight.detach().double()), energy)
-            if r * (m + n) < m * n:
-                setattr(parent, name, low_rank_linear(child, r))
+    for name in names:
+        child = new.get_submodule(name)
+        m, n = child.out_features, child.in_features
+        if rank is not None:
+            r = min(rank, m, n)
+        else:
+            r = rank_for_energy(torch.linalg.svdvals(child.weight.detach().double()), energy)
+        if r * (m + n) < m * n:
+            new.set_submodule(name, low_rank_linear(child, r))
     return new

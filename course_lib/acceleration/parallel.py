@@ -41,10 +41,11 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from ..metrics import measure_latency
+from .._validation import check_int, check_ints, check_module, check_positive, check_tensor
+from ..metrics import example_input as random_images, measure_latency
 
 
-def thread_latency(model: nn.Module, example_input: torch.Tensor, threads: tuple[int, ...] = (1, 2),
+def thread_latency(model: nn.Module, example_input: torch.Tensor, *, threads: tuple[int, ...] = (1, 2),
                    rounds: int = 5, repeats: int = 20, warmup: int = 5) -> list[dict[str, Any]]:
     """Median latency of ``model`` on ``example_input`` with each number of intra-op ``threads``.
 
@@ -52,10 +53,10 @@ def thread_latency(model: nn.Module, example_input: torch.Tensor, threads: tuple
     load changes hit all alike); each row is ``{"threads", "median_ms", "speedup"}``, with the speed-up against ``threads[0]``.
     The thread setting is restored afterwards.
     """
-    if not threads or any(not isinstance(t, int) or t < 1 for t in threads):
-        raise ValueError(f"threads must be a non-empty tuple of positive integers, got {threads!r}")
-    if not isinstance(rounds, int) or rounds < 1:
-        raise ValueError(f"rounds must be a positive integer, got {rounds!r}")
+    check_module(model)
+    check_tensor(example_input, "example_input")
+    threads = check_ints(threads, "threads", 1)
+    check_int(rounds, "rounds", 1)
     medians: dict[int, list[float]] = {t: [] for t in threads}
     for round_ in range(rounds):
         for t in threads:
@@ -69,43 +70,41 @@ def thread_latency(model: nn.Module, example_input: torch.Tensor, threads: tuple
     return rows
 
 
-def batch_throughput(model: nn.Module, batch_sizes: tuple[int, ...] = (1, 8, 64, 256), repeats: int = 20,
+def batch_throughput(model: nn.Module, *, batch_sizes: tuple[int, ...] = (1, 8, 64, 256), repeats: int = 20,
                      threads: int | None = None) -> list[dict[str, Any]]:
     """Latency per call and throughput (samples per second) of ``model`` at each batch size.
 
-    Inputs are uniform random images of the shape ``model`` expects (``model.in_channels``,
-    ``model.image_size``, else 1x28x28). Rows: ``{"batch_size", "median_ms", "samples_per_s", "ms_per_sample"}``.
+    Inputs are uniform random images of the shape ``model`` expects (:func:`course_lib.metrics.example_input`). Rows: ``{"batch_size", "median_ms", "samples_per_s", "ms_per_sample"}``.
     """
-    if not batch_sizes or any(not isinstance(b, int) or b < 1 for b in batch_sizes):
-        raise ValueError(f"batch_sizes must be a non-empty tuple of positive integers, got {batch_sizes!r}")
-    shape = (getattr(model, "in_channels", 1), getattr(model, "image_size", 28), getattr(model, "image_size", 28))
-    generator = torch.Generator().manual_seed(0)
+    check_module(model)
+    batch_sizes = check_ints(batch_sizes, "batch_sizes", 1)
+    check_int(repeats, "repeats", 1)
     rows = []
     for b in batch_sizes:
-        x = torch.rand((b, *shape), generator=generator)
+        x = random_images(model, b)
         ms = measure_latency(model, x, warmup=max(3, repeats // 5), repeats=repeats, threads=threads).median_ms
         rows.append({"batch_size": b, "median_ms": round(ms, 4), "samples_per_s": round(1e3 * b / ms, 1),
                      "ms_per_sample": round(ms / b, 5)})
     return rows
 
 
-def free_port() -> int:
+def _free_port() -> int:
     """A TCP port on 127.0.0.1 that is free right now (for ``MASTER_PORT``)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def _check_training_args(dataset: Dataset, world_size: int, batch_size: int, epochs: int, lr: float) -> None:
-    if not isinstance(world_size, int) or world_size < 1:
-        raise ValueError(f"world_size must be a positive integer, got {world_size!r}")
-    if not isinstance(batch_size, int) or batch_size < 1 or batch_size % world_size:
+def _check_training_args(model: nn.Module, dataset: Dataset, world_size: int, batch_size: int, epochs: int,
+                         lr: float) -> None:
+    check_module(model)
+    check_int(world_size, "world_size", 1)
+    check_int(batch_size, "batch_size", 1)
+    if batch_size % world_size:
         raise ValueError(f"batch_size (the global batch) must be a positive multiple of world_size={world_size}, "
                          f"got {batch_size!r}")
-    if not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
-    if lr <= 0:
-        raise ValueError(f"lr must be positive, got {lr}")
+    check_int(epochs, "epochs", 1)
+    check_positive(lr, "lr")
     if len(dataset) < batch_size:
         raise ValueError(f"the dataset ({len(dataset)} samples) is smaller than one global batch ({batch_size})")
 
@@ -142,7 +141,7 @@ def _ddp_worker(rank: int, world_size: int, port: int, model: nn.Module, dataset
         dist.destroy_process_group()
 
 
-def ddp_train(model: nn.Module, dataset: Dataset, world_size: int = 2, batch_size: int = 64, epochs: int = 1,
+def ddp_train(model: nn.Module, dataset: Dataset, *, world_size: int = 2, batch_size: int = 64, epochs: int = 1,
               lr: float = 0.05, seed: int = 0) -> nn.Module:
     """A copy of ``model`` trained with DistributedDataParallel by ``world_size`` CPU processes (gloo backend).
 
@@ -153,23 +152,23 @@ def ddp_train(model: nn.Module, dataset: Dataset, world_size: int = 2, batch_siz
     with each worker's own shard (use ``nn.SyncBatchNorm`` to share the statistics), so they only match
     single-process training if they have none.
     """
-    _check_training_args(dataset, world_size, batch_size, epochs, lr)
+    _check_training_args(model, dataset, world_size, batch_size, epochs, lr)
     with tempfile.TemporaryDirectory() as tmp:
         out = str(Path(tmp) / "weights.pt")
-        mp.spawn(_ddp_worker, args=(world_size, free_port(), copy.deepcopy(model).cpu(), dataset, batch_size,
+        mp.spawn(_ddp_worker, args=(world_size, _free_port(), copy.deepcopy(model).cpu(), dataset, batch_size,
                                     epochs, lr, seed, out), nprocs=world_size, join=True)
         trained = copy.deepcopy(model).cpu()
         trained.load_state_dict(torch.load(out, weights_only=True))
     return trained.eval()
 
 
-def single_process_train(model: nn.Module, dataset: Dataset, batch_size: int = 64, epochs: int = 1,
+def single_process_train(model: nn.Module, dataset: Dataset, *, batch_size: int = 64, epochs: int = 1,
                          lr: float = 0.05, seed: int = 0) -> nn.Module:
     """The reference for :func:`ddp_train`: one process, the same global batches in the same order, plain SGD.
 
     Uses ``DistributedSampler(num_replicas=1)`` for the order, i.e. the same permutation the workers split.
     """
-    _check_training_args(dataset, 1, batch_size, epochs, lr)
+    _check_training_args(model, dataset, 1, batch_size, epochs, lr)
     trained = copy.deepcopy(model).cpu()
     sampler = DistributedSampler(dataset, num_replicas=1, rank=0, shuffle=True, seed=seed, drop_last=True)
     _sgd_epochs(trained, dataset, sampler, batch_size, epochs, lr)
@@ -178,7 +177,7 @@ def single_process_train(model: nn.Module, dataset: Dataset, batch_size: int = 6
 
 def max_param_diff(a: nn.Module, b: nn.Module) -> float:
     """Largest absolute difference between corresponding entries of two models' state dicts."""
-    sa, sb = a.state_dict(), b.state_dict()
+    sa, sb = check_module(a, "a").state_dict(), check_module(b, "b").state_dict()
     if sa.keys() != sb.keys():
         raise ValueError("the two models have different state_dict keys")
     return max((sa[k].double() - sb[k].double()).abs().max().item() for k in sa if sa[k].numel())

@@ -3,7 +3,8 @@
 Each technique has a section module ``course_lib.benchmark.<section>`` with a function
 ``run(quick: bool = False, seeds: int = 3) -> dict`` returning JSON-serializable figures (the keys
 are documented in that module). :func:`run_section` imports a section lazily, runs it, and adds
-``seconds`` (wall-clock time of the section) and ``machine`` (:func:`machine_info`). Speed figures
+``seconds`` (wall-clock time of the section) and ``machine`` (:func:`machine_info`); it validates
+``seeds`` for every section. Speed figures
 inside a section are ratios of median latencies measured side by side in the same run
 (:func:`course_lib.metrics.compare_latency`); absolute times from different runs are never compared.
 
@@ -21,6 +22,8 @@ import traceback
 from typing import Any
 
 import torch
+
+from .._validation import check_int, check_names
 
 SECTIONS = ("distillation", "pruning", "quantization", "acceleration", "deep_compression")
 
@@ -44,11 +47,8 @@ def machine_info() -> dict[str, Any]:
 
 
 def check_sections(names: list[str] | tuple[str, ...]) -> None:
-    """Raise ``ValueError`` naming every entry of ``names`` that is not one of :data:`SECTIONS`."""
-    unknown = [n for n in names if n not in SECTIONS]
-    if unknown:
-        raise ValueError(f"unknown section(s) {', '.join(map(repr, unknown))}; "
-                         f"choose from {', '.join(SECTIONS)}")
+    """Raise ``ValueError`` naming every entry of ``names`` that is not one of :data:`SECTIONS` (repeats are allowed)."""
+    check_names(dict.fromkeys(names), "sections", SECTIONS, "sections of the benchmark")
 
 
 def run_section(name: str, quick: bool = False, seeds: int = 3) -> dict[str, Any]:
@@ -58,8 +58,7 @@ def run_section(name: str, quick: bool = False, seeds: int = 3) -> dict[str, Any
     ``{"error": "<Type>: <message>", "traceback": ..., "seconds": ..., "machine": ...}``.
     """
     check_sections([name])
-    if not isinstance(seeds, int) or seeds < 1:
-        raise ValueError(f"seeds must be a positive integer, got {seeds!r}")
+    check_int(seeds, "seeds", 1)
     start = time.perf_counter()
     try:
         module = importlib.import_module(f"{__name__}.{name}")
@@ -69,10 +68,3 @@ def run_section(name: str, quick: bool = False, seeds: int = 3) -> dict[str, Any
     result["seconds"] = round(time.perf_counter() - start, 2)
     result["machine"] = machine_info()
     return result
-
-
-def run_all(sections: list[str] | tuple[str, ...] = SECTIONS, quick: bool = False,
-            seeds: int = 3) -> dict[str, dict[str, Any]]:
-    """:func:`run_section` for each of ``sections`` in turn: ``{section: figures}``."""
-    check_sections(sections)
-    return {name: run_section(name, quick, seeds) for name in sections}

@@ -6,7 +6,8 @@ import json
 import sys
 from pathlib import Path
 
-from . import SECTIONS, run_section
+from .._validation import check_int
+from . import SECTIONS, check_sections, run_section
 from .report import format_table
 
 
@@ -26,13 +27,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    unknown = [name for name in args.only if name not in SECTIONS]
-    if unknown:
-        print(f"error: unknown section(s) {', '.join(unknown)}; choose from {', '.join(SECTIONS)}",
-              file=sys.stderr)
-        return 2
-    if args.seeds < 1:
-        print(f"error: --seeds must be a positive integer, got {args.seeds}", file=sys.stderr)
+    try:
+        check_sections(args.only)
+        check_int(args.seeds, "--seeds", 1)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
         return 2
     results: dict[str, dict] = {}
     for name in dict.fromkeys(args.only):  # keeps order, drops repeats

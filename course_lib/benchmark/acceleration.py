@@ -8,7 +8,7 @@ Reported (accuracies are fractions in ``[0, 1]`` on the test split; choices are 
 - ``ddp``: ``workers`` DistributedDataParallel processes (gloo) against one process on the same global batches
   (``model``, ``epochs``, ``steps``, ``batch_size``, plain SGD ``lr``): ``max_param_diff``, the largest
   absolute difference between the two trained models' weights, and ``val_accuracy`` of the DDP model;
-- ``fusion``: Conv-BatchNorm folding (:func:`~course_lib.acceleration.fuse_conv_bn`): ``max_abs_diff`` of the
+- ``fusion``: Conv-BatchNorm folding (:func:`~course_lib.acceleration.fold_batchnorm`): ``max_abs_diff`` of the
   test logits, ``speedup`` at ``batch_size`` 64 (16 if quick; ``speedup_batch1`` at batch 1), ``accuracy``,
   ``dense_accuracy``, ``params_ratio`` (teacher / folded parameters);
 - ``low_rank``: truncated-SVD factorization (:func:`~course_lib.acceleration.factorize_linears`, no
@@ -16,7 +16,7 @@ Reported (accuracies are fractions in ``[0, 1]`` on the test split; choices are 
   smallest candidate of :data:`RANKS` whose validation accuracy is within ``tolerance`` of the dense model's;
   ``accuracy`` and ``dense_accuracy`` (test), ``params_ratio`` (dense / factorized parameters), ``speedup`` at
   ``batch_size`` 64 (16 if quick), ``speedup_batch1`` at batch 1, ``curve``: rows ``{rank, val_accuracy, params}``;
-- ``low_rank_teacher``: the same for the teacher's classifier Linear layers (3136 -> 256 holds 97% of its
+- ``low_rank_teacher``: the same for the teacher's :data:`TEACHER_LOW_RANK_LAYERS` (3136 -> 256 holds 97% of its
   parameters but the convolutions do most of the arithmetic: Amdahl's law caps the gain);
 - ``compile`` (full run only): ``torch.compile`` of the teacher at ``batch_size`` 64: ``ok``, ``compile_seconds``
   (compilation and first call), ``speedup`` against eager, or ``error``.
@@ -37,7 +37,7 @@ from typing import Any
 import torch
 from torch.utils.data import TensorDataset
 
-from ..acceleration import (batch_throughput, ddp_train, factorize_linears, fuse_conv_bn, max_param_diff,
+from ..acceleration import (batch_throughput, ddp_train, factorize_linears, fold_batchnorm, max_param_diff,
                             single_process_train, thread_latency, try_compile)
 from ..data import load_mnist5k, make_loaders
 from ..metrics import compare_latency, count_parameters, speedup
@@ -47,11 +47,13 @@ from ..zoo import get_model
 
 RANKS = (8, 16, 24, 32, 48, 64, 128)
 TOLERANCE = 0.005  # validation accuracy may drop by at most half a point when choosing the rank
+TEACHER_LOW_RANK_LAYERS = ("classifier.1",)  # the 3136 -> 256 layer; the 256 -> 10 one is too small to gain
+QUICK_DDP_IMAGES = 512
 
 
 def _ddp(quick: bool) -> dict[str, Any]:
     splits = load_mnist5k()
-    name, lr, train_set = ("lenet300", 0.05, TensorDataset(*(t[:512] for t in splits.train.tensors))) if quick \
+    name, lr, train_set = ("lenet300", 0.05, TensorDataset(*(t[:QUICK_DDP_IMAGES] for t in splits.train.tensors))) if quick \
         else ("lenet5", 0.02, splits.train)
     set_seed(0)
     model = build_model(name)
@@ -66,13 +68,13 @@ def _ddp(quick: bool) -> dict[str, Any]:
 
 
 def _low_rank(model: torch.nn.Module, loaders, batch: int, repeats: int, quick: bool,
-              min_features: int) -> dict[str, Any]:
+              layers: tuple[str, ...] | None) -> dict[str, Any]:
     """Factorize ``model``'s Linear layers at the smallest rank of :data:`RANKS` that keeps the validation
     accuracy within :data:`TOLERANCE`, and measure it against ``model`` side by side (one thread)."""
     dense_val = evaluate(model, loaders.val)
     curve, candidates = [], {}
     for rank in ((16, 32) if quick else RANKS):
-        candidates[rank] = factorize_linears(model, rank=rank, min_features=min_features)
+        candidates[rank] = factorize_linears(model, rank=rank, layers=layers)
         curve.append({"rank": rank, "val_accuracy": evaluate(candidates[rank], loaders.val),
                       "params": count_parameters(candidates[rank])})
     good = [row["rank"] for row in curve if row["val_accuracy"] >= dense_val - TOLERANCE]
@@ -100,10 +102,10 @@ def run(quick: bool = False, seeds: int = 3) -> dict[str, Any]:
 
     result["threads"] = thread_latency(teacher, xb, threads=(1, 2), rounds=1 if quick else 5,
                                        repeats=3 if quick else 10, warmup=2 if quick else 5)
-    result["batching"] = batch_throughput(teacher, (1, 16) if quick else (1, 4, 16, 64, 256),
+    result["batching"] = batch_throughput(teacher, batch_sizes=(1, 16) if quick else (1, 4, 16, 64, 256),
                                           repeats=repeats, threads=1)
 
-    fused = fuse_conv_bn(teacher)
+    fused = fold_batchnorm(teacher)
     logits, labels = predict(teacher, loaders.test)
     fused_logits, _ = predict(fused, loaders.test)
     latb = compare_latency({"dense": teacher, "fused": fused}, xb, warmup=3, repeats=repeats, threads=1)
@@ -117,8 +119,8 @@ def run(quick: bool = False, seeds: int = 3) -> dict[str, Any]:
         "params_ratio": count_parameters(teacher) / count_parameters(fused), "batch_size": batch,
         "threads": 1}
 
-    result["low_rank"] = _low_rank(get_model("lenet300"), loaders, batch, repeats, quick, min_features=0)
-    result["low_rank_teacher"] = _low_rank(teacher, loaders, batch, repeats, quick, min_features=64)
+    result["low_rank"] = _low_rank(get_model("lenet300"), loaders, batch, repeats, quick, layers=None)
+    result["low_rank_teacher"] = _low_rank(teacher, loaders, batch, repeats, quick, layers=TEACHER_LOW_RANK_LAYERS)
 
     result["ddp"] = _ddp(quick)
 

@@ -23,7 +23,7 @@ fractions in ``[0, 1]`` on the test split, which is never used for a choice):
 - ``bits``, ``index_bits``: the widths used (seed 0), ``layer_density``: kept fraction per layer.
 
 The settings (epochs, learning rates, widths) were chosen on the validation split in the chapter
-``book/code/deep_compression.ipynb``. ``quick=True`` fine-tunes on 256 training images for one epoch with
+``book/code/deep_compression.ipynb``. ``quick=True`` fine-tunes on :data:`QUICK_TRAIN_IMAGES` training images for one epoch with
 one seed: it checks that the section runs end to end, not the targets.
 """
 from __future__ import annotations
@@ -46,13 +46,14 @@ CONFIGS = {
     "lenet5": Config({"features.0": 0.34, "features.3": 0.88, "classifier.1": 0.92, "classifier.3": 0.81},
                      prune_epochs=2, share_epochs=1),
 }
+QUICK_TRAIN_IMAGES = 256
 
 
 def _train_loader(splits, seed: int, quick: bool) -> DataLoader:
     """The training loader of fine-tuning seed ``seed``: its shuffling is seeded too (256 images if ``quick``)."""
     if not quick:
         return make_loaders(splits, batch_size=64, seed=seed).train
-    return DataLoader(Subset(splits.train, range(256)), batch_size=64, shuffle=True,
+    return DataLoader(Subset(splits.train, range(QUICK_TRAIN_IMAGES)), batch_size=64, shuffle=True,
                       generator=torch.Generator().manual_seed(seed))
 
 
@@ -60,7 +61,7 @@ def compress_model(name: str, splits, seeds: int, quick: bool = False) -> dict:
     """The section's figures for zoo model ``name`` (``"lenet300"`` or ``"lenet5"``) on ``splits``."""
     loaders = make_loaders(splits, batch_size=64)
     dense = get_model(name)
-    dense_bytes = storage_bytes(dense, "dense")
+    dense_bytes = storage_bytes(dense, coding="dense")
     config = CONFIGS[name]
     if quick:
         config = dataclasses.replace(config, prune_epochs=1, share_epochs=1)
@@ -68,8 +69,8 @@ def compress_model(name: str, splits, seeds: int, quick: bool = False) -> dict:
     first = None
     for seed in range(seeds):
         result = deep_compress(dense, _train_loader(splits, seed, quick), loaders.val, loaders.test,
-                               dataclasses.replace(config, seed=seed))
-        data = compress(result.model, result.index_bits)
+                               config=dataclasses.replace(config, seed=seed), device="cpu")
+        data = compress(result.model, index_bits=result.index_bits)
         logits, _ = predict(result.model, loaders.test)
         equal.append(torch.equal(logits, predict(decompress(data), loaders.test)[0]))
         accuracies.append(evaluate(result.model, loaders.test))
@@ -92,8 +93,6 @@ def compress_model(name: str, splits, seeds: int, quick: bool = False) -> dict:
 
 def run(quick: bool = False, seeds: int = 3) -> dict:
     """Run the section; returns a JSON-serialisable dict (see the module docstring for the keys)."""
-    if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
-        raise ValueError(f"seeds must be a positive integer, got {seeds!r}")
     splits = load_mnist5k()
     if quick:  # a few batches: the section runs end to end in seconds
         seeds = 1

@@ -47,12 +47,17 @@ OMITTED_TEMPERATURE = 8.0
 OMITTED_ALPHA = 0.9
 
 
-def _train_student(splits: Splits, train_set: TensorDataset, seed: int, epochs: int,
-                   teacher: nn.Module | None, temperature: float = TEMPERATURE,
-                   alpha: float = ALPHA) -> nn.Module:
-    """A student trained like the zoo's (same seed, initialisation and batches), distilled if ``teacher`` is given."""
+def train_student(splits: Splits, *, seed: int, epochs: int, train_set: TensorDataset | None = None,
+                  teacher: nn.Module | None = None, **distill_kwargs) -> nn.Module:
+    """A student trained like the zoo's (same seed, initialisation, batches, learning rate, weight decay and
+    augmentation) for ``epochs`` on ``train_set`` (default ``splits.train``): on the labels, or, when ``teacher``
+    is given, distilled from it with :func:`~course_lib.distillation.distill` (``distill_kwargs``: ``temperature``,
+    ``alpha``, ``hard``). The chapter ``book/code/distillation.ipynb`` trains its students with it. Eval mode."""
+    if teacher is None and distill_kwargs:
+        raise ValueError(f"{', '.join(distill_kwargs)} are distillation settings; pass teacher= to use them")
     recipe = RECIPES["student"]
     set_seed(seed)
+    train_set = splits.train if train_set is None else train_set
     loaders = make_loaders(Splits(train_set, splits.val, splits.test, splits.name, splits.classes),
                            batch_size=recipe.batch_size, seed=seed)
     student = build_model("student", recipe.dataset)
@@ -60,9 +65,8 @@ def _train_student(splits: Splits, train_set: TensorDataset, seed: int, epochs: 
                   device="cpu")
     if teacher is None:
         train(student, loaders.train, epochs, **kwargs)
-    else:
-        distill(student, teacher, loaders.train, epochs, temperature=temperature, alpha=alpha, **kwargs)
-    return student.eval()
+        return student.eval()
+    return distill(student, teacher, loaders.train, epochs=epochs, **distill_kwargs, **kwargs).model
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -71,8 +75,6 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
 
 def run(quick: bool = False, seeds: int = 3) -> dict:
     """Run the section; returns a JSON-serialisable dict (accuracies as fractions in ``[0, 1]``)."""
-    if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
-        raise ValueError(f"seeds must be a positive integer, got {seeds!r}")
     splits = load_mnist5k()
     test_loader = make_loaders(splits).test
     epochs = 1 if quick else RECIPES["student"].epochs
@@ -81,11 +83,12 @@ def run(quick: bool = False, seeds: int = 3) -> dict:
     scratch, kd = [], []
     for seed in range(seeds):
         if quick:
-            student = _train_student(splits, splits.train, seed, epochs, None)
+            student = train_student(splits, seed=seed, epochs=epochs)
         else:
             student = get_model("student", seed=seed)
         scratch.append(evaluate(student, test_loader))
-        kd.append(evaluate(_train_student(splits, splits.train, seed, epochs, teacher), test_loader))
+        kd.append(evaluate(train_student(splits, seed=seed, epochs=epochs, teacher=teacher, temperature=TEMPERATURE,
+                                         alpha=ALPHA), test_loader))
     scratch_mean, scratch_std = _mean_std(scratch)
     kd_mean, kd_std = _mean_std(kd)
 
@@ -93,8 +96,9 @@ def run(quick: bool = False, seeds: int = 3) -> dict:
                               warmup=5, repeats=10 if quick else 50)
 
     transfer = without_class(splits.train, OMITTED_DIGIT)
-    scratch_omit = _train_student(splits, transfer, 0, epochs, None)
-    kd_omit = _train_student(splits, transfer, 0, epochs, teacher, OMITTED_TEMPERATURE, OMITTED_ALPHA)
+    scratch_omit = train_student(splits, seed=0, epochs=epochs, train_set=transfer)
+    kd_omit = train_student(splits, seed=0, epochs=epochs, train_set=transfer, teacher=teacher,
+                            temperature=OMITTED_TEMPERATURE, alpha=OMITTED_ALPHA)
     val_loader = make_loaders(splits).val
     shift = best_bias_shift(kd_omit, val_loader, OMITTED_DIGIT)
     kd_omit_acc = class_accuracy(kd_omit, splits.test, OMITTED_DIGIT)

@@ -2,9 +2,10 @@
 
 Every technique becomes one or more *trade-off points* (:func:`tradeoff_points`): its accuracy and the
 accuracy of the model it started from, how many times smaller it is (``compression``: original size /
-compressed size) and how many times faster (``speedup``: ratio of median latencies measured side by
-side in the same run), each ``None`` where the section does not measure it. Only the keys the issues
-define are read, and a missing section (or one that failed) is simply left out.
+compressed size, as its section measures it) and how many times faster (``speedup``: ratio of median
+latencies measured side by side in the same run), each ``None`` where the section does not measure it. A
+missing section (or one that failed) is simply left out. :func:`get`, :func:`percent`, :func:`times` and
+:func:`markdown_table` are the helpers ``book/results.ipynb`` builds its tables with.
 """
 from __future__ import annotations
 
@@ -12,7 +13,17 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .._tables import markdown_table
+from . import SECTIONS
+
 Results = dict[str, dict[str, Any]]
+MISSING = "not measured"
+MARKER_AREA = 60  # points^2 of a marker in plot_tradeoffs
+AREA_EXPONENT = 1.5  # single-panel chart: marker area grows like speed-up ** AREA_EXPONENT
+MIN_SPEEDUP_SHOWN = 0.5  # ... from this speed-up on (slower still gets this size)
+
+__all__ = ["SECTIONS", "Results", "load_results", "get", "percent", "times", "markdown_table", "ok_sections",
+           "tradeoff_points", "format_table", "plot_tradeoffs"]
 
 
 def load_results(path: str | Path) -> Results:
@@ -27,12 +38,28 @@ def load_results(path: str | Path) -> Results:
     return results
 
 
-def _get(d: Any, *keys: str) -> Any:
-    for key in keys:
-        if not isinstance(d, dict) or key not in d:
+def get(figures: Any, dotted: str) -> Any:
+    """``figures["a"]["b"]`` for ``dotted == "a.b"``, or ``None`` when any key on the way is missing."""
+    for key in dotted.split("."):
+        if not isinstance(figures, dict) or key not in figures:
             return None
-        d = d[key]
-    return d
+        figures = figures[key]
+    return figures
+
+
+def percent(value: float | None, digits: int = 1) -> str:
+    """A fraction as a percentage with ``digits`` decimals (``0.9812 -> "98.1%"``), or ``"not measured"``."""
+    return MISSING if value is None else f"{100 * value:.{digits}f}%"
+
+
+def times(value: float | None, digits: int = 2) -> str:
+    """A factor with ``digits`` decimals (``2.2 -> "2.20x"``), or ``"not measured"``."""
+    return MISSING if value is None else f"{value:.{digits}f}x"
+
+
+def ok_sections(results: Results) -> Results:
+    """The sections of ``results`` that ran (present, and without an ``error`` entry)."""
+    return {name: r for name, r in results.items() if isinstance(r, dict) and "error" not in r}
 
 
 def _point(technique: str, section: str, accuracy: Any, baseline: Any, compression: Any = None,
@@ -41,59 +68,64 @@ def _point(technique: str, section: str, accuracy: Any, baseline: Any, compressi
             "compression": compression, "speedup": speedup}
 
 
+def _ratio(numerator: Any, denominator: Any) -> float | None:
+    return numerator / denominator if numerator and denominator else None
+
+
+def _sparse_point(p: dict[str, Any]) -> dict[str, Any]:
+    """Magnitude pruning: its compression is dense bytes / bytes of the smaller measured sparse file."""
+    stored = p.get("sparse_bytes") or {}
+    formats = [f for f in ("csr", "bitmask") if stored.get(f)]
+    sparsity = stored.get("sparsity")
+    best = min(formats, key=stored.get) if formats else None
+    label = f"magnitude pruning {sparsity:.0%}" if sparsity is not None else "magnitude pruning"
+    return _point(f"{label} ({best})" if best else label, "pruning",
+                  (p.get("magnitude") or {}).get(str(sparsity)), p.get("dense_accuracy"),
+                  _ratio(stored.get("dense"), stored.get(best)) if best else None,
+                  p.get("unstructured_latency_speedup"))
+
+
 def tradeoff_points(results: Results) -> list[dict[str, Any]]:
     """One point per technique variant: ``technique, section, accuracy, baseline_accuracy, compression, speedup``.
 
-    Accuracies are fractions in ``[0, 1]``; ``compression`` and ``speedup`` are factors (> 1 is better).
-    Sections that are missing or hold an ``error`` give no point. Channel pruning's ``params_ratio`` is read
-    as kept / original parameters when below 1 and as original / kept otherwise.
+    Accuracies are fractions in ``[0, 1]``; ``compression`` and ``speedup`` are factors (> 1 is better), all
+    as measured: parameters ratios (original / compressed), serialized bytes (dense / compressed; for
+    unstructured pruning the smaller of its CSR and bitmask files, named in the label), median latencies.
+    Sections that are missing or hold an ``error`` give no point.
     """
-    ok = {name: r for name, r in results.items() if isinstance(r, dict) and "error" not in r}
+    ok = ok_sections(results)
     points = []
     if d := ok.get("distillation"):
-        t_params, s_params = _get(d, "teacher", "params"), _get(d, "student", "params")
-        points.append(_point("distilled student", "distillation", _get(d, "student", "kd_accuracy"),
-                             _get(d, "teacher", "accuracy"),
-                             t_params / s_params if t_params and s_params else None,
-                             _get(d, "student", "speedup")))
+        points.append(_point("distilled student", "distillation", get(d, "student.kd_accuracy"),
+                             get(d, "teacher.accuracy"), _ratio(get(d, "teacher.params"), get(d, "student.params")),
+                             get(d, "student.speedup")))
     if p := ok.get("pruning"):
-        points.append(_point("magnitude pruning 90%", "pruning", _get(p, "magnitude", "0.9"),
-                             p.get("dense_accuracy"), 10.0, p.get("unstructured_latency_speedup")))
-        ratio = _get(p, "channel", "params_ratio")
-        points.append(_point("channel pruning", "pruning", _get(p, "channel", "accuracy"), p.get("dense_accuracy"),
-                             (1 / ratio if ratio < 1 else ratio) if ratio else None,
-                             _get(p, "channel", "latency_speedup")))
+        points.append(_sparse_point(p))
+        points.append(_point("channel pruning", "pruning", get(p, "channel.accuracy"), p.get("dense_accuracy"),
+                             get(p, "channel.params_ratio"), get(p, "channel.latency_speedup")))
     if q := ok.get("quantization"):
-        points.append(_point("int8 PTQ", "quantization", _get(q, "ptq", "int8"), q.get("fp32_accuracy"),
-                             q.get("int8_size_ratio"), q.get("int8_latency_speedup")))
+        points.append(_point("int8 PT2E + torch.compile", "quantization", get(q, "pt2e.accuracy"),
+                             get(q, "pt2e.fp32_accuracy"), get(q, "pt2e.size_ratio"), get(q, "pt2e.speedup_vs_eager")))
     if a := ok.get("acceleration"):
         if "fusion" in a:
-            points.append(_point("Conv-BN folding", "acceleration", _get(a, "fusion", "accuracy"),
-                                 _get(a, "fusion", "dense_accuracy"), _get(a, "fusion", "params_ratio"),
-                                 _get(a, "fusion", "speedup")))
+            points.append(_point("Conv-BN folding", "acceleration", get(a, "fusion.accuracy"),
+                                 get(a, "fusion.dense_accuracy"), get(a, "fusion.params_ratio"),
+                                 get(a, "fusion.speedup")))
         if "low_rank" in a:
-            points.append(_point(f"low-rank (rank {_get(a, 'low_rank', 'rank')})", "acceleration",
-                                 _get(a, "low_rank", "accuracy"), _get(a, "low_rank", "dense_accuracy"),
-                                 _get(a, "low_rank", "params_ratio"), _get(a, "low_rank", "speedup")))
+            points.append(_point(f"low-rank (rank {get(a, 'low_rank.rank')})", "acceleration",
+                                 get(a, "low_rank.accuracy"), get(a, "low_rank.dense_accuracy"),
+                                 get(a, "low_rank.params_ratio"), get(a, "low_rank.speedup")))
     if c := ok.get("deep_compression"):
         points.append(_point("Deep Compression", "deep_compression", c.get("compressed_accuracy"),
                              c.get("dense_accuracy"), c.get("compression_ratio"), None))
     return points
 
 
-def _fmt(value: Any, kind: str) -> str:
-    if value is None:
-        return "-"
-    return f"{100 * value:.2f}%" if kind == "acc" else f"{value:.2f}x"
-
-
 def format_table(results: Results) -> str:
     """A markdown table of the headline figures of each technique, then one line per section (time, errors)."""
-    lines = ["| technique | accuracy | baseline | smaller | faster |", "|---|---|---|---|---|"]
-    for p in tradeoff_points(results):
-        lines.append(f"| {p['technique']} | {_fmt(p['accuracy'], 'acc')} | {_fmt(p['baseline_accuracy'], 'acc')} "
-                     f"| {_fmt(p['compression'], 'x')} | {_fmt(p['speedup'], 'x')} |")
-    lines.append("")
+    rows = [[p["technique"], percent(p["accuracy"], 2), percent(p["baseline_accuracy"], 2), times(p["compression"]),
+             times(p["speedup"])] for p in tradeoff_points(results)]
+    lines = [markdown_table(["technique", "accuracy", "baseline", "smaller", "faster"], rows), ""]
     for name, r in results.items():
         seconds = r.get("seconds") if isinstance(r, dict) else None
         status = f"FAILED: {r['error']}" if isinstance(r, dict) and "error" in r else "ok"
@@ -128,7 +160,8 @@ def plot_tradeoffs(results: Results, ax=None):
     for axis, (key, label) in zip(axes, panels):
         for i, p in enumerate(points):
             x = p[key] if p[key] is not None else 1.0
-            size = 60 if len(axes) > 1 or not p["speedup"] else 60 * max(p["speedup"], 0.5) ** 1.5
+            size = (MARKER_AREA if len(axes) > 1 or not p["speedup"]
+                    else MARKER_AREA * max(p["speedup"], MIN_SPEEDUP_SHOWN) ** AREA_EXPONENT)
             axis.scatter(x, 100 * (p["accuracy"] - p["baseline_accuracy"]), s=size,
                          marker=markers.get(p["section"], "o"), color=colors[i % len(colors)],
                          label=p["technique"], edgecolor="black", linewidth=0.5, zorder=3,

@@ -2,15 +2,15 @@
 
 - :mod:`~course_lib.compression.huffman`: optimal prefix codes (:func:`huffman_code`) and bit streams;
 - :mod:`~course_lib.compression.format`: the file format, :func:`compress` / :func:`decompress`;
-- :mod:`~course_lib.compression.pipeline`: the three-stage pipeline on a model, stage by stage.
+- :mod:`~course_lib.compression.pipeline`: the three-stage pipeline on a model (:func:`deep_compress`, which
+  works on copies and returns a :class:`Result`), stage by stage.
 
 Weight sharing itself (k-means code books) lives in :mod:`course_lib.quantization.kmeans`.
 """
-from .format import LayerRecord, compress, decompress, read_records
-from .huffman import canonical_code, encoded_bits, huffman_code, huffman_decode, huffman_encode, huffman_lengths
 from . import pipeline
-from .pipeline import Stage, deep_compress, stage_table, storage_bytes
+from .format import FileContents, LayerRecord, compress, decompress, read_records
+from .huffman import huffman_code, huffman_decode, huffman_encode
+from .pipeline import Config, Result, Stage, deep_compress, storage_bytes
 
-__all__ = ["LayerRecord", "Stage", "canonical_code", "compress", "decompress", "deep_compress", "encoded_bits",
-           "huffman_code", "huffman_decode", "huffman_encode", "huffman_lengths", "pipeline", "read_records",
-           "stage_table", "storage_bytes"]
+__all__ = ["compress", "decompress", "read_records", "FileContents", "LayerRecord", "huffman_code", "huffman_encode",
+           "huffman_decode", "deep_compress", "Config", "Result", "Stage", "storage_bytes", "pipeline"]

@@ -42,11 +42,14 @@ import zlib
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
+from .._validation import check_choice, check_int, check_module, weight_layers
 from ..models import MODELS, build_model
 from ..quantization.kmeans import codebook_of, is_shared
 from .huffman import canonical_code, huffman_code, huffman_decode, huffman_encode
@@ -57,6 +60,9 @@ DTYPES = (torch.float32, torch.float16, torch.float64, torch.bfloat16, torch.int
           torch.int8, torch.uint8, torch.bool)
 CODEBOOK_DTYPES = (torch.float32, torch.float16)
 RAW, SHARED = 0, 1
+PAPER_CONV_INDEX_BITS = 8  # width of the relative offsets of conv layers in Han et al. (2016)
+PAPER_FC_INDEX_BITS = 5  # and of fc layers
+MAX_INDEX_BITS = 8  # the format stores offset widths and code-book widths in [1, 8]
 _HEADER = struct.Struct("<4sHI")
 _TRAILER = struct.Struct("<I")
 
@@ -119,7 +125,7 @@ def _pack_str(text: str) -> bytes:
 
 
 def _tensor_bytes(tensor: torch.Tensor) -> bytes:
-    tensor = tensor.detach().cpu().contiguous()
+    tensor = tensor.detach().cpu().contiguous().reshape(-1)  # 1-D: a 0-d tensor cannot be viewed as bytes
     return tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b""
 
 
@@ -163,8 +169,7 @@ def _raw_record(name: str, tensor: torch.Tensor) -> bytes:
 
 def _architecture_of(model: nn.Module) -> tuple[str, str]:
     """The ``build_model`` (name, data set) whose class and layer shapes match ``model``, or ("", "")."""
-    shapes = {n: tuple(m.weight_indices.shape if is_shared(m) else getattr(m, "weight").shape)
-              for n, m in model.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))}
+    shapes = {n: tuple(m.weight.shape) for n, m in weight_layers(model).items()}
     for dataset in ("mnist5k", "cifar10"):
         for name in MODELS:
             try:
@@ -172,24 +177,23 @@ def _architecture_of(model: nn.Module) -> tuple[str, str]:
             except ValueError:
                 continue
             if type(candidate) is type(model) and shapes == {
-                    n: tuple(m.weight.shape) for n, m in candidate.named_modules()
-                    if isinstance(m, (nn.Linear, nn.Conv2d))}:
+                    n: tuple(m.weight.shape) for n, m in weight_layers(candidate).items()}:
                 return name, dataset
     return "", ""
 
 
-def _index_bits_of(index_bits: int | Mapping[str, int] | None, name: str, module: nn.Module) -> int:
+def index_bits_for(index_bits: int | Mapping[str, int] | None, name: str, module: nn.Module) -> int:
+    """The offset width of layer ``name``: from ``index_bits`` (one width, or ``{layer name: width}``), or the
+    paper's (:data:`PAPER_CONV_INDEX_BITS` for a Conv2d, :data:`PAPER_FC_INDEX_BITS` otherwise) when ``None``."""
     if index_bits is None:
-        return 8 if isinstance(module, nn.Conv2d) else 5
+        return PAPER_CONV_INDEX_BITS if isinstance(module, nn.Conv2d) else PAPER_FC_INDEX_BITS
     width = index_bits.get(name) if isinstance(index_bits, Mapping) else index_bits
     if width is None:
         raise ValueError(f"index_bits names no width for shared layer {name!r}")
-    if isinstance(width, bool) or not isinstance(width, int) or not 1 <= width <= 8:
-        raise ValueError(f"index_bits must be an integer in [1, 8], got {width!r} for layer {name!r}")
-    return width
+    return check_int(width, f"index_bits for layer {name!r}", 1, MAX_INDEX_BITS)
 
 
-def compress(model: nn.Module, index_bits: int | Mapping[str, int] | None = None, *,
+def compress(model: nn.Module, *, index_bits: int | Mapping[str, int] | None = None,
              codebook_dtype: torch.dtype = torch.float32, architecture: str | None = None,
              dataset: str = "mnist5k") -> bytes:
     """Write ``model`` in the Deep Compression format (see the module docstring) and return the bytes.
@@ -200,32 +204,33 @@ def compress(model: nn.Module, index_bits: int | Mapping[str, int] | None = None
 
     Args:
         index_bits: width of the relative offsets: one for all layers, ``{layer name: bits}``, or
-            ``None`` for the paper's choice, 8 bits for conv and 5 for fc layers.
+            ``None`` for the paper's choice (:func:`index_bits_for`).
         codebook_dtype: ``torch.float32`` (default; the file then reproduces the weights exactly) or
             ``torch.float16`` (halves the code books; the loaded weights are rounded to float16).
         architecture: the ``build_model`` name stored in the header so that :func:`decompress` can
             rebuild the model; ``None`` finds it among the course's models ("" if none matches).
         dataset: the ``build_model`` data set stored with ``architecture`` when it is given.
     """
-    if codebook_dtype not in CODEBOOK_DTYPES:
-        raise ValueError(f"codebook_dtype must be torch.float32 or torch.float16, got {codebook_dtype!r}")
+    check_module(model)
+    check_choice(codebook_dtype, "codebook_dtype", CODEBOOK_DTYPES)
     if architecture is None:
         architecture, dataset = _architecture_of(model)
-    elif architecture not in MODELS:
-        raise ValueError(f"architecture must be one of {', '.join(MODELS)} (or None), got {architecture!r}")
+    else:
+        check_choice(architecture, "architecture (None or a model name)", MODELS)
     records: list[bytes] = []
-    skip: set[str] = set()
+    skip: list[str] = []
     for name, module in model.named_modules():
         prefix = f"{name}." if name else ""
-        if hasattr(module, "weight_orig"):
-            raise ValueError(f"layer {name!r} carries a pruning mask; call course_lib.pruning.make_permanent(model) first")
+        if parametrize.is_parametrized(module, "weight") and not is_shared(module):
+            raise ValueError(f"layer {name!r} carries a weight parametrization other than weight sharing (a pruning "
+                             "mask?); fold it first with course_lib.pruning.make_permanent(model)")
         if is_shared(module):
             codebook, indices = codebook_of(module)
-            width = _index_bits_of(index_bits, name, module)
+            width = index_bits_for(index_bits, name, module)
             records.append(_shared_record(prefix + "weight", codebook, indices, width, codebook_dtype))
-            skip |= {prefix + "weight_codebook", prefix + "weight_indices"}
+            skip.append(prefix + "parametrizations.weight.")  # the code book and the indices, stored above
     for key, tensor in model.state_dict().items():
-        if key not in skip:
+        if not key.startswith(tuple(skip)):
             records.append(_raw_record(key, tensor))
     body = b"".join([_pack_str(architecture), _pack_str(dataset if architecture else ""),
                      struct.pack("<I", len(records)), *records])
@@ -261,7 +266,7 @@ class _Reader:
 
 def _check_header(data: bytes) -> None:
     if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise ValueError(f"data must be bytes, got {type(data).__name__}")
+        raise TypeError(f"data must be bytes, got {type(data).__name__}")
     if len(data) < _HEADER.size + _TRAILER.size:
         raise ValueError(f"file is truncated: {len(data)} bytes, shorter than the {_HEADER.size + _TRAILER.size}-byte "
                          "header and checksum")
@@ -322,8 +327,17 @@ def _read_record(reader: _Reader) -> tuple[str, torch.Tensor, LayerRecord | None
     return name, codebook[indices], record
 
 
-def read_records(data: bytes) -> tuple[str, str, dict[str, torch.Tensor], list[LayerRecord]]:
-    """Check and parse a file: ``(architecture, dataset, state_dict, shared-layer records)``.
+class FileContents(NamedTuple):
+    """What :func:`read_records` finds in a file."""
+
+    architecture: str  # the build_model name in the header ("" if not given)
+    dataset: str  # its data set name ("" if not given)
+    state_dict: dict[str, torch.Tensor]  # every tensor, shared weights decoded to dense float32
+    layers: list[LayerRecord]  # one record per shared weight
+
+
+def read_records(data: bytes) -> FileContents:
+    """Check and parse a file: its :class:`FileContents` (architecture, data set, state_dict, shared-layer records).
 
     Raises ValueError naming the problem: wrong magic bytes, unsupported version, truncated file,
     checksum mismatch, or malformed records.
@@ -344,10 +358,10 @@ def read_records(data: bytes) -> tuple[str, str, dict[str, torch.Tensor], list[L
             layers.append(record)
     if reader.pos != reader.end:
         raise ValueError(f"file is malformed: {reader.end - reader.pos} unread bytes after the last record")
-    return architecture, dataset, state, layers
+    return FileContents(architecture, dataset, state, layers)
 
 
-def decompress(data: bytes, model: nn.Module | None = None) -> nn.Module:
+def decompress(data: bytes, *, model: nn.Module | None = None) -> nn.Module:
     """Read a file written by :func:`compress` into a model with ordinary dense weights, in eval mode.
 
     The model is ``model`` (loaded in place) or, when ``None``, ``build_model`` of the architecture
@@ -355,9 +369,11 @@ def decompress(data: bytes, model: nn.Module | None = None) -> nn.Module:
     truncated or corrupt, or whose tensors do not fit the model.
     """
     architecture, dataset, state, _ = read_records(data)
+    if model is not None:
+        check_module(model)
     if model is None:
         if not architecture:
-            raise ValueError("the file names no architecture; pass the model to load into, decompress(data, model)")
+            raise ValueError("the file names no architecture; pass the model to load into, decompress(data, model=...)")
         if architecture not in MODELS:
             raise ValueError(f"the file's architecture {architecture!r} is not one of {', '.join(MODELS)}")
         model = build_model(architecture, dataset)

@@ -12,20 +12,19 @@ to store (:func:`canonical_code`).
 from __future__ import annotations
 
 import heapq
-from collections import Counter
 from collections.abc import Mapping, Sequence
+
+from .._validation import check_int
 
 
 def _check_counts(counts: Mapping[int, int]) -> None:
     if not isinstance(counts, Mapping):
-        raise ValueError(f"counts must be a mapping {{symbol: count}}, got {type(counts).__name__}")
+        raise TypeError(f"counts must be a mapping {{symbol: count}}, got {type(counts).__name__}")
     if not counts:
         raise ValueError("counts must hold at least one symbol, got an empty mapping")
     for symbol, count in counts.items():
-        if isinstance(symbol, bool) or not isinstance(symbol, int):
-            raise ValueError(f"symbols must be integers, got {symbol!r}")
-        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-            raise ValueError(f"counts must be positive integers, got {count!r} for symbol {symbol}")
+        check_int(symbol, "each symbol of counts")
+        check_int(count, f"counts[{symbol}]", 1)
 
 
 def huffman_lengths(counts: Mapping[int, int]) -> dict[int, int]:
@@ -63,8 +62,7 @@ def canonical_code(lengths: Mapping[int, int]) -> dict[int, str]:
     if not lengths:
         raise ValueError("lengths must hold at least one symbol, got an empty mapping")
     for symbol, length in lengths.items():
-        if isinstance(length, bool) or not isinstance(length, int) or length < 1:
-            raise ValueError(f"code lengths must be positive integers, got {length!r} for symbol {symbol!r}")
+        check_int(length, f"lengths[{symbol!r}]", 1)
     longest = max(lengths.values())
     if sum(1 << (longest - length) for length in lengths.values()) > 1 << longest:
         raise ValueError(f"code lengths {dict(lengths)} violate Kraft's inequality: no prefix code has them")
@@ -104,8 +102,7 @@ def huffman_decode(data: bytes, code: Mapping[int, str], count: int) -> list[int
 
     Raises ValueError when ``data`` ends before ``count`` symbols or holds a bit string that is no code.
     """
-    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-        raise ValueError(f"count must be a non-negative integer, got {count!r}")
+    check_int(count, "count", 0)
     lookup = {bits: symbol for symbol, bits in code.items()}
     longest = max(map(len, lookup), default=0)
     bits = format(int.from_bytes(data, "big"), f"0{8 * len(data)}b") if data else ""
@@ -120,8 +117,3 @@ def huffman_decode(data: bytes, code: Mapping[int, str], count: int) -> list[int
         symbols.append(lookup[bits[start:end]])
         start = end
     return symbols
-
-
-def encoded_bits(symbols: Sequence[int], code: Mapping[int, str]) -> int:
-    """Total length in bits of ``symbols`` coded with ``code``: $\\sum_s n_s \\ell_s$."""
-    return sum(n * len(code[s]) for s, n in Counter(symbols).items())

@@ -13,25 +13,9 @@ the same entries as ``l1_unstructured`` / ``random_unstructured`` / ``global_uns
 """
 from __future__ import annotations
 
-import math
-from numbers import Real
-
 import torch
 
-
-def check_sparsity(sparsity: float, name: str = "sparsity") -> float:
-    """``sparsity`` as a float, or ``ValueError`` unless it is a real number in ``[0, 1]`` (not NaN, not bool)."""
-    if isinstance(sparsity, bool) or not isinstance(sparsity, Real) or math.isnan(sparsity) \
-            or not 0.0 <= sparsity <= 1.0:
-        raise ValueError(f"{name} must be a number in [0, 1] (the fraction of weights to zero), got {sparsity!r}")
-    return float(sparsity)
-
-
-def _check_tensor(tensor: torch.Tensor, name: str) -> None:
-    if not isinstance(tensor, torch.Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor, got {type(tensor).__name__}")
-    if not tensor.is_floating_point():
-        raise ValueError(f"{name} must be a floating-point tensor, got dtype {tensor.dtype}")
+from .._validation import check_float_tensor, check_sparsity
 
 
 def _lowest_mask(scores: torch.Tensor, sparsity: float) -> torch.Tensor:
@@ -54,7 +38,7 @@ def magnitude_mask(weight: torch.Tensor, sparsity: float) -> torch.Tensor:
         A mask of ``weight``'s shape, dtype and device holding 0.0 and 1.0; the same entries as
         ``torch.nn.utils.prune.l1_unstructured(module, "weight", amount=sparsity)`` zeroes.
     """
-    _check_tensor(weight, "weight")
+    check_float_tensor(weight, "weight")
     return _lowest_mask(weight.detach().abs(), check_sparsity(sparsity))
 
 
@@ -69,11 +53,12 @@ def global_magnitude_masks(weights: list[torch.Tensor], sparsity: float) -> list
     Returns:
         One mask per tensor, each of that tensor's shape (see :func:`magnitude_mask`).
     """
-    if not isinstance(weights, (list, tuple)) or not weights:
-        raise ValueError(f"weights must be a non-empty list of tensors, got {type(weights).__name__} "
-                         f"{'(empty)' if isinstance(weights, (list, tuple)) else ''}".rstrip())
+    if not isinstance(weights, (list, tuple)):
+        raise TypeError(f"weights must be a list of tensors, got {type(weights).__name__}")
+    if not weights:
+        raise ValueError("weights must hold at least one tensor, got an empty list")
     for i, w in enumerate(weights):
-        _check_tensor(w, f"weights[{i}]")
+        check_float_tensor(w, f"weights[{i}]")
     sparsity = check_sparsity(sparsity)
     flat = torch.cat([w.detach().abs().reshape(-1).to(weights[0].device, torch.float32) for w in weights])
     masks = _lowest_mask(flat, sparsity).split([w.numel() for w in weights])
@@ -87,7 +72,7 @@ def random_mask(weight: torch.Tensor, sparsity: float, generator: torch.Generato
     (a ``torch.rand`` score per entry, the highest removed). Pass a seeded ``generator`` for a
     repeatable mask.
     """
-    _check_tensor(weight, "weight")
+    check_float_tensor(weight, "weight")
     sparsity = check_sparsity(sparsity)
     scores = torch.rand(weight.shape, generator=generator, dtype=weight.dtype, device=weight.device)
     return _lowest_mask(-scores, sparsity)
@@ -99,8 +84,8 @@ def taylor_importance(weight: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
     Removing weight $i$ changes the loss by about $-w_i g_i$; its magnitude is the score. ``weight``
     and ``grad`` have the same shape; so does the result (non-negative, in loss units).
     """
-    _check_tensor(weight, "weight")
-    _check_tensor(grad, "grad")
+    check_float_tensor(weight, "weight")
+    check_float_tensor(grad, "grad")
     if grad.shape != weight.shape:
         raise ValueError(f"grad must have the shape of weight {tuple(weight.shape)}, got {tuple(grad.shape)}")
     return (weight.detach() * grad.detach()).abs()

@@ -21,26 +21,22 @@ import numpy as np
 import torch
 from torch import nn
 
-from .unstructured import effective_weight, prunable_modules
+from .._validation import check_choice, check_module, check_tensor, select_layers, weight_layers
 
 FORMATS = ("csr", "bitmask")
 _MAGIC = {"csr": b"SPC", "bitmask": b"SPB"}
-
-
-def _check_format(format: str) -> None:
-    if format not in FORMATS:
-        raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")
 
 
 def _index_dtype(columns: int) -> np.dtype:
     return np.dtype("<u2") if columns <= 2 ** 16 else np.dtype("<u4")
 
 
-def encode_sparse(weight: torch.Tensor, format: str = "csr") -> bytes:
+def encode_sparse(weight: torch.Tensor, *, format: str = "csr") -> bytes:
     """Serialize ``weight`` (any shape with at least one dimension, values as ``float32``) in a sparse ``format``."""
-    _check_format(format)
-    if not isinstance(weight, torch.Tensor) or weight.dim() < 1 or weight.numel() == 0:
-        raise ValueError("weight must be a non-empty tensor with at least one dimension")
+    check_choice(format, "format", FORMATS)
+    check_tensor(weight, "weight", min_dim=1)
+    if weight.numel() == 0:
+        raise ValueError("weight must have at least one entry, got an empty tensor")
     array = weight.detach().cpu().to(torch.float32).numpy()
     header = _MAGIC[format] + struct.pack(f"<B{array.ndim}I", array.ndim, *array.shape)
     matrix = array.reshape(array.shape[0], -1)
@@ -55,6 +51,8 @@ def encode_sparse(weight: torch.Tensor, format: str = "csr") -> bytes:
 
 def decode_sparse(data: bytes) -> torch.Tensor:
     """Inverse of :func:`encode_sparse`: the dense ``float32`` tensor, of the stored shape."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"data must be bytes, got {type(data).__name__}")
     format = next((f for f, magic in _MAGIC.items() if data[:3] == magic), None)
     if format is None:
         raise ValueError(f"data does not start with a sparse-format magic ({', '.join(map(repr, _MAGIC.values()))})")
@@ -81,15 +79,24 @@ def decode_sparse(data: bytes) -> torch.Tensor:
     return torch.from_numpy(dense.reshape(shape))
 
 
-def sparse_model_bytes(model: nn.Module, format: str = "csr") -> int:
+def other_tensor_bytes(model: nn.Module) -> int:
+    """Bytes of every ``state_dict`` tensor of ``model`` except the Linear/Conv2d weights (in any
+    parametrized form: mask, code book and indices...): biases, BatchNorm parameters and buffers, at their
+    element size."""
+    prefixes = [f"{name}." if name else "" for name in weight_layers(check_module(model))]
+    weight_keys = {p + "weight" for p in prefixes}
+    parametrized = tuple(p + "parametrizations.weight." for p in prefixes)
+    return sum(t.numel() * t.element_size() for key, t in model.state_dict().items()
+               if key not in weight_keys and not key.startswith(parametrized))
+
+
+def sparse_model_bytes(model: nn.Module, *, format: str = "csr") -> int:
     """Bytes of ``model`` with every Linear/Conv2d weight in a sparse ``format`` and every other tensor dense.
 
-    The weights are the effective (masked) ones, encoded by :func:`encode_sparse`; biases, BatchNorm
-    parameters and buffers count at their element size. Compare with ``4 * count_parameters(model)``
-    (raw ``float32``) or :func:`course_lib.metrics.model_size_bytes` (``torch.save``, with its overhead).
+    The weights are the ones the layers compute with (masked), encoded by :func:`encode_sparse`; the rest
+    counts as :func:`other_tensor_bytes`. Compare with ``4 * count_parameters(model)`` (raw ``float32``) or
+    :func:`course_lib.metrics.model_size_bytes` (``torch.save``, with its overhead).
     """
-    _check_format(format)
-    layers = prunable_modules(model)
-    weight_keys = {f"{name}.{suffix}" for name in layers for suffix in ("weight", "weight_orig", "weight_mask")}
-    other = sum(t.numel() * t.element_size() for key, t in model.state_dict().items() if key not in weight_keys)
-    return other + sum(len(encode_sparse(effective_weight(m), format)) for m in layers.values())
+    check_choice(format, "format", FORMATS)
+    layers = select_layers(model, None)
+    return other_tensor_bytes(model) + sum(len(encode_sparse(m.weight, format=format)) for m in layers.values())

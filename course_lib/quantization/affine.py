@@ -21,27 +21,26 @@ from numbers import Integral, Real
 
 import torch
 
+from .._validation import check_bool, check_float_tensor, check_int
+
 Number = float | int
 ScaleLike = Number | torch.Tensor
 
 
 def qrange(bits: int, signed: bool = True) -> tuple[int, int]:
     """``(q_min, q_max)`` of ``bits``-bit codes: ``[-2**(bits-1), 2**(bits-1) - 1]`` signed, ``[0, 2**bits - 1]`` unsigned."""
-    if isinstance(bits, bool) or not isinstance(bits, Integral) or not 1 <= bits <= 32:
-        raise ValueError(f"bits must be an integer in [1, 32], got {bits!r}")
-    if not isinstance(signed, bool):
-        raise ValueError(f"signed must be True or False, got {signed!r}")
-    bits = int(bits)
+    bits = check_int(bits, "bits", 1, 32)
+    check_bool(signed, "signed")
     return (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2 ** bits - 1)
 
 
 def _as_float_tensor(value: object, name: str) -> torch.Tensor:
     if isinstance(value, torch.Tensor):
         if value.is_complex() or value.dtype == torch.bool:
-            raise ValueError(f"{name} must be a real tensor, got dtype {value.dtype}")
+            raise TypeError(f"{name} must be a real number or a real tensor, got a tensor of dtype {value.dtype}")
         return value.detach().to(torch.float32)
     if isinstance(value, bool) or not isinstance(value, Real):
-        raise ValueError(f"{name} must be a real number or a tensor, got {type(value).__name__}")
+        raise TypeError(f"{name} must be a real number or a real tensor, got {value!r} ({type(value).__name__})")
     return torch.tensor(float(value), dtype=torch.float32)
 
 
@@ -64,8 +63,7 @@ def compute_qparams(x_min: ScaleLike, x_max: ScaleLike, bits: int = 8, signed: b
         for numbers).
     """
     q_min, q_max = qrange(bits, signed)
-    if not isinstance(symmetric, bool):
-        raise ValueError(f"symmetric must be True or False, got {symmetric!r}")
+    check_bool(symmetric, "symmetric")
     if symmetric and not signed:
         raise ValueError("symmetric=True needs signed=True: a symmetric grid puts the zero point 0 in the middle "
                          "of the code range, which only signed codes have; use symmetric=False for unsigned codes")
@@ -95,7 +93,8 @@ def _broadcast_qparams(x: torch.Tensor, scale: ScaleLike, zero_point: ScaleLike,
             raise ValueError(f"zero_point must hold integers, got {zero_point.tolist()}")
         z = zero_point.detach().to(x.device, torch.int64)
     elif isinstance(zero_point, bool) or not isinstance(zero_point, Integral):
-        raise ValueError(f"zero_point must be an integer or an integer tensor, got {zero_point!r}")
+        raise TypeError(f"zero_point must be an integer or an integer tensor, got {zero_point!r} "
+                        f"({type(zero_point).__name__})")
     else:
         z = torch.tensor(int(zero_point), dtype=torch.int64, device=x.device)
     if not (torch.isfinite(s).all() and (s > 0).all()):
@@ -107,9 +106,7 @@ def _broadcast_qparams(x: torch.Tensor, scale: ScaleLike, zero_point: ScaleLike,
             raise ValueError(f"per-tensor quantization (axis=None) needs one scale and one zero_point, got "
                              f"{s.numel()} and {z.numel()}; pass axis= for per-channel parameters")
         return s.reshape(()), z.reshape(())
-    if isinstance(axis, bool) or not isinstance(axis, Integral) or not -x.dim() <= axis < x.dim():
-        raise ValueError(f"axis must be None or an integer in [{-x.dim()}, {x.dim() - 1}] for a "
-                         f"{x.dim()}-d tensor, got {axis!r}")
+    check_int(axis, f"axis (None or, for a {x.dim()}-d tensor, an integer)", -x.dim(), x.dim() - 1)
     channels = x.shape[axis]
     if s.shape != (channels,) or z.shape != (channels,):
         raise ValueError(f"per-channel quantization along axis {axis} needs scale and zero_point of shape "
@@ -117,13 +114,6 @@ def _broadcast_qparams(x: torch.Tensor, scale: ScaleLike, zero_point: ScaleLike,
     shape = [1] * x.dim()
     shape[axis] = channels
     return s.reshape(shape), z.reshape(shape)
-
-
-def _check_input(x: object, name: str = "x") -> torch.Tensor:
-    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
-        raise ValueError(f"{name} must be a floating-point tensor, got "
-                         + (f"dtype {x.dtype}" if isinstance(x, torch.Tensor) else type(x).__name__))
-    return x
 
 
 def _rounded_codes(x: torch.Tensor, s: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
@@ -149,7 +139,7 @@ def quantize(x: torch.Tensor, scale: ScaleLike, zero_point: ScaleLike, bits: int
         codes equal their ``int_repr()``.
     """
     q_min, q_max = qrange(bits, signed)
-    _check_input(x)
+    check_float_tensor(x, "x")
     if not torch.isfinite(x).all():
         raise ValueError("x must be finite, got NaN or infinite entries")
     s, z = _broadcast_qparams(x, scale, zero_point, axis, q_min, q_max)
@@ -160,8 +150,8 @@ def quantize(x: torch.Tensor, scale: ScaleLike, zero_point: ScaleLike, bits: int
 def dequantize(q: torch.Tensor, scale: ScaleLike, zero_point: ScaleLike, axis: int | None = None) -> torch.Tensor:
     """Real values ``scale * (q - zero_point)`` (float32) of integer codes ``q`` (per tensor, or per channel along ``axis``)."""
     if not isinstance(q, torch.Tensor) or q.is_floating_point() or q.is_complex() or q.dtype == torch.bool:
-        raise ValueError("q must be an integer tensor of codes, got "
-                         + (f"dtype {q.dtype}" if isinstance(q, torch.Tensor) else type(q).__name__))
+        raise TypeError("q must be an integer tensor of codes, got "
+                        + (f"a tensor of dtype {q.dtype}" if isinstance(q, torch.Tensor) else type(q).__name__))
     s, z = _broadcast_qparams(q, scale, zero_point, axis, -(2 ** 63), 2 ** 63 - 1)
     return (q.to(torch.int64) - z).to(torch.float32) * s
 
@@ -192,6 +182,6 @@ def fake_quantize(x: torch.Tensor, scale: ScaleLike, zero_point: ScaleLike, bits
     gradient flows to ``scale`` or ``zero_point``. Arguments as in :func:`quantize`.
     """
     q_min, q_max = qrange(bits, signed)
-    _check_input(x)
+    check_float_tensor(x, "x")
     s, z = _broadcast_qparams(x, scale, zero_point, axis, q_min, q_max)
     return _FakeQuantizeSTE.apply(x, s, z, q_min, q_max)

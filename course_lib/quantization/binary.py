@@ -6,23 +6,25 @@ $\\alpha > 0$ is minimised by $b = \\operatorname{sign}(w)$ and $\\alpha = \\lVe
 "hard tanh" form, $\\partial \\operatorname{sign}(w) / \\partial w \\approx \\mathbb{1}[|w| \\le 1]$
 (Courbariaux et al., 2016), on full-precision shadow weights.
 
-:func:`binarize_weights` installs the binarization as a :mod:`torch.nn.utils.parametrize`
-parametrization of the weights, so a model is binarized in place and trained with the ordinary
-:func:`course_lib.training.train`. With ``scaled=False`` it is the article's ``torch.sign(w)`` (``alpha = 1``).
+:func:`binarize_weights` returns a copy of a model whose chosen weights carry the binarization as a
+:mod:`torch.nn.utils.parametrize` parametrization, trained with the ordinary :func:`course_lib.training.train`.
+With ``scaled=False`` it is the article's ``torch.sign(w)`` (``alpha = 1``). The first and the last layer are
+customarily left in full precision (Rastegari et al., 2016): pass the others as ``layers``.
 """
 from __future__ import annotations
+
+import copy
+from collections.abc import Iterable
 
 import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from .._validation import check_bool, check_float_tensor, check_module, select_layers
+
 
 def _check_weight(weight: object) -> torch.Tensor:
-    if not isinstance(weight, torch.Tensor) or not weight.is_floating_point() or weight.dim() == 0:
-        raise ValueError("weight must be a floating-point tensor with at least one dimension, got "
-                         + (f"{weight.dtype} of shape {tuple(weight.shape)}" if isinstance(weight, torch.Tensor)
-                            else type(weight).__name__))
-    return weight
+    return check_float_tensor(weight, "weight", min_dim=1)
 
 
 def binary_alpha(weight: torch.Tensor, per_channel: bool = True) -> torch.Tensor:
@@ -66,22 +68,21 @@ class Binarize(nn.Module):
         return binarize(weight, self.per_channel, self.scaled)
 
 
-def binarize_weights(model: nn.Module, per_channel: bool = True, scaled: bool = True,
-                     keep_first_last: bool = True) -> nn.Module:
-    """Binarize the weights of ``model``'s Conv2d and Linear layers in place (a parametrization) and return it.
+def binarize_weights(model: nn.Module, *, layers: Iterable[str] | None = None, per_channel: bool = True,
+                     scaled: bool = True) -> nn.Module:
+    """A copy of ``model`` whose Conv2d/Linear weights in ``layers`` (default: all) are binarized by a parametrization.
 
-    ``keep_first_last`` leaves the first and the last of those layers in full precision, as is customary
-    (Rastegari et al., 2016); biases and BatchNorm parameters are never binarized. ``model.weight``
-    reads give the binarized values; ``parametrize.remove_parametrizations`` makes them permanent.
+    Biases and BatchNorm parameters are never binarized. The copy's ``layer.weight`` reads give the binarized
+    values computed from full-precision shadow weights (``layer.parametrizations.weight.original``), which
+    training updates through the straight-through estimator.
     """
-    layers = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-    if keep_first_last:
-        layers = layers[1:-1]
-    if not layers:
-        raise ValueError("model has no Conv2d/Linear layer to binarize"
-                         + (" besides its first and last (keep_first_last=True)" if keep_first_last else ""))
-    for layer in layers:
+    check_module(model)
+    check_bool(per_channel, "per_channel")
+    check_bool(scaled, "scaled")
+    names = list(select_layers(model, layers))
+    binary = copy.deepcopy(model)
+    for name, layer in select_layers(binary, names).items():
         if parametrize.is_parametrized(layer, "weight"):
-            raise ValueError(f"{type(layer).__name__} layer is already parametrized; binarize an unmodified model")
+            raise ValueError(f"layer {name!r} is already parametrized; binarize a model without masks or code books")
         parametrize.register_parametrization(layer, "weight", Binarize(per_channel, scaled))
-    return model
+    return binary

@@ -21,23 +21,26 @@ centroid $C_k$ is the sum of the gradients of the weights in its cluster (the pa
 $$\\frac{\\partial L}{\\partial C_k} = \\sum_{i,j} \\frac{\\partial L}{\\partial W_{ij}} \\,\\mathbb{1}(I_{ij} = k),$$
 
 which is exactly what autograd computes for ``weight = codebook[indices]``. :func:`share_weights` sets a
-shared layer up that way, in the style of :mod:`torch.nn.utils.prune`: the layer's ``weight`` parameter is
-replaced by a parameter ``weight_codebook`` ``(2**bits,)`` and a buffer ``weight_indices`` (int64, the
-weight's shape), and a forward pre-hook recomputes ``weight`` from them before every forward pass.
+shared layer up that way, as a :mod:`torch.nn.utils.parametrize` parametrization (:class:`SharedWeight`):
+the parameter behind ``layer.weight`` becomes the code book ``parametrizations.weight.original``
+``(2**bits,)``, the parametrization holds the ``indices`` buffer (int64, the weight's shape), and every read
+of ``layer.weight`` computes ``codebook[indices]``. :func:`course_lib.pruning.make_permanent` turns a copy's
+shared layers back into ordinary weights.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+import copy
+from collections.abc import Iterable, Mapping
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
+
+from .._validation import (check_bool, check_choice, check_float_tensor, check_int, check_layer_mapping,
+                           check_module, select_layers, weight_parametrization)
 
 INITS = ("linear", "density", "random")
-
-
-def _check_bits(bits: object, low: int = 1, high: int = 16) -> None:
-    if isinstance(bits, bool) or not isinstance(bits, int) or not low <= bits <= high:
-        raise ValueError(f"bits must be an integer in [{low}, {high}], got {bits!r}")
+MAX_BITS = 16  # widest code book kmeans_codebook builds (2**16 centroids)
 
 
 def _initial_centroids(values: torch.Tensor, k: int, init: str, seed: int) -> torch.Tensor:
@@ -97,16 +100,14 @@ def kmeans_codebook(weight: torch.Tensor, bits: int, init: str = "linear", iters
         ``codebook[indices]`` is the shared weight. A centroid whose cluster ends up empty keeps its
         initial value. Centroids are computed in float64 and rounded once at the end.
     """
-    if not isinstance(weight, torch.Tensor) or not weight.is_floating_point():
-        raise ValueError(f"weight must be a floating-point tensor, got {type(weight).__name__}"
-                         + (f" of dtype {weight.dtype}" if isinstance(weight, torch.Tensor) else ""))
+    check_float_tensor(weight, "weight")
     if weight.numel() == 0:
         raise ValueError("weight must have at least one entry, got an empty tensor")
-    _check_bits(bits)
-    if init not in INITS:
-        raise ValueError(f"init must be one of {', '.join(map(repr, INITS))}, got {init!r}")
-    if isinstance(iters, bool) or not isinstance(iters, int) or iters < 0:
-        raise ValueError(f"iters must be a non-negative integer, got {iters!r}")
+    check_int(bits, "bits", 1, MAX_BITS)
+    check_choice(init, "init", INITS)
+    check_int(iters, "iters", 0)
+    check_bool(skip_zeros, "skip_zeros")
+    check_int(seed, "seed", 0)
     if not torch.isfinite(weight).all():
         raise ValueError("weight must be finite, got NaN or infinite entries")
     flat = weight.detach().reshape(-1).to("cpu", torch.float64)
@@ -125,113 +126,84 @@ def kmeans_codebook(weight: torch.Tensor, bits: int, init: str = "linear", iters
     return codebook.to(weight.dtype).to(weight.device), indices.reshape(weight.shape).to(weight.device)
 
 
-class WeightSharing:
-    """Hooks of a shared layer: before forward, ``weight = codebook[indices]`` (code 0 pinned to 0 if
-    ``skip_zeros``); after forward, ``weight`` is detached, so that outside a forward pass it is a plain
-    tensor (the module can then be deep-copied) while the graph built by the forward pass still reaches
-    the code book."""
+class SharedWeight(nn.Module):
+    """Parametrization ``codebook -> codebook[indices]`` of a shared layer's weight (code 0 pinned to 0.0, with
+    no gradient, when ``skip_zeros``); the code book ``(codes,)`` is the trainable tensor."""
 
-    def __init__(self, skip_zeros: bool) -> None:
-        self.skip_zeros = skip_zeros
+    def __init__(self, indices: torch.Tensor, codes: int, skip_zeros: bool) -> None:
+        super().__init__()
+        self.register_buffer("indices", indices)
+        self.codes, self.skip_zeros = codes, skip_zeros
 
-    def codebook(self, module: nn.Module) -> torch.Tensor:
-        """The layer's code book ``(2**bits,)``; with ``skip_zeros`` entry 0 is exactly 0 and gets no gradient."""
-        codebook = module.weight_codebook
-        if self.skip_zeros:
-            codebook = torch.cat([codebook.new_zeros(1), codebook[1:]])
-        return codebook
+    def codebook(self, original: torch.Tensor) -> torch.Tensor:
+        return torch.cat([original.new_zeros(1), original[1:]]) if self.skip_zeros else original
 
-    def __call__(self, module: nn.Module, inputs: object) -> None:
-        module.weight = self.codebook(module)[module.weight_indices]
+    def forward(self, original: torch.Tensor) -> torch.Tensor:
+        return self.codebook(original)[self.indices]
 
-    def detach(self, module: nn.Module, inputs: object, output: object) -> None:
-        module.weight = module.weight.detach()
-
-
-def _sharing_hook(module: nn.Module) -> WeightSharing | None:
-    return next((h for h in module._forward_pre_hooks.values() if isinstance(h, WeightSharing)), None)
+    def right_inverse(self, weight: torch.Tensor) -> torch.Tensor:
+        """The code book whose shared weight is nearest to ``weight`` (least squares): each centroid is the mean
+        of the entries assigned to it (0 for a code no entry uses)."""
+        flat, codes = weight.detach().reshape(-1), self.indices.reshape(-1)
+        sums = torch.zeros(self.codes, dtype=flat.dtype, device=flat.device).index_add_(0, codes, flat)
+        counts = torch.bincount(codes, minlength=self.codes).to(flat.dtype)
+        return sums / counts.clamp(min=1)
 
 
 def is_shared(module: nn.Module) -> bool:
     """Whether :func:`share_weights` has set ``module``'s weight up as ``codebook[indices]``."""
-    return _sharing_hook(module) is not None
+    return weight_parametrization(module, SharedWeight) is not None
 
 
 def codebook_of(module: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
     """``(codebook (2**bits,), indices int64 of the weight's shape)`` of a shared layer, detached."""
-    hook = _sharing_hook(module)
-    if hook is None:
-        raise ValueError(f"{module.__class__.__name__} layer is not shared; call share_weights(model, bits) first")
-    return hook.codebook(module).detach(), module.weight_indices
+    sharing = weight_parametrization(module, SharedWeight)
+    if sharing is None:
+        raise ValueError(f"{module.__class__.__name__} layer is not shared; call share_weights(model, bits=...) first")
+    return sharing.codebook(module.parametrizations.weight.original).detach(), sharing.indices
 
 
-def _shareable_layers(model: nn.Module) -> dict[str, nn.Module]:
-    return {name: m for name, m in model.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))}
+def share_weights(model: nn.Module, *, bits: int | Mapping[str, int], layers: Iterable[str] | None = None,
+                  init: str = "linear", iters: int = 50, skip_zeros: bool | None = None, seed: int = 0) -> nn.Module:
+    """A copy of ``model`` whose Linear/Conv2d weights (all, or ``layers``) are shared through k-means code books.
 
-
-def share_weights(model: nn.Module, bits: int | Mapping[str, int], init: str = "linear", iters: int = 50, *,
-                  skip_zeros: bool | None = None, seed: int = 0) -> nn.Module:
-    """Share the weights of ``model``'s Linear and Conv2d layers (in place) and return the model.
-
-    Each layer's weight is clustered by :func:`kmeans_codebook` and replaced by a trainable
-    ``weight_codebook`` ``(2**bits,)`` parameter and a ``weight_indices`` buffer; its ``weight`` is
-    recomputed as ``codebook[indices]`` before every forward pass, so training the model afterwards
-    fine-tunes the centroids with the summed gradients of their clusters (Han et al., 2016, eq. 3) while
-    the assignment stays fixed. Biases and other parameters are left as they are.
+    Each layer's weight is clustered by :func:`kmeans_codebook` and becomes ``codebook[indices]``
+    (:class:`SharedWeight`): training the copy fine-tunes the centroids with the summed gradients of their
+    clusters (Han et al., 2016, eq. 3) while the assignment stays fixed. Biases and other parameters are
+    left as they are.
 
     Args:
-        bits: one width for every layer, or ``{layer name: bits}`` (names as in ``model.named_modules()``)
-            to share only those layers, e.g. 8 bits for conv and 5 for fc layers as in the paper.
+        bits: one code-book width in ``[1, 16]`` for the selected layers, or a mapping ``{layer name: bits}``
+            (names as in ``model.named_modules()``; the layers are then its keys), e.g. 8 bits for conv and 5
+            for fc layers as in the paper.
+        layers: names of the layers to share when ``bits`` is one width (default: every Linear and Conv2d).
         skip_zeros: reserve code 0 for exact zeros (see :func:`kmeans_codebook`); ``None`` (default)
             does so for the layers that contain zeros, i.e. the pruned ones.
         init, iters, seed: as in :func:`kmeans_codebook`.
     """
-    layers = _shareable_layers(model)
+    check_module(model)
     if isinstance(bits, Mapping):
-        unknown = sorted(set(bits) - set(layers))
-        if unknown:
-            raise ValueError(f"bits names layers {unknown} that are not Linear/Conv2d layers of the model; "
-                             f"choose among {sorted(layers)}")
-        widths = dict(bits)
+        if layers is not None:
+            raise ValueError("give the layers either as the keys of the bits mapping or as layers=, not both")
+        widths = check_layer_mapping(bits, "bits", model)
     else:
-        widths = {name: bits for name in layers}
+        widths = dict.fromkeys(select_layers(model, layers), bits)
     for name, b in widths.items():
-        _check_bits(b)
-        module = layers[name]
-        if is_shared(module):
-            raise ValueError(f"layer {name!r} is already shared")
-        if hasattr(module, "weight_orig"):
-            raise ValueError(f"layer {name!r} carries a pruning mask; call course_lib.pruning.make_permanent(model) "
-                             "before sharing its weights (the zeros then stay zero)")
+        check_int(b, f"bits[{name!r}]" if isinstance(bits, Mapping) else "bits", 1, MAX_BITS)
+    if skip_zeros is not None:
+        check_bool(skip_zeros, "skip_zeros (None or a bool)")
+    shared = copy.deepcopy(model)
+    found = select_layers(shared, widths)
+    for name, b in widths.items():
+        module = found[name]
+        if parametrize.is_parametrized(module, "weight"):
+            raise ValueError(f"layer {name!r} is already parametrized (a pruning mask, binary or shared weights); "
+                             "share the weights of a model with plain weights, e.g. after "
+                             "course_lib.pruning.make_permanent(model) (the zeros then stay zero)")
         weight = module.weight.detach()
         skip = bool((weight == 0).any()) if skip_zeros is None else skip_zeros
         codebook, indices = kmeans_codebook(weight, b, init, iters, skip_zeros=skip, seed=seed)
-        del module._parameters["weight"]
-        module.register_parameter("weight_codebook", nn.Parameter(codebook))
-        module.register_buffer("weight_indices", indices)
-        hook = WeightSharing(skip)
-        module.register_forward_pre_hook(hook)
-        module.register_forward_hook(hook.detach)
-        hook(module, None)
-        hook.detach(module, None, None)
-    return model
-
-
-def unshare_weights(model: nn.Module) -> nn.Module:
-    """Turn every shared layer back into an ordinary ``weight`` parameter holding ``codebook[indices]`` (in place)."""
-    for module in _shareable_layers(model).values():
-        hook = _sharing_hook(module)
-        if hook is None:
-            continue
-        weight = hook.codebook(module).detach()[module.weight_indices]
-        for key, h in list(module._forward_pre_hooks.items()):
-            if h is hook:
-                del module._forward_pre_hooks[key]
-        for key, h in list(module._forward_hooks.items()):
-            if getattr(h, "__self__", None) is hook:
-                del module._forward_hooks[key]
-        del module.weight_codebook, module.weight_indices
-        if hasattr(module, "weight"):
-            del module.weight
-        module.weight = nn.Parameter(weight.clone())
-    return model
+        parametrize.register_parametrization(module, "weight", SharedWeight(indices, len(codebook), skip))
+        with torch.no_grad():  # the k-means centroids themselves (right_inverse gave the cluster means)
+            module.parametrizations.weight.original.copy_(codebook)
+    return shared

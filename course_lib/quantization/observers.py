@@ -19,11 +19,10 @@ drawn with a seeded generator), so they are meant for a few calibration batches.
 """
 from __future__ import annotations
 
-from numbers import Integral, Real
-
 import torch
 from torch import nn
 
+from .._validation import check_choice, check_int, check_number, check_tensor
 from .affine import compute_qparams, fake_quantize, qrange
 
 
@@ -40,8 +39,8 @@ class Observer(nn.Module):
         qrange(bits, signed)
         if symmetric and not signed:
             raise ValueError("symmetric=True needs signed=True (see compute_qparams)")
-        if axis is not None and (isinstance(axis, bool) or not isinstance(axis, Integral)):
-            raise ValueError(f"axis must be None or an integer, got {axis!r}")
+        if axis is not None:
+            check_int(axis, "axis (None or an integer)")
         self.bits, self.signed, self.symmetric, self.axis = bits, signed, symmetric, axis
         self.batches = 0
 
@@ -55,8 +54,9 @@ class Observer(nn.Module):
         return x.movedim(self.axis, 0).reshape(x.shape[self.axis], -1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.numel() == 0:
-            raise ValueError("an observer takes a non-empty floating-point tensor")
+        check_tensor(x, "an observer's input", floating=True)
+        if x.numel() == 0:
+            raise ValueError("an observer's input must have at least one entry, got an empty tensor")
         self.observe(self._channels_first(x))
         self.batches += 1
         return x
@@ -103,9 +103,7 @@ class MovingAverageObserver(MinMaxObserver):
     def __init__(self, bits: int = 8, signed: bool = False, symmetric: bool = False, axis: int | None = None,
                  momentum: float = 0.01) -> None:
         super().__init__(bits, signed, symmetric, axis)
-        if isinstance(momentum, bool) or not isinstance(momentum, Real) or not 0 < momentum <= 1:
-            raise ValueError(f"momentum must be a number in (0, 1], got {momentum!r}")
-        self.momentum = float(momentum)
+        self.momentum = check_number(momentum, "momentum", 0.0, 1.0, low_open=True)
 
     def observe(self, x: torch.Tensor) -> None:
         lo, hi = x.amin(1), x.amax(1)
@@ -122,9 +120,7 @@ class _SampleObserver(Observer):
     def __init__(self, bits: int = 8, signed: bool = False, symmetric: bool = False, axis: int | None = None,
                  max_samples: int = 16384, seed: int = 0) -> None:
         super().__init__(bits, signed, symmetric, axis)
-        if isinstance(max_samples, bool) or not isinstance(max_samples, Integral) or max_samples < 1:
-            raise ValueError(f"max_samples must be a positive integer, got {max_samples!r}")
-        self.max_samples = int(max_samples)
+        self.max_samples = check_int(max_samples, "max_samples", 1)
         self.generator = torch.Generator().manual_seed(seed)
         self.samples: list[torch.Tensor] = []
 
@@ -146,9 +142,7 @@ class PercentileObserver(_SampleObserver):
     def __init__(self, bits: int = 8, signed: bool = False, symmetric: bool = False, axis: int | None = None,
                  percentile: float = 99.99, max_samples: int = 16384, seed: int = 0) -> None:
         super().__init__(bits, signed, symmetric, axis, max_samples, seed)
-        if isinstance(percentile, bool) or not isinstance(percentile, Real) or not 50 < percentile <= 100:
-            raise ValueError(f"percentile must be a number in (50, 100], got {percentile!r}")
-        self.percentile = float(percentile)
+        self.percentile = check_number(percentile, "percentile", 50.0, 100.0, low_open=True)
 
     def range(self) -> tuple[torch.Tensor, torch.Tensor]:
         values = self.values()
@@ -163,9 +157,7 @@ class MSEObserver(_SampleObserver):
     def __init__(self, bits: int = 8, signed: bool = False, symmetric: bool = False, axis: int | None = None,
                  steps: int = 50, max_samples: int = 16384, seed: int = 0) -> None:
         super().__init__(bits, signed, symmetric, axis, max_samples, seed)
-        if isinstance(steps, bool) or not isinstance(steps, Integral) or steps < 1:
-            raise ValueError(f"steps must be a positive integer, got {steps!r}")
-        self.steps = int(steps)
+        self.steps = check_int(steps, "steps", 1)
 
     def range(self) -> tuple[torch.Tensor, torch.Tensor]:
         values = self.values()
@@ -186,6 +178,4 @@ OBSERVERS = {"minmax": MinMaxObserver, "moving_average": MovingAverageObserver,
 
 def make_observer(name: str, **kwargs) -> Observer:
     """An observer by name (``minmax``, ``moving_average``, ``percentile``, ``mse``) with its keyword arguments."""
-    if name not in OBSERVERS:
-        raise ValueError(f"unknown observer {name!r}; choose one of {', '.join(OBSERVERS)}")
-    return OBSERVERS[name](**kwargs)
+    return OBSERVERS[check_choice(name, "observer", tuple(OBSERVERS))](**kwargs)

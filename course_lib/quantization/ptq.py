@@ -3,35 +3,46 @@
 The recipe of Jacob et al. (2018) and Krishnamoorthi (2018), in floating point so that any bit width
 can be studied (real int8 kernels are in :mod:`~course_lib.quantization.deploy`):
 
-1. :func:`fold_batchnorm`: fold every BatchNorm into the convolution before it,
-   $W' = W \\gamma / \\sigma$, $b' = \\beta + (b - \\mu)\\gamma / \\sigma$ (what integer inference runs).
+1. fold every BatchNorm into the convolution before it (:func:`course_lib.acceleration.fold_batchnorm`),
+   $W' = W \\gamma / \\sigma$, $b' = \\beta + (b - \\mu)\\gamma / \\sigma$ (what integer inference runs);
 2. :func:`prepare`: wrap every ``Conv2d`` and ``Linear`` in a :class:`FakeQuantized` layer. Its
    weight is fake-quantized on the fly, symmetric signed codes, per output channel or per tensor;
-   its input (the activation) gets an observer.
+   its input (the activation) gets an observer;
 3. :func:`calibrate`: run calibration batches, then freeze each input's ``(scale, zero_point)``
    (asymmetric unsigned codes, like PyTorch's ``quint8``) from its observer.
 
-:func:`post_training_quantize` does the three in one call. Biases stay in floating point (integer
-kernels keep them in 32 bits with scale $s_W s_x$, a negligible error).
+:func:`post_training_quantize` does the three in one call and returns a new model. Biases stay in floating
+point (integer kernels keep them in 32 bits with scale $s_W s_x$, a negligible error).
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+import copy
+from collections.abc import Iterable, Iterator, Mapping
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..acceleration.folding import fuse_conv_bn
+from .._validation import check_bool, check_choice, check_int, check_module, weight_layers
+from ..acceleration import fold_batchnorm
+from ..training import model_device
 from .affine import compute_qparams, fake_quantize, qrange
 from .observers import OBSERVERS, make_observer
 
 
-def fold_batchnorm(model: nn.Module) -> nn.Module:
-    """A copy of ``model`` (eval mode) where each ``Conv2d`` directly followed by a ``BatchNorm2d`` in an
-    ``nn.Sequential`` absorbs it and the BatchNorm becomes ``Identity``: quantization works on the folded
-    weights, as the integer kernels will. The folding itself is :func:`course_lib.acceleration.fuse_conv_bn`."""
-    return fuse_conv_bn(model)
+def calibration_inputs(batches: Iterable, num_batches: int | None = None) -> Iterator[torch.Tensor]:
+    """The input tensors of the first ``num_batches`` (all if ``None``) of ``batches``, which holds tensors or
+    ``(inputs, targets)`` pairs (e.g. a DataLoader); ValueError once exhausted if it held none."""
+    if num_batches is not None:
+        check_int(num_batches, "num_batches (None or an integer)", 1)
+    seen = 0
+    for batch in batches:
+        if num_batches is not None and seen == num_batches:
+            return
+        yield batch[0] if isinstance(batch, (tuple, list)) else batch
+        seen += 1
+    if seen == 0:
+        raise ValueError("batches is empty: calibration needs at least one batch")
 
 
 def weight_qparams(weight: torch.Tensor, bits: int, per_channel: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
@@ -60,16 +71,17 @@ class FakeQuantized(nn.Module):
     values, so training the wrapped layer (QAT) updates its full-precision "shadow" weight.
     """
 
-    def __init__(self, layer: nn.Module, bits: int = 8, activation_bits: int | None = 8,
-                 per_channel: bool = True, observer: str = "minmax", **observer_kwargs) -> None:
+    def __init__(self, layer: nn.Module, *, bits: int = 8, activation_bits: int | None = 8,
+                 per_channel: bool = True, observer: str = "minmax",
+                 observer_kwargs: Mapping[str, object] | None = None) -> None:
         super().__init__()
         if not isinstance(layer, (nn.Conv2d, nn.Linear)):
-            raise ValueError(f"layer must be nn.Conv2d or nn.Linear, got {type(layer).__name__}")
-        qrange(bits)
+            raise TypeError(f"layer must be nn.Conv2d or nn.Linear, got {type(layer).__name__}")
+        _check_settings(bits, activation_bits, per_channel, observer, observer_kwargs)
         self.layer, self.bits, self.per_channel = layer, bits, per_channel
         self.activation_bits = activation_bits
         self.calibrating = activation_bits is not None
-        self.observer = (make_observer(observer, bits=activation_bits, signed=False, **observer_kwargs)
+        self.observer = (make_observer(observer, bits=activation_bits, signed=False, **(observer_kwargs or {}))
                          if activation_bits is not None else None)
         self.register_buffer("input_scale", torch.tensor(1.0))
         self.register_buffer("input_zero_point", torch.tensor(0))
@@ -98,68 +110,70 @@ class FakeQuantized(nn.Module):
                 f"calibrating={self.calibrating}")
 
 
-def prepare(model: nn.Module, bits: int = 8, activation_bits: int | None = 8, per_channel: bool = True,
-            observer: str = "minmax", **observer_kwargs) -> nn.Module:
+def _check_settings(bits: int, activation_bits: int | None, per_channel: bool, observer: str,
+                    observer_kwargs: Mapping[str, object] | None) -> None:
+    qrange(bits)
+    if activation_bits is not None:
+        check_int(activation_bits, "activation_bits (None or an integer)", 1, 32)
+    check_bool(per_channel, "per_channel")
+    check_choice(observer, "observer", tuple(OBSERVERS))
+    if observer_kwargs is not None and not isinstance(observer_kwargs, Mapping):
+        raise TypeError(f"observer_kwargs must be a mapping of the observer's keyword arguments or None, "
+                        f"got {type(observer_kwargs).__name__}")
+
+
+def prepare(model: nn.Module, *, bits: int = 8, activation_bits: int | None = 8, per_channel: bool = True,
+            observer: str = "minmax", observer_kwargs: Mapping[str, object] | None = None) -> nn.Module:
     """A copy of ``model`` with BatchNorm folded and every Conv2d/Linear wrapped in :class:`FakeQuantized`.
 
     Args:
         bits: weight code width (symmetric, signed); activation_bits: input code width (asymmetric,
             unsigned), or ``None`` for weight-only quantization.
         per_channel: one weight scale per output channel (True) or per tensor (False).
-        observer: activation observer, one of ``minmax``, ``moving_average``, ``percentile``, ``mse``,
-            with its keyword arguments (e.g. ``percentile=99.9``).
+        observer: activation observer, one of ``minmax``, ``moving_average``, ``percentile``, ``mse``;
+            observer_kwargs: its keyword arguments (e.g. ``{"percentile": 99.9}``).
     """
-    qrange(bits)
-    if activation_bits is not None:
-        qrange(activation_bits)
-    if observer not in OBSERVERS:
-        raise ValueError(f"unknown observer {observer!r}; choose one of {', '.join(OBSERVERS)}")
-    if not isinstance(per_channel, bool):
-        raise ValueError(f"per_channel must be True or False, got {per_channel!r}")
+    check_module(model)
+    _check_settings(bits, activation_bits, per_channel, observer, observer_kwargs)
     model = fold_batchnorm(model)
-    layers = [(name, m) for name, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    layers = weight_layers(model)
     if not layers:
-        raise ValueError("model has no Conv2d or Linear layer to quantize")
-    for name, layer in layers:
-        parent_name, _, child = name.rpartition(".")
-        parent = model.get_submodule(parent_name)
-        setattr(parent, child, FakeQuantized(layer, bits, activation_bits, per_channel, observer, **observer_kwargs))
+        raise ValueError(f"{type(model).__name__} has no Conv2d or Linear layer to quantize")
+    for name, layer in layers.items():
+        model.set_submodule(name, FakeQuantized(layer, bits=bits, activation_bits=activation_bits,
+                                                per_channel=per_channel, observer=observer,
+                                                observer_kwargs=observer_kwargs))
     return model
 
 
 @torch.no_grad()
-def calibrate(model: nn.Module, batches: Iterable, num_batches: int | None = None) -> nn.Module:
-    """Run calibration ``batches`` (tensors, or ``(inputs, targets)`` pairs, e.g. a DataLoader) through a
-    :func:`prepare`-d model in eval mode, then freeze every :class:`FakeQuantized` layer; returns the model."""
-    wrappers = [m for m in model.modules() if isinstance(m, FakeQuantized)]
-    if not wrappers:
+def calibrate(model: nn.Module, batches: Iterable, *, num_batches: int | None = None) -> nn.Module:
+    """A copy of a :func:`prepare`-d ``model`` calibrated on ``batches`` (tensors, or ``(inputs, targets)`` pairs,
+    e.g. a DataLoader; the first ``num_batches``, all if ``None``) in eval mode, every :class:`FakeQuantized`
+    layer then frozen."""
+    check_module(model)
+    if not any(isinstance(m, FakeQuantized) for m in model.modules()):
         raise ValueError("model has no FakeQuantized layer; call prepare(model, ...) first")
-    if num_batches is not None and (isinstance(num_batches, bool) or not isinstance(num_batches, int)
-                                    or num_batches < 1):
-        raise ValueError(f"num_batches must be a positive integer or None, got {num_batches!r}")
-    device = next(model.parameters()).device
-    model.eval()
-    seen = 0
+    calibrated = copy.deepcopy(model).eval()
+    wrappers = [m for m in calibrated.modules() if isinstance(m, FakeQuantized)]
+    device = model_device(calibrated)
     if any(m.calibrating for m in wrappers):
-        for batch in batches:
-            inputs = batch[0] if isinstance(batch, (tuple, list)) else batch
-            model(inputs.to(device))
-            seen += 1
-            if num_batches is not None and seen >= num_batches:
-                break
-        if seen == 0:
-            raise ValueError("batches is empty: calibration needs at least one batch")
+        for inputs in calibration_inputs(batches, num_batches):
+            calibrated(inputs.to(device))
     for m in wrappers:
         m.freeze()
-    return model
+    return calibrated
 
 
-def post_training_quantize(model: nn.Module, batches: Iterable, bits: int = 8, activation_bits: int | None = 8,
-                           per_channel: bool = True, observer: str = "minmax", num_batches: int | None = None,
-                           **observer_kwargs) -> nn.Module:
-    """PTQ in one call: :func:`prepare` a copy of ``model`` then :func:`calibrate` it on ``batches``.
+def post_training_quantize(model: nn.Module, batches: Iterable, *, bits: int = 8, activation_bits: int | None = 8,
+                           per_channel: bool = True, observer: str = "minmax",
+                           observer_kwargs: Mapping[str, object] | None = None,
+                           num_batches: int | None = None) -> nn.Module:
+    """PTQ in one call: :func:`prepare` a copy of ``model``, then :func:`calibrate` it on ``batches``.
 
-    Returns the fake-quantized copy (``model`` is left untouched), ready for :func:`~course_lib.training.evaluate`.
+    Settings as in :func:`prepare` and :func:`calibrate`. Returns the fake-quantized copy in eval mode
+    (``model`` is left untouched), ready for :func:`~course_lib.training.evaluate`.
     """
-    prepared = prepare(model, bits, activation_bits, per_channel, observer, **observer_kwargs)
-    return calibrate(prepared, batches, num_batches)
+    prepared = prepare(model, bits=bits, activation_bits=activation_bits, per_channel=per_channel,
+                       observer=observer, observer_kwargs=observer_kwargs)
+    return calibrate(prepared, batches, num_batches=num_batches)

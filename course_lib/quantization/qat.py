@@ -10,30 +10,36 @@ the shadow weights by less than a grid step at a time, and they change code once
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from torch import nn
 from torch.utils.data import DataLoader
 
-from ..training import History, train
+from .._validation import check_int
+from ..training import Trained, train
 from .ptq import post_training_quantize
 
 
-def quantization_aware_training(model: nn.Module, loader: DataLoader, epochs: int, bits: int = 4,
-                                activation_bits: int | None = 4, per_channel: bool = True,
-                                observer: str = "minmax", num_batches: int | None = None, *, lr: float = 1e-4,
-                                observer_kwargs: dict | None = None, **train_kwargs) -> tuple[nn.Module, History]:
+def quantization_aware_train(model: nn.Module, loader: DataLoader, *, epochs: int, bits: int = 8,
+                             activation_bits: int | None = 8, per_channel: bool = True, observer: str = "minmax",
+                             observer_kwargs: Mapping[str, object] | None = None, num_batches: int | None = None,
+                             lr: float = 1e-4, **train_kwargs) -> Trained:
     """Quantize a copy of ``model`` post-training on ``loader``, then fine-tune it for ``epochs`` with fake quantization.
 
     Args:
         loader: training batches; its first ``num_batches`` (all if ``None``) calibrate the activation ranges.
-        bits, activation_bits, per_channel, observer: as in :func:`~course_lib.quantization.ptq.prepare`.
+        bits, activation_bits, per_channel, observer, observer_kwargs: as in
+            :func:`~course_lib.quantization.post_training_quantize`.
         lr: learning rate of the fine-tuning (small: the model starts trained).
-        observer_kwargs: keyword arguments of the observer (e.g. ``{"percentile": 99.9}``).
         train_kwargs: passed on to :func:`course_lib.training.train` (``weight_decay``, ``augment``, ``seed``...).
 
     Returns:
-        ``(quantized model in eval mode, training History)``; ``model`` itself is left untouched.
+        :class:`~course_lib.training.Trained`: the quantized model (eval mode) and its training history;
+        ``model`` itself is left untouched.
     """
-    quantized = post_training_quantize(model, loader, bits, activation_bits, per_channel, observer, num_batches,
-                                       **(observer_kwargs or {}))
+    check_int(epochs, "epochs", 0)
+    quantized = post_training_quantize(model, loader, bits=bits, activation_bits=activation_bits,
+                                       per_channel=per_channel, observer=observer, observer_kwargs=observer_kwargs,
+                                       num_batches=num_batches)
     history = train(quantized, loader, epochs, lr=lr, **train_kwargs)
-    return quantized.eval(), history
+    return Trained(quantized.eval(), history)
