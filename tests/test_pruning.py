@@ -252,14 +252,16 @@ def test_prune_channels_equals_original_when_removed_channels_are_zero(name, con
 
 def test_prune_channels_shapes_and_parameter_count():
     model = build_model("teacher").eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
     small = pruning.prune_channels(model, sparsity=0.25)
     conv1, bn1, conv2, bn2 = small.features[0], small.features[1], small.features[4], small.features[5]
     assert (conv1.in_channels, conv1.out_channels, conv2.in_channels, conv2.out_channels) == (1, 24, 24, 48)
     assert bn1.num_features == 24 and bn2.num_features == 48 and bn2.running_mean.shape == (48,)
     assert small.classifier[1].in_features == 48 * 7 * 7
-    expected = 24 * 9 + 2 * 24 + 48 * 24 * 9 + 2 * 48 + (48 * 49 * 256 + 256) + (256 * 10 + 10)
+    expected = 24 * 9 + 2 * 24 + 48 * 24 * 9 + 2 * 48 + (48 * 49 * 256 + 2 * 256) + (256 * 10 + 10)  # bias-free fc1 + BatchNorm1d
     assert count_parameters(small) == expected
-    assert count_parameters(model) == 824554  # the original is untouched
+    after = model.state_dict()  # the original is untouched
+    assert after.keys() == before.keys() and all(torch.equal(after[k], before[k]) for k in before)
     assert small(torch.rand(2, 1, 28, 28)).shape == (2, 10)
 
 
