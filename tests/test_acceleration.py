@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 from torch.ao.quantization import fuse_modules
-from torch.nn.utils.fusion import fuse_conv_bn_eval
+from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
 from torch.utils.data import TensorDataset
 
 from course_lib.acceleration import (batch_throughput, ddp_train, factorize_linears, fold_batchnorm,
@@ -40,6 +40,17 @@ def test_folding_formula_matches_pytorch_fuse_conv_bn_eval(bias):
     torch.testing.assert_close(folded.bias, reference.bias, rtol=1e-6, atol=1e-6)
 
 
+def test_linear_batchnorm1d_folding_matches_pytorch_fuse_linear_bn_eval():
+    g = torch.Generator().manual_seed(2)
+    linear = nn.Linear(6, 4, bias=False).eval()
+    bn = _random_bn(nn.BatchNorm1d(4), g)
+    reference = fuse_linear_bn_eval(linear, bn)
+    folded = fold_batchnorm(nn.Sequential(linear, bn, nn.ReLU()))
+    assert isinstance(folded[1], nn.Identity)
+    torch.testing.assert_close(folded[0].weight, reference.weight, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(folded[0].bias, reference.bias, rtol=1e-6, atol=1e-6)
+
+
 def test_folding_formula_hand_case():
     # one 1x1 conv channel, weight 2, bias 1; BN: mean 3, var 4 - eps, gamma 5, beta 6 -> s = 5/2
     weight, bias = _folded_weights(torch.full((1, 1, 1, 1), 2.0), torch.tensor([1.0]), torch.tensor([3.0]),
@@ -57,17 +68,18 @@ def test_fold_batchnorm_model_matches_eval_and_torch_fuse_modules():
     g = torch.Generator().manual_seed(1)
     model = build_model("student")
     for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
+        if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
             _random_bn(m, g)
     model.eval()
     fused = fold_batchnorm(model)
-    reference = fuse_modules(model, [["features.0", "features.1"], ["features.4", "features.5"]], inplace=False)
+    reference = fuse_modules(model, [["features.0", "features.1"], ["features.4", "features.5"],
+                                     ["classifier.1", "classifier.2"]], inplace=False)
     x = torch.rand(8, 1, 28, 28, generator=g)
     with torch.no_grad():
         out, expected, ref = model(x), fused(x), reference(x)
     torch.testing.assert_close(expected, out, rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(expected, ref, rtol=1e-5, atol=1e-5)
-    assert not any(isinstance(m, nn.BatchNorm2d) for m in fused.modules())
+    assert not any(isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)) for m in fused.modules())
     assert any(isinstance(m, nn.BatchNorm2d) for m in model.modules()), "the input model must not change"
 
 

@@ -1,4 +1,4 @@
-"""Conv-BatchNorm folding: an inference-time BatchNorm is an affine map, so it merges into the conv before it.
+"""BatchNorm folding: an inference-time BatchNorm is an affine map, so it merges into the conv (or Linear) before it.
 
 In eval mode a ``BatchNorm2d`` after a convolution ``z = W * x + b`` computes, per output channel ``c``,
 
@@ -9,7 +9,8 @@ this is one convolution with
 
 $$ W'_c = s_c W_c, \\qquad b'_c = s_c (b_c - \\mu_c) + \\beta_c , $$
 
-exact up to float rounding, one layer (and one pass over the activations) fewer. It is only valid with the
+exact up to float rounding, one layer (and one pass over the activations) fewer. A ``BatchNorm1d`` after a
+``Linear`` layer folds the same way (a Linear layer is a 1x1 convolution). It is only valid with the
 running statistics, i.e. for inference; in training mode BatchNorm normalises with each batch's own statistics.
 :func:`fold_batchnorm` folds every such pair of a model (the formula is in :func:`_folded_weights`; it gives
 the weights ``torch.nn.utils.fusion.fuse_conv_bn_eval`` gives).
@@ -39,8 +40,11 @@ def _folded_weights(weight: torch.Tensor, bias: torch.Tensor | None, running_mea
     return weight * scale.reshape(-1, *([1] * (weight.dim() - 1))), (b - running_mean) * scale + beta
 
 
-def _fold_pair(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
-    """A new ``Conv2d`` (with bias) computing ``bn(conv(x))`` of the eval-mode modules."""
+_FOLDABLE = ((nn.Conv2d, nn.BatchNorm2d), (nn.Linear, nn.BatchNorm1d))
+
+
+def _fold_pair(conv: nn.Conv2d | nn.Linear, bn: nn.BatchNorm2d | nn.BatchNorm1d) -> nn.Conv2d | nn.Linear:
+    """A new ``Conv2d`` or ``Linear`` (with bias) computing ``bn(conv(x))`` of the eval-mode modules."""
     fused = copy.deepcopy(conv)
     with torch.no_grad():
         weight, bias = _folded_weights(conv.weight, conv.bias, bn.running_mean, bn.running_var,
@@ -50,8 +54,9 @@ def _fold_pair(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
 
 
 def fold_batchnorm(model: nn.Module) -> nn.Module:
-    """A copy of ``model`` in eval mode where every ``Conv2d`` directly followed by a ``BatchNorm2d`` with running
-    statistics (consecutive children of one ``nn.Sequential``) absorbs it, and the BatchNorm becomes ``Identity``.
+    """A copy of ``model`` in eval mode where every ``Conv2d`` directly followed by a ``BatchNorm2d`` (or ``Linear``
+    followed by a ``BatchNorm1d``) with running statistics, consecutive children of one ``nn.Sequential``, absorbs
+    it, and the BatchNorm becomes ``Identity``.
 
     ``model`` itself is not changed. The copy computes what ``model.eval()`` computes, up to float rounding;
     train it no further (its BatchNorms are gone). Convs not followed by a BatchNorm are left as they are.
@@ -64,7 +69,8 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
         names = list(module._modules)
         for first, second in zip(names, names[1:]):
             conv, bn = module._modules[first], module._modules[second]
-            if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d) and bn.running_mean is not None:
+            pair = any(type(conv) is layer and type(bn) is norm for layer, norm in _FOLDABLE)
+            if pair and bn.running_mean is not None:
                 module._modules[first] = _fold_pair(conv, bn)
                 module._modules[second] = nn.Identity()
     return fused
