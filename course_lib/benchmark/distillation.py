@@ -5,7 +5,7 @@ Reported (accuracies are fractions in ``[0, 1]`` on the test split, never used f
 - ``teacher.params``, ``teacher.bytes``, ``teacher.accuracy``: the zoo teacher ``get_model("teacher")``;
 - ``student.params``, ``student.bytes``; ``student.scratch_accuracy`` and ``student.kd_accuracy``,
   means over ``seeds`` students (``*_std``: sample standard deviations, ``*_per_seed``: each seed),
-  trained from scratch on the labels (the zoo students ``get_model("student", seed)``) or distilled
+  trained from scratch on the labels (the zoo student's recipe, one model per seed) or distilled
   with :func:`course_lib.distillation.distill` with the same recipe, seed, initialisation and batches;
   ``student.speedup``: teacher / student median latency at batch 64 (:func:`compare_latency`);
 - ``omitted_digit``: every training image of ``digit`` is removed from the transfer set (Hinton et
@@ -82,10 +82,7 @@ def run(quick: bool = False, seeds: int = 3) -> dict:
 
     scratch, kd = [], []
     for seed in range(seeds):
-        if quick:
-            student = train_student(splits, seed=seed, epochs=epochs)
-        else:
-            student = get_model("student", seed=seed)
+        student = train_student(splits, seed=seed, epochs=epochs)
         scratch.append(evaluate(student, test_loader))
         kd.append(evaluate(train_student(splits, seed=seed, epochs=epochs, teacher=teacher, temperature=TEMPERATURE,
                                          alpha=ALPHA), test_loader))
