@@ -3,11 +3,10 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-export COURSE_LIB_CACHE ?= $(CURDIR)/.cache/models
 export COURSE_LIB_PROGRESS ?= 0
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: setup book test unit notebooks exercises benchmark clean
+.PHONY: setup book test unit notebooks exercises zoo benchmark clean
 
 setup: $(STAMP)
 
@@ -26,19 +25,27 @@ book: setup
 test: setup
 	$(PY) -m pytest
 
+# The fast unit tests (no kernels, no sandboxes, no DDP), on one thread: small operators run slower when
+# two threads compete for the cores.
 unit: setup
-	$(PY) -m pytest tests -m "not slow"
+	OMP_NUM_THREADS=1 $(PY) -m pytest tests -m "not slow"
 
 # Re-execute every committed notebook in place (after changing course_lib), then regenerate exercises.
 notebooks: setup
+	$(PY) -m course_lib.notebooks install-cells book solutions
 	$(PY) -m course_lib.notebooks execute book solutions
 	$(MAKE) exercises
 
 exercises: setup
 	$(PY) -m course_lib.grading generate solutions exercises
 
+# Retrain the shipped reference models and replace their weights and manifest (maintainers; then commit
+# course_lib/weights/ and run `make notebooks`).
+zoo: setup
+	$(PY) -m course_lib.zoo train all --ship
+
 benchmark: setup
 	$(PY) -m course_lib.benchmark --out book/data/benchmark.json
 
 clean:
-	rm -rf _build .cache
+	rm -rf _build

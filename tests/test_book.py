@@ -81,7 +81,6 @@ def built_book() -> Path:
     jupyter_book = Path(sys.executable).parent / "jupyter-book"
     command = [str(jupyter_book), "build", ".", "--path-output", ".", "-W", "--keep-going"]
     env = dict(os.environ, COURSE_LIB_PROGRESS="0", MPLBACKEND="Agg", PYDEVD_DISABLE_FILE_VALIDATION="1")
-    env.setdefault("COURSE_LIB_CACHE", str(ROOT / ".cache" / "models"))
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
     log = done.stdout + done.stderr
     warnings_found = [line for line in log.splitlines() if "WARNING" in line or "ERROR" in line]

@@ -1,16 +1,22 @@
 """The committed notebooks: book/ and solutions/ executed with outputs (nbval passes vacuously on
-cells without outputs), exercises/ without outputs, and timing cells marked so nbval skips them."""
+cells without outputs), exercises/ without outputs, the install cell first everywhere, outputs ignored by
+nbval only where they are times, and every declared tolerance well formed."""
 import re
 from pathlib import Path
 
 import nbformat
 import pytest
 
+from course_lib.notebooks import has_install_cell, install_cell_source
+from nbval_tolerance import Tolerance
+
 ROOT = Path(__file__).resolve().parents[1]
 EXECUTED = sorted(p for d in ("book", "solutions") for p in (ROOT / d).rglob("*.ipynb")
                   if "_build" not in p.parts and ".ipynb_checkpoints" not in p.parts)
 EXERCISES = sorted((ROOT / "exercises").glob("*.ipynb"))
-TIMING = re.compile(r"\b(compare_latency|measure_latency|perf_counter|time\.time|timeit)\(|%%?timeit")
+TIMING = re.compile(r"\b(compare_latency|measure_latency|perf_counter|time\.time|timeit|thread_latency|"
+                    r"batch_throughput|try_compile)\(|%%?timeit")
+IGNORED = ("NBVAL_IGNORE_OUTPUT", "NBVAL_SKIP", "NBVAL_CHECK_OUTPUT")
 
 
 def code_cells(path):
@@ -46,3 +52,25 @@ def test_timing_cells_are_ignored_by_nbval(path):
 @pytest.mark.parametrize("path", EXERCISES, ids=lambda p: p.name)
 def test_exercises_are_committed_without_outputs(path):
     assert all(not c.outputs and c.execution_count is None for c in code_cells(path))
+
+
+@pytest.mark.parametrize("path", EXECUTED + EXERCISES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_first_cell_installs_the_course_outside_its_environment(path):
+    nb = nbformat.read(path, as_version=4)
+    assert has_install_cell(nb), f"{path.name}: the first cell must be\n{install_cell_source()}\n(tagged remove-cell); " \
+                                 "run `python -m course_lib.notebooks install-cells book solutions` and `make exercises`"
+
+
+@pytest.mark.parametrize("path", EXECUTED, ids=lambda p: str(p.relative_to(ROOT)))
+def test_outputs_are_ignored_only_where_they_are_times(path):
+    for cell in code_cells(path):
+        markers = [m for m in IGNORED if m in cell.source] + \
+                  [t for t in cell.metadata.get("tags", []) if t.startswith("nbval")]
+        assert not markers or (markers == ["NBVAL_IGNORE_OUTPUT"] and TIMING.search(cell.source)), \
+            f"{path.name}: {markers} on a cell that times nothing; declare a tolerance instead:\n{cell.source[:200]}"
+
+
+@pytest.mark.parametrize("path", EXECUTED, ids=lambda p: str(p.relative_to(ROOT)))
+def test_declared_tolerances_are_well_formed(path):
+    for cell in code_cells(path):
+        Tolerance.from_metadata(cell.metadata.get("tolerance"))

@@ -1,4 +1,7 @@
-"""Sphinx extension of the course book: drop duplicate inline ``<script>`` tags.
+"""Sphinx extension of the course book: the repository address from the one setting; no duplicate scripts.
+
+The book's source, issue and launch (Binder, Colab) buttons point at ``course_lib.repository_url()``, the
+``[project.urls] Repository`` entry of ``pyproject.toml``: ``_config.yml`` names no address of its own.
 
 Sphinx 7.4 registers an inline script added with ``app.add_js_file(None, body=...)`` after the builder's
 ``init()`` twice (once as ``None``, once as ``''``); sphinx-thebe and sphinx-togglebutton do so, and the
@@ -17,6 +20,13 @@ def _dedupe_scripts(app, pagename, templatename, context, doctree) -> None:
     context["script_files"] = kept
 
 
+def _repository_from_the_package(app, config) -> None:
+    from course_lib import repository_url
+
+    config.html_theme_options = {**config.html_theme_options, "repository_url": repository_url()}
+
+
 def setup(app):
+    app.connect("config-inited", _repository_from_the_package)
     app.connect("html-page-context", _dedupe_scripts)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
