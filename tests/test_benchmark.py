@@ -63,6 +63,19 @@ def test_failing_section_does_not_stop_the_others(monkeypatch, tmp_path, capsys)
     assert "pruning" in capsys.readouterr().err
 
 
+def test_update_replaces_only_the_sections_run(monkeypatch, tmp_path):
+    monkeypatch.setattr(benchmark.importlib, "import_module",
+                        lambda name: types.SimpleNamespace(run=lambda quick=False, seeds=3: {"new": name}))
+    out = tmp_path / "r.json"
+    out.write_text(json.dumps({"pruning": {"old": 1}, "quantization": {"old": 2}}))
+    assert main(["--only", "quantization", "--update", "--out", str(out)]) == 0
+    results = json.loads(out.read_text())
+    assert results["pruning"] == {"old": 1}
+    assert results["quantization"]["new"].endswith("quantization") and "old" not in results["quantization"]
+    assert main(["--only", "quantization", "--out", str(out)]) == 0  # without --update: only what ran
+    assert set(json.loads(out.read_text())) == {"quantization"}
+
+
 def test_run_section_rejects_unknown_name_and_bad_seeds_before_running(monkeypatch):
     monkeypatch.setattr(benchmark.importlib, "import_module", lambda name: pytest.fail("must not run"))
     with pytest.raises(ValueError, match="sections must name sections of the benchmark"):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .._validation import check_int
 from . import SECTIONS, check_sections, run_section
-from .report import format_table
+from .report import format_table, load_results
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -20,6 +20,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--only", nargs="+", metavar="SECTION", default=list(SECTIONS),
                         help=f"sections to run, among: {', '.join(SECTIONS)} (default: all)")
     parser.add_argument("--seeds", type=int, default=3, help="seeds per trained model (default: 3)")
+    parser.add_argument("--update", action="store_true",
+                        help="keep the other sections already in --out and replace only those run now")
     parser.add_argument("--quick", action="store_true",
                         help="a fast smoke run (about a minute per section): checks that it runs, not the targets")
     return parser
@@ -34,6 +36,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     results: dict[str, dict] = {}
+    if args.update and args.out.is_file():
+        results = {name: r for name, r in load_results(args.out).items() if name in SECTIONS}
     for name in dict.fromkeys(args.only):  # keeps order, drops repeats
         print(f"[benchmark] {name}{' (quick)' if args.quick else ''} ...", file=sys.stderr, flush=True)
         results[name] = run_section(name, quick=args.quick, seeds=args.seeds)
