@@ -11,6 +11,7 @@ greedily: score each weight, zero the lowest-scored, fine-tune the rest with the
   :mod:`torch.nn.utils.parametrize` parametrization (masks enforced during training), :func:`make_permanent`,
   :func:`sparsity`;
 - :mod:`.schedule`: Zhu & Gupta's gradual schedule and a per-layer sensitivity scan;
+- :mod:`.recalibration`: :func:`recalibrate_batchnorm`, fresh BatchNorm statistics for a pruned network;
 - :mod:`.structured`: channel scores and :func:`prune_channels`, a physically smaller model;
 - :mod:`.storage`: sparse formats (CSR, bitmask) really serialized, and their size in bytes.
 
@@ -23,6 +24,7 @@ References: Han et al. (2015), *Learning both weights and connections*; Molchano
 *Pruning filters for efficient ConvNets*; Zhu & Gupta (2017), *To prune, or not to prune*.
 """
 from .masks import global_magnitude_masks, magnitude_mask, random_mask, taylor_importance
+from .recalibration import recalibrate_batchnorm
 from .schedule import gradual_prune, gradual_sparsity, layer_sensitivity
 from .storage import decode_sparse, encode_sparse, sparse_model_bytes
 from .structured import channel_l1_norms, prune_channels
@@ -33,5 +35,5 @@ __all__ = [
     "magnitude_mask", "global_magnitude_masks", "random_mask", "taylor_importance", "channel_l1_norms",
     "magnitude_prune", "random_prune", "taylor_prune", "gradual_prune", "prune_channels", "apply_masks",
     "make_permanent", "sparsity", "layer_sparsities", "layer_sensitivity", "gradual_sparsity",
-    "encode_sparse", "decode_sparse", "sparse_model_bytes",
+    "encode_sparse", "decode_sparse", "sparse_model_bytes", "recalibrate_batchnorm",
 ]
