@@ -541,3 +541,30 @@ def test_prune_channels_rejects_what_it_cannot_see_naming_the_layer():
         pruning.prune_channels(fully_conv, sparsity=0.5, layers=["2"], example_input=x)
     with pytest.raises(ValueError, match="pass example_input"):
         pruning.prune_channels(nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.Linear(4 * 36, 2)), sparsity=0.5)
+
+
+def test_layer_macs_of_the_teacher_by_hand_and_after_channel_pruning():
+    teacher = build_model("teacher").eval()
+    by_hand = {"features.0": 32 * 1 * 9 * 28 * 28, "features.4": 64 * 32 * 9 * 14 * 14,
+               "classifier.1": 64 * 7 * 7 * 256, "classifier.5": 256 * 10}
+    assert pruning.layer_macs(teacher) == by_hand
+    assert pruning.layer_macs(teacher, torch.rand(5, 1, 28, 28)) == by_hand  # per input, whatever the batch
+    slim = pruning.layer_macs(pruning.prune_channels(teacher, sparsity=0.5))
+    assert slim["features.0"] * 2 == by_hand["features.0"]        # input is the image: (1 - r)
+    assert slim["features.4"] * 4 == by_hand["features.4"]        # both sides cut: (1 - r)^2
+    assert slim["classifier.1"] * 2 == by_hand["classifier.1"]    # its input columns: (1 - r)
+    assert slim["classifier.5"] == by_hand["classifier.5"]
+
+
+def test_layer_macs_counts_zeros_strides_groups_and_restores_modes():
+    model = nn.Sequential(nn.Conv2d(4, 8, 3, stride=2, groups=2), nn.BatchNorm2d(8), nn.Flatten(), nn.Linear(8 * 3 * 3, 5))
+    model.train()
+    pruned = pruning.magnitude_prune(model, sparsity=0.9)
+    expected = {"0": 8 * 2 * 9 * 3 * 3, "3": 72 * 5}
+    assert pruning.layer_macs(model, torch.rand(2, 4, 7, 7)) == expected
+    assert pruning.layer_macs(pruned, torch.rand(1, 4, 7, 7)) == expected  # zeros cost as much in a dense kernel
+    assert model.training and model[1].training
+    with pytest.raises(TypeError, match="model"):
+        pruning.layer_macs("net")
+    with pytest.raises(TypeError, match="example_input"):
+        pruning.layer_macs(model, [1, 2])

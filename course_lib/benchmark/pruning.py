@@ -1,102 +1,240 @@
-"""Benchmark section ``pruning``: the zoo teacher pruned on MNIST-5k, then fine-tuned with the masks in force.
+"""Benchmark section ``pruning``: the zoo's teacher and LeNet-300-100 pruned on MNIST-5k until accuracy falls.
 
-Reported (accuracies are fractions in ``[0, 1]`` on the test split, never used for tuning):
+Accuracies are fractions in ``[0, 1]`` on the test split, which only reports; sparsities are JSON keys
+written as in :data:`CURVE_SPARSITIES` (``"0.9"``). A *seed* sets the fine-tuning batches, the augmentation
+and, for random pruning, the mask; each run builds its own training loader from its seed, so a figure does
+not depend on what ran before it.
 
-- ``dense_accuracy``: the zoo teacher ``get_model("teacher")``;
-- ``magnitude`` and ``random``: sparsity (``"0.5"``, ``"0.8"``, ``"0.9"``, ``"0.95"``) -> mean test accuracy
-  over ``seeds`` fine-tuning runs after global magnitude pruning (:func:`~course_lib.pruning.magnitude_prune`) or
-  random pruning (:func:`~course_lib.pruning.random_prune`, the article's baseline); ``*_per_seed`` lists each
-  run; the seed sets the fine-tuning batches, augmentation and the random mask;
-- ``channel``: ``sparsity``, the fraction of each convolution's channels removed by
-  :func:`~course_lib.pruning.prune_channels` (filter l1 norm), then fine-tuned: ``accuracy`` (mean over seeds),
-  ``params_ratio`` (dense / pruned parameter count, > 1) and ``latency_speedup`` (dense / pruned median latency);
-- ``unstructured_latency_speedup``: dense / :data:`SPARSE_SPARSITY`-sparse (masks folded into the dense
+- ``curve``: accuracy against sparsity, past the knee, for ``"teacher"`` and ``"lenet300"``. Besides
+  ``sparsities`` (:data:`CURVE_SPARSITIES`) and ``knee_within`` (:data:`KNEE_WITHIN`), one entry per model:
+  ``dense`` (its accuracy), ``finetune`` (the recipe, :data:`FINETUNE`) and, for each scope of
+  :func:`~course_lib.pruning.magnitude_prune` (``"global"``: one threshold over all Linear/Conv2d weights;
+  ``"layer"``: every layer at the same sparsity), the variants
+
+  - ``no_finetune``: pruned and evaluated at once; the teacher keeps the BatchNorm statistics of the dense
+    network (stale);
+  - ``recalibrated`` (teacher only): the same pruned network after
+    :func:`~course_lib.pruning.recalibrate_batchnorm` on :data:`RECALIBRATION_BATCHES` training batches.
+    LeNet-300-100 has no BatchNorm: its ``no_finetune`` already uses nothing but its weights;
+  - ``finetuned``: fine-tuned with the masks in force (:func:`finetune`), mean over seeds, and
+    ``finetuned_per_seed``;
+
+  and ``knee``: scope -> variant -> :func:`knee` of that curve (a sparsity key, or ``None``).
+- ``dense_accuracy``: the teacher's; ``magnitude`` / ``magnitude_per_seed``: the teacher's global
+  ``finetuned`` curve at :data:`SPARSITIES`;
+- ``random``: sparsity -> **median** over seeds of the teacher's test accuracy after random pruning
+  (:func:`~course_lib.pruning.random_prune`, the article's approach: every layer loses the same fraction) and
+  fine-tuning; ``random_per_seed`` lists the runs (the seeds can split into a recovered group and a failed
+  one, which a mean would hide), ``random_no_finetune_per_seed`` and ``random_recalibrated_per_seed`` the
+  same masks before fine-tuning, with stale and with recalibrated BatchNorm statistics;
+- ``gradual``: model -> sparsity (:data:`GRADUAL_SPARSITIES`) -> ``gradual`` and ``one_shot`` (means) and their
+  ``*_per_seed``: :func:`~course_lib.pruning.gradual_prune` (Zhu & Gupta's schedule over the first half of
+  the fine-tuning budget) against one-shot global magnitude pruning and :func:`finetune`, the same budget
+  and seeds;
+- ``channel_curve``: channel sparsity (:data:`CHANNEL_SPARSITIES`, the fraction of each convolution's output
+  channels removed by :func:`~course_lib.pruning.prune_channels`, filter l1 norm) -> ``accuracy`` (mean of
+  ``accuracy_per_seed``, fine-tuned), ``params_ratio`` (dense / pruned parameters, > 1) and
+  ``latency_speedup`` (dense / pruned median latency); ``channel``: the entry at :data:`CHANNEL_SPARSITY`,
+  with its ``sparsity``;
+- ``unstructured_latency_speedup``: dense / :data:`SPARSE_SPARSITY`-sparse teacher (masks folded into dense
   weights) median latency: zeros in a dense kernel cost as much as any other value;
 - ``sparse_bytes``: that sparse model in CSR and bitmask formats (:func:`~course_lib.pruning.sparse_model_bytes`),
   ``dense``, the raw bytes of the dense model's tensors, and ``sparsity``.
 
 Latencies come from one :func:`~course_lib.metrics.compare_latency` call (same run, same batch of 64 test
-images). The fine-tuning recipe (:func:`finetune`: :data:`FINETUNE_EPOCHS` epochs of AdamW at
-:data:`FINETUNE_LR`, cosine, the zoo's augmentation and weight decay) and :data:`CHANNEL_SPARSITY` are the
-choices made on the validation split; the chapter ``book/code/pruning.ipynb`` imports them from here, and its
-validation scans print whether they still pick them.
-``quick=True`` fine-tunes on :data:`QUICK_TRAIN_IMAGES` training images with one seed: it checks that the
-section runs, not the targets.
+images). The fine-tuning recipes and :data:`CHANNEL_SPARSITY` were chosen on the validation split (see
+:data:`FINETUNE`); ``book/code/pruning.ipynb`` reads this section from ``book/data/benchmark.json``.
+``quick=True`` fine-tunes on :data:`QUICK_TRAIN_IMAGES` training images with one seed, at
+:data:`QUICK_SPARSITIES` only: it checks that the section runs, not the figures.
 """
 from __future__ import annotations
 
 import statistics
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset, Subset
 
+from .._validation import check_number
 from ..data import load_mnist5k, make_loaders
 from ..metrics import compare_latency, count_parameters, speedup
-from ..pruning import magnitude_prune, make_permanent, prune_channels, random_prune, sparse_model_bytes
+from ..pruning import (gradual_prune, magnitude_prune, make_permanent, prune_channels, random_prune,
+                       recalibrate_batchnorm, sparse_model_bytes)
 from ..training import evaluate, fine_tune
 from ..zoo import RECIPES, get_model
 
-SPARSITIES = ("0.5", "0.8", "0.9", "0.95")
-FINETUNE_EPOCHS = 1
-FINETUNE_LR = 1e-3
+
+@dataclass(frozen=True)
+class FineTune:
+    """A fine-tuning budget: ``epochs`` of AdamW at ``lr`` (cosine), with the zoo recipe's weight decay and shifts."""
+
+    epochs: int
+    lr: float
+
+
+MODELS = ("teacher", "lenet300")
+# Chosen on the validation split, global magnitude pruning, seed 0 (validation accuracy in %):
+# teacher, 3 epochs: lr 1e-3 / 3e-3 / 1e-2 -> 97.8 / 98.4 / 97.4 at 99%, 99.2 / 99.0 / - at 90%
+#   (1 epoch at 99%: 96.6 / 97.8 / 97.4);
+# lenet300, 3 epochs: lr 1e-3 / 3e-3 / 1e-2 / 3e-2 -> 58.4 / 85.2 / 94.4 / 95.2 at 98%, - / - / 97.4 / 95.6 at 50%,
+#   - / - / 97.0 / 96.4 at 90% (1 epoch at 98%: 44.0 / 54.8 / 84.4 / 93.2).
+FINETUNE = {"teacher": FineTune(epochs=3, lr=3e-3), "lenet300": FineTune(epochs=3, lr=1e-2)}
+CURVE_SPARSITIES = ("0.5", "0.7", "0.8", "0.9", "0.95", "0.97", "0.98", "0.99", "0.995")
+SPARSITIES = ("0.5", "0.8", "0.9", "0.95")  # random pruning, and the magnitude figures of the results page
+GRADUAL_SPARSITIES = ("0.95", "0.99", "0.995")
+SCOPES = ("global", "layer")
+KNEE_WITHIN = 0.01  # the knee: the last sparsity before the curve first falls more than one point below dense
+RECALIBRATION_BATCHES = 10
+CHANNEL_SPARSITIES = (0.25, 0.5, 0.75)
 CHANNEL_SPARSITY = 0.5
 SPARSE_SPARSITY = 0.9  # the unstructured model whose sparse files and latency are measured
+BATCH_SIZE = 64
 QUICK_TRAIN_IMAGES = 256
+QUICK_SPARSITIES = ("0.9", "0.99")
 
 
-def finetune(model: nn.Module, loader: DataLoader, *, lr: float = FINETUNE_LR, seed: int = 0) -> nn.Module:
-    """The chapter's fine-tuning recipe on a copy of ``model`` (masks, if any, kept in force), in eval mode."""
-    recipe = RECIPES["teacher"]
-    return fine_tune(model, loader, epochs=FINETUNE_EPOCHS, lr=lr, weight_decay=recipe.weight_decay,
-                     augment=recipe.augment, device="cpu", progress=False, seed=seed).model
+def knee(curve: Mapping[str, float], dense: float, *, within: float = KNEE_WITHIN) -> str | None:
+    """Where a sparsity-to-accuracy curve bends: the largest sparsity up to which it stays within ``within`` of dense.
+
+    Args:
+        curve: sparsity (a string such as ``"0.9"``, as in the benchmark file) -> accuracy (fraction).
+        dense: the unpruned model's accuracy (fraction).
+        within: how far below ``dense`` still counts as free, a fraction (0.01: one point).
+
+    Returns:
+        The key of the largest sparsity ``s`` such that every sparsity of ``curve`` up to ``s`` has accuracy
+        ``>= dense - within``; ``None`` when the smallest already falls below. Requiring every smaller
+        sparsity to pass keeps one lucky point past a fall from being read as the knee.
+    """
+    if not isinstance(curve, Mapping) or not curve:
+        raise ValueError(f"curve must be a non-empty mapping of sparsity to accuracy, got {curve!r}")
+    check_number(dense, "dense", 0.0, 1.0)
+    check_number(within, "within", 0.0, 1.0)
+    found = None
+    for key in sorted(curve, key=float):
+        if curve[key] < dense - within:
+            break
+        found = key
+    return found
+
+
+def train_loader(train_set: Dataset, seed: int) -> DataLoader:
+    """The training batches of run ``seed``: shuffled by a generator of their own, seeded with ``seed``."""
+    return DataLoader(train_set, batch_size=BATCH_SIZE, shuffle=True, generator=torch.Generator().manual_seed(seed))
+
+
+def finetune(model: nn.Module, train_set: Dataset, *, name: str = "teacher", seed: int = 0) -> nn.Module:
+    """A copy of ``model`` fine-tuned with ``FINETUNE[name]`` and the zoo recipe of ``name`` (weight decay,
+    shifts) on :func:`train_loader` ``(train_set, seed)``, masks kept in force; in eval mode."""
+    budget, recipe = FINETUNE[name], RECIPES[name]
+    return fine_tune(model, train_loader(train_set, seed), epochs=budget.epochs, lr=budget.lr,
+                     weight_decay=recipe.weight_decay, augment=recipe.augment, device="cpu", progress=False,
+                     seed=seed).model
+
+
+def _curve(name: str, model: nn.Module, train_set: Dataset, test: DataLoader, sparsities: tuple[str, ...],
+           seeds: int) -> dict:
+    """One model's entry of ``curve`` (see the module docstring)."""
+    dense = evaluate(model, test)
+    entry: dict = {"dense": dense, "finetune": asdict(FINETUNE[name])}
+    recalibrate = name == "teacher"
+    for scope in SCOPES:
+        variants: dict[str, dict] = {"no_finetune": {}, **({"recalibrated": {}} if recalibrate else {}),
+                                     "finetuned": {}, "finetuned_per_seed": {}}
+        for s in sparsities:
+            pruned = magnitude_prune(model, sparsity=float(s), scope=scope)
+            variants["no_finetune"][s] = evaluate(pruned, test)
+            if recalibrate:
+                variants["recalibrated"][s] = evaluate(
+                    recalibrate_batchnorm(pruned, train_loader(train_set, 0), batches=RECALIBRATION_BATCHES), test)
+            runs = [evaluate(finetune(pruned, train_set, name=name, seed=seed), test) for seed in range(seeds)]
+            variants["finetuned_per_seed"][s] = runs
+            variants["finetuned"][s] = statistics.fmean(runs)
+        entry[scope] = variants
+    entry["knee"] = {scope: {v: knee(entry[scope][v], dense) for v in entry[scope] if not v.endswith("_per_seed")}
+                     for scope in SCOPES}
+    return entry
+
+
+def _random(teacher: nn.Module, train_set: Dataset, test: DataLoader, sparsities: tuple[str, ...],
+            seeds: int) -> dict:
+    keys = ("random_per_seed", "random_no_finetune_per_seed", "random_recalibrated_per_seed")
+    result: dict = {key: {} for key in keys}
+    for s in sparsities:
+        for seed in range(seeds):
+            pruned = random_prune(teacher, sparsity=float(s), generator=torch.Generator().manual_seed(seed))
+            recalibrated = recalibrate_batchnorm(pruned, train_loader(train_set, 0), batches=RECALIBRATION_BATCHES)
+            for key, m in zip(keys, (finetune(pruned, train_set, seed=seed), pruned, recalibrated)):
+                result[key].setdefault(s, []).append(evaluate(m, test))
+    result["random"] = {s: statistics.median(v) for s, v in result["random_per_seed"].items()}
+    return result
+
+
+def _gradual(name: str, model: nn.Module, train_set: Dataset, test: DataLoader, one_shot: dict,
+             sparsities: tuple[str, ...], seeds: int) -> dict:
+    """Gradual against one-shot pruning (taken from the curve: same recipe, same seeds) at ``sparsities``."""
+    budget, recipe = FINETUNE[name], RECIPES[name]
+    result = {}
+    for s in sparsities:
+        runs = [evaluate(gradual_prune(model, train_loader(train_set, seed), sparsity=float(s), epochs=budget.epochs,
+                                       prune_steps=10, prune_fraction=0.5, lr=budget.lr,
+                                       weight_decay=recipe.weight_decay, augment=recipe.augment, device="cpu",
+                                       progress=False, seed=seed).model, test)
+                for seed in range(seeds)]
+        result[s] = {"gradual": statistics.fmean(runs), "gradual_per_seed": runs,
+                     "one_shot": one_shot["finetuned"][s], "one_shot_per_seed": one_shot["finetuned_per_seed"][s]}
+    return result
 
 
 def run(quick: bool = False, seeds: int = 3) -> dict:
-    """Run the section; returns a JSON-serialisable dict (accuracies as fractions in ``[0, 1]``)."""
+    """Run the section; returns a JSON-serializable dict (accuracies as fractions in ``[0, 1]``)."""
     splits = load_mnist5k()
-    loaders = make_loaders(splits, batch_size=RECIPES["teacher"].batch_size)
-    train_loader = loaders.train
-    if quick:  # a few batches: the section runs end to end in seconds
+    test = make_loaders(splits).test
+    train_set = splits.train
+    curve_sparsities, sparsities, gradual_sparsities = CURVE_SPARSITIES, SPARSITIES, GRADUAL_SPARSITIES
+    if quick:  # a few batches, two sparsities: the section runs end to end in seconds
         seeds = 1
-        subset = torch.utils.data.Subset(splits.train, range(QUICK_TRAIN_IMAGES))
-        train_loader = DataLoader(subset, batch_size=64, shuffle=True, generator=torch.Generator().manual_seed(0))
-    teacher = get_model("teacher")
-    dense_accuracy = evaluate(teacher, loaders.test)
+        train_set = Subset(splits.train, range(QUICK_TRAIN_IMAGES))
+        curve_sparsities = sparsities = gradual_sparsities = QUICK_SPARSITIES
+    models = {name: get_model(name) for name in MODELS}
+    teacher = models["teacher"]
 
-    per_seed: dict[str, dict[str, list[float]]] = {"magnitude": {}, "random": {}}
-    for s in SPARSITIES:
-        for seed in range(seeds):
-            pruned = magnitude_prune(teacher, sparsity=float(s))
-            per_seed["magnitude"].setdefault(s, []).append(
-                evaluate(finetune(pruned, train_loader, seed=seed), loaders.test))
-            pruned = random_prune(teacher, sparsity=float(s), generator=torch.Generator().manual_seed(seed))
-            per_seed["random"].setdefault(s, []).append(
-                evaluate(finetune(pruned, train_loader, seed=seed), loaders.test))
+    curve = {"sparsities": list(curve_sparsities), "knee_within": KNEE_WITHIN}
+    for name, model in models.items():
+        curve[name] = _curve(name, model, train_set, test, curve_sparsities, seeds)
+    gradual = {name: _gradual(name, model, train_set, test, curve[name]["global"], gradual_sparsities, seeds)
+               for name, model in models.items()}
+    teacher_global = curve["teacher"]["global"]
 
-    slim = prune_channels(teacher, sparsity=CHANNEL_SPARSITY)
-    channel_models = [finetune(slim, train_loader, seed=seed) for seed in range(seeds)]
-    channel_accuracy = [evaluate(m, loaders.test) for m in channel_models]
-
+    slim = {s: prune_channels(teacher, sparsity=s) for s in CHANNEL_SPARSITIES}
+    channel_accuracy = {s: [evaluate(finetune(m, train_set, seed=seed), test) for seed in range(seeds)]
+                        for s, m in slim.items()}
     unstructured = make_permanent(magnitude_prune(teacher, sparsity=SPARSE_SPARSITY))
-    latency = compare_latency({"dense": teacher, "unstructured": unstructured, "channel": channel_models[0]},
+    latency = compare_latency({"dense": teacher, "unstructured": unstructured,
+                               **{f"channel {s}": m for s, m in slim.items()}},
                               splits.test.tensors[0][:64], warmup=5, repeats=20 if quick else 100)
+    channel_curve = {str(s): {"accuracy": statistics.fmean(channel_accuracy[s]),
+                              "accuracy_per_seed": channel_accuracy[s],
+                              "params_ratio": count_parameters(teacher) / count_parameters(m),
+                              "latency_speedup": speedup(latency["dense"], latency[f"channel {s}"])}
+                     for s, m in slim.items()}
     return {
-        "dense_accuracy": dense_accuracy,
-        "magnitude": {s: statistics.fmean(v) for s, v in per_seed["magnitude"].items()},
-        "random": {s: statistics.fmean(v) for s, v in per_seed["random"].items()},
-        "magnitude_per_seed": per_seed["magnitude"],
-        "random_per_seed": per_seed["random"],
-        "channel": {"sparsity": CHANNEL_SPARSITY, "accuracy": statistics.fmean(channel_accuracy),
-                    "accuracy_per_seed": channel_accuracy,
-                    "params_ratio": count_parameters(teacher) / count_parameters(slim),
-                    "latency_speedup": speedup(latency["dense"], latency["channel"])},
+        "curve": curve,
+        "dense_accuracy": curve["teacher"]["dense"],
+        "magnitude": {s: teacher_global["finetuned"][s] for s in sparsities if s in teacher_global["finetuned"]},
+        "magnitude_per_seed": {s: teacher_global["finetuned_per_seed"][s] for s in sparsities
+                               if s in teacher_global["finetuned"]},
+        **_random(teacher, train_set, test, sparsities, seeds),
+        "gradual": gradual,
+        "channel_curve": channel_curve,
+        "channel": {"sparsity": CHANNEL_SPARSITY, **channel_curve[str(CHANNEL_SPARSITY)]},
         "unstructured_latency_speedup": speedup(latency["dense"], latency["unstructured"]),
         "sparse_bytes": {"sparsity": SPARSE_SPARSITY,
                          "csr": sparse_model_bytes(unstructured, format="csr"),
                          "bitmask": sparse_model_bytes(unstructured, format="bitmask"),
                          "dense": sum(t.numel() * t.element_size() for t in teacher.state_dict().values())},
         "seeds": seeds,
-        "finetune_epochs": FINETUNE_EPOCHS,
-        "finetune_lr": FINETUNE_LR,
+        "recalibration_batches": RECALIBRATION_BATCHES,
     }

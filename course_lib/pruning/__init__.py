@@ -12,7 +12,8 @@ greedily: score each weight, zero the lowest-scored, fine-tune the rest with the
   :func:`sparsity`;
 - :mod:`.schedule`: Zhu & Gupta's gradual schedule and a per-layer sensitivity scan;
 - :mod:`.recalibration`: :func:`recalibrate_batchnorm`, fresh BatchNorm statistics for a pruned network;
-- :mod:`.structured`: channel scores and :func:`prune_channels`, a physically smaller model;
+- :mod:`.structured`: channel scores and :func:`prune_channels`, a physically smaller model, and
+  :func:`layer_macs`, the work each layer does;
 - :mod:`.storage`: sparse formats (CSR, bitmask) really serialized, and their size in bytes.
 
 Every verb returns a new model and leaves its argument untouched (see :mod:`course_lib`); the ones that
@@ -27,7 +28,7 @@ from .masks import global_magnitude_masks, magnitude_mask, random_mask, taylor_i
 from .recalibration import recalibrate_batchnorm
 from .schedule import gradual_prune, gradual_sparsity, layer_sensitivity
 from .storage import decode_sparse, encode_sparse, sparse_model_bytes
-from .structured import channel_l1_norms, prune_channels
+from .structured import channel_l1_norms, layer_macs, prune_channels
 from .unstructured import (apply_masks, layer_sparsities, magnitude_prune, make_permanent, random_prune, sparsity,
                            taylor_prune)
 
@@ -35,5 +36,5 @@ __all__ = [
     "magnitude_mask", "global_magnitude_masks", "random_mask", "taylor_importance", "channel_l1_norms",
     "magnitude_prune", "random_prune", "taylor_prune", "gradual_prune", "prune_channels", "apply_masks",
     "make_permanent", "sparsity", "layer_sparsities", "layer_sensitivity", "gradual_sparsity",
-    "encode_sparse", "decode_sparse", "sparse_model_bytes", "recalibrate_batchnorm",
+    "encode_sparse", "decode_sparse", "sparse_model_bytes", "recalibrate_batchnorm", "layer_macs",
 ]

@@ -52,6 +52,48 @@ def channels_to_keep(scores: torch.Tensor, sparsity: float) -> torch.Tensor:
     return torch.topk(scores, keep).indices.sort().values
 
 
+def layer_macs(model: nn.Module, example_input: torch.Tensor | None = None) -> dict[str, int]:
+    """Multiply-accumulates of each Linear and Conv2d layer for ONE input, the work a dense kernel does.
+
+    A Linear layer does ``in_features * out_features``; a convolution ``C_out * (C_in / groups) * kh * kw``
+    per output position, times its ``H_out * W_out`` positions (read from one forward pass in eval mode).
+    Zeros in a weight count like any other value: this is what unstructured sparsity leaves unchanged and
+    channel pruning reduces. Removing a fraction $r$ of the channels of a convolution whose input channels
+    were also cut by $r$ leaves $(1-r)^2$ of its work; the first convolution (its input is the image) and the
+    first Linear layer after the convolutions keep $(1-r)$.
+
+    Args:
+        model: any module; not modified (its train/eval modes are restored).
+        example_input: one input batch; default one random image of the size the model expects
+            (:func:`course_lib.metrics.example_input`). The counts are per input, whatever the batch size.
+
+    Returns:
+        Layer name -> multiply-accumulates per input, for every Linear and Conv2d layer the forward calls.
+    """
+    check_module(model)
+    x = random_images(model) if example_input is None else check_tensor(example_input, "example_input", min_dim=1)
+    macs: dict[str, int] = {}
+
+    def count(name: str):
+        def hook(module: nn.Module, _: tuple, output: torch.Tensor) -> None:
+            per_position = module.weight.numel()
+            positions = output.shape[-2] * output.shape[-1] if isinstance(module, nn.Conv2d) else 1
+            macs[name] = macs.get(name, 0) + per_position * positions
+        return hook
+
+    handles = [m.register_forward_hook(count(name)) for name, m in select_layers(model, None).items()]
+    modes = {m: m.training for m in model.modules()}
+    try:
+        with torch.no_grad():
+            model.eval()(x[:1].to(model_device(model)))
+    finally:
+        for h in handles:
+            h.remove()
+        for m, mode in modes.items():
+            m.training = mode
+    return macs
+
+
 def _slice_conv(conv: nn.Conv2d, out_keep: torch.Tensor, in_keep: torch.Tensor) -> nn.Conv2d:
     new = nn.Conv2d(len(in_keep), len(out_keep), conv.kernel_size, conv.stride, conv.padding, conv.dilation,
                     bias=conv.bias is not None, padding_mode=conv.padding_mode,

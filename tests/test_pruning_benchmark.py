@@ -1,0 +1,71 @@
+"""The pruning benchmark section: the knee of a curve on hand-made cases, and the quick run's contract."""
+import math
+
+import pytest
+
+from course_lib.benchmark import pruning as section
+from course_lib.benchmark.pruning import knee
+
+
+@pytest.mark.parametrize("curve,dense,expected", [
+    ({"0.5": 0.98, "0.9": 0.975, "0.99": 0.90}, 0.98, "0.9"),        # falls at 0.99
+    ({"0.5": 0.98, "0.9": 0.97, "0.99": 0.96}, 0.98, "0.9"),         # exactly one point below still counts
+    ({"0.99": 0.99, "0.5": 0.99, "0.9": 0.99}, 0.98, "0.99"),        # never falls; keys in any order
+    ({"0.5": 0.90, "0.9": 0.98}, 0.98, None),                        # falls at once
+    ({"0.5": 0.98, "0.8": 0.50, "0.9": 0.98, "0.95": 0.10}, 0.98, "0.5"),  # a lucky point after a fall is not the knee
+])
+def test_knee_is_the_last_sparsity_before_the_first_fall(curve, dense, expected):
+    assert knee(curve, dense) == expected
+
+
+def test_knee_within_is_a_fraction():
+    curve = {"0.5": 0.97, "0.9": 0.95}
+    assert knee(curve, 0.98, within=0.02) == "0.5" and knee(curve, 0.98, within=0.03) == "0.9"
+
+
+@pytest.mark.parametrize("args,error", [(({}, 0.9), ValueError), (([0.9], 0.9), ValueError),
+                                        (({"0.5": 0.9}, 1.5), ValueError), (({"0.5": 0.9}, "0.9"), TypeError)])
+def test_knee_errors(args, error):
+    with pytest.raises(error):
+        knee(*args)
+
+
+def test_knee_rejects_a_bad_within():
+    with pytest.raises(ValueError, match="within"):
+        knee({"0.5": 0.9}, 0.9, within=-0.1)
+
+
+@pytest.mark.slow  # fine-tunes the zoo teacher and LeNet-300-100 on a few batches, times the teacher
+def test_quick_run_returns_the_contract():
+    result = section.run(quick=True, seeds=1)
+    sparsities = list(section.QUICK_SPARSITIES)
+    curve = result["curve"]
+    assert curve["sparsities"] == sparsities and curve["knee_within"] == section.KNEE_WITHIN
+    for name in section.MODELS:
+        entry = curve[name]
+        variants = {"no_finetune", "finetuned", "finetuned_per_seed"} | ({"recalibrated"} if name == "teacher" else set())
+        assert entry["finetune"] == {"epochs": section.FINETUNE[name].epochs, "lr": section.FINETUNE[name].lr}
+        for scope in section.SCOPES:
+            assert set(entry[scope]) == variants
+            for variant in variants:
+                assert list(entry[scope][variant]) == sparsities
+            assert all(len(v) == 1 for v in entry[scope]["finetuned_per_seed"].values())
+            assert set(entry["knee"][scope]) == variants - {"finetuned_per_seed"}
+            for variant, k in entry["knee"][scope].items():
+                assert k == knee(entry[scope][variant], entry["dense"])
+        values = [a for scope in section.SCOPES for v in entry[scope].values() for a in v.values()]
+        assert all(0.0 <= a <= 1.0 for a in values if isinstance(a, float))
+    # no fine-tuning is deterministic: the zoo teacher at 90% globally, stale statistics against recalibrated
+    teacher = curve["teacher"]["global"]
+    assert teacher["recalibrated"]["0.9"] > teacher["no_finetune"]["0.9"] + 0.5
+    assert result["dense_accuracy"] == curve["teacher"]["dense"]
+    assert result["magnitude"] == teacher["finetuned"]  # quick: SPARSITIES are the QUICK_SPARSITIES
+    assert result["random"]["0.9"] == result["random_per_seed"]["0.9"][0]
+    assert set(result["gradual"]) == set(section.MODELS)
+    g = result["gradual"]["lenet300"]["0.99"]
+    assert g["one_shot"] == curve["lenet300"]["global"]["finetuned"]["0.99"] and len(g["gradual_per_seed"]) == 1
+    assert list(result["channel_curve"]) == [str(s) for s in section.CHANNEL_SPARSITIES]
+    assert result["channel"]["sparsity"] == section.CHANNEL_SPARSITY
+    assert result["channel"]["params_ratio"] > 1 and math.isfinite(result["unstructured_latency_speedup"])
+    stored = result["sparse_bytes"]
+    assert stored["bitmask"] < stored["csr"] < stored["dense"] and stored["sparsity"] == section.SPARSE_SPARSITY
