@@ -15,7 +15,6 @@ docstring and layout ignored): a copied reference is flagged for the instructor.
 from __future__ import annotations
 
 import ast
-import copy
 import inspect
 import io
 import shutil
@@ -79,15 +78,11 @@ def fence_source(source: str, graded: set[str], module: str, allowed: set[str] =
     for fn, qualname in sorted(functions, key=lambda f: f[0].lineno, reverse=True):  # bottom up: lines stay valid
         body = fn.body[1:] if ast.get_docstring(fn, clean=False) is not None and len(fn.body) > 1 else fn.body
         first, last = body[0].lineno, fn.end_lineno
-        if first == fn.lineno:  # `def f(): return x` on one line: rewrite the whole definition
-            stub = copy.copy(fn)
-            stub.body = [ast.Pass()]
-            head, _, _ = ast.unparse(stub).rpartition("pass")
-            text = textwrap.indent(head + TRIPWIRE.format(qualname=qualname), " " * fn.col_offset) + "\n"
-            first = fn.decorator_list[0].lineno if fn.decorator_list else fn.lineno
+        if first == fn.lineno:  # `def f(): return x`: keep `def f(): ` and put the tripwire after it
+            head = lines[first - 1].encode()[:body[0].col_offset].decode()  # col_offset counts UTF-8 bytes
+            text = head + TRIPWIRE.format(qualname=qualname) + "\n"
         else:
-            indent = " " * body[0].col_offset
-            text = indent + TRIPWIRE.format(qualname=qualname) + "\n"
+            text = " " * body[0].col_offset + TRIPWIRE.format(qualname=qualname) + "\n"
         count = last - first + 1
         lines[first - 1:last] = [text] + ["\n"] * (count - text.count("\n"))
     return "".join(lines)

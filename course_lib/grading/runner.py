@@ -30,7 +30,7 @@ from .channel import ChannelError, Reader, decode, send
 from .confine import Isolation, Limits
 from .extract import Statement
 from .sandbox import BOOT
-from .spec import Assignment, Exercise, derived_seed
+from .spec import Assignment, Exercise, hidden_seed, rng_seed
 from .status import Status
 from .supervise import Sweep, cpu_seconds, kill, spawn
 from .workspace import Workspace
@@ -82,17 +82,6 @@ class Observations:
     skipped: list[str] = field(default_factory=list)
     isolation: Isolation | None = None
     seconds: float = 0.0
-
-
-def hidden_seed(secret: int, assignment: str, exercise: str) -> int:
-    """The seed of an exercise's hidden cases: learning it reveals nothing about other exercises' cases."""
-    return derived_seed("hidden", secret, assignment, exercise)
-
-
-def rng_seed(exercise: str, kind: str, index: int, secret: int | None) -> int:
-    """The seed of the random generators during one case (public cases: independent of the secret, so
-    that :func:`course_lib.grading.check` in the notebook seeds them the same way)."""
-    return derived_seed("rng", exercise, kind, index, secret if kind == "hidden" else "public")
 
 
 class _Sandbox:

@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .runner import Observations, hidden_seed, rng_seed
-from .spec import Case, Exercise, call_and_observe
+from .runner import Observations
+from .spec import Case, Exercise, call_and_observe, hidden_seed, rng_seed
 from .status import Status
 
 

@@ -128,6 +128,17 @@ def derived_seed(*parts: object) -> int:
     return int.from_bytes(digest[:8], "big") % (2 ** 31)
 
 
+def hidden_seed(secret: int, assignment: str, exercise: str) -> int:
+    """The seed of an exercise's hidden cases: learning it reveals nothing about other exercises' cases."""
+    return derived_seed("hidden", secret, assignment, exercise)
+
+
+def rng_seed(exercise: str, kind: str, index: int, secret: int | None) -> int:
+    """The seed of the random generators during one case (public cases: independent of the secret, so
+    that :func:`course_lib.grading.check` in the notebook seeds them the same way)."""
+    return derived_seed("rng", exercise, kind, index, secret if kind == "hidden" else "public")
+
+
 @contextmanager
 def seeded(seed: int | None) -> Iterator[None]:
     """Seed ``torch``, ``random`` and ``numpy`` with ``seed`` inside the block, and restore their states after."""

@@ -121,10 +121,12 @@ class Workspace:
             os.chown(folder, self.uid, self.gid)
         return folder
 
-    def confinement(self, folder: Path, limits: Limits, chown: tuple[str, ...] = ()) -> Confinement:
+    def confinement(self, folder: Path, limits: Limits, chown: tuple[str, ...] = (),
+                    reach: tuple[str, ...] = ()) -> Confinement:
+        """How to start a learner process in ``folder``; ``reach``: more paths it must be able to read."""
         nproc = 256 if self.uid is not None else None
         return Confinement(cwd=str(folder), limits=Limits(**{**limits.__dict__, "nproc": nproc}), uid=self.uid,
-                           gid=self.gid, hide=self.hide, reach=self.reach, chown=chown)
+                           gid=self.gid, hide=self.hide, reach=self.reach + reach, chown=chown)
 
     def environment(self, folder: Path, **extra: str) -> dict[str, str]:
         return {**BASE_ENV, "HOME": str(folder), "TMPDIR": str(folder), **extra}
