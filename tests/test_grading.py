@@ -599,3 +599,21 @@ def test_the_gradescope_bundle_holds_the_scripts_the_wheel_and_a_root_only_seed(
     assert wheel.name in setup and "chmod -R go-rwx" in setup and "torch==" in setup
     assert main(["gradescope-bundle", "--assignment", "pruning", "--out", str(out), "--wheel",
                  str(tmp_path / "seed")]) == 2
+
+
+def test_grade_all_on_an_empty_folder_writes_a_header_and_a_summary(tmp_path, capsys):
+    (tmp_path / "subs").mkdir()
+    assert main(["grade-all", str(tmp_path / "subs"), "--assignment", "pruning", "--csv",
+                 str(tmp_path / "g.csv")]) == 0
+    assert "graded 0 of 0 submissions of pruning" in capsys.readouterr().out
+    assert main(["grade-all", str(tmp_path / "missing"), "--assignment", "pruning", "--csv",
+                 str(tmp_path / "g.csv")]) == 2
+
+
+def test_submissions_are_files_or_folders_named_after_the_learner(tmp_path):
+    from course_lib.grading.batch import submissions
+    (tmp_path / "ann.ipynb").write_text("{}")
+    (tmp_path / "ann").mkdir()
+    (tmp_path / ".hidden").mkdir()
+    (tmp_path / "notes.txt").write_text("")
+    assert [s.learner for s in submissions(tmp_path)] == ["ann", "ann (ann.ipynb)"]

@@ -19,7 +19,7 @@ def check(name: str, fn: Callable) -> None:
         print(f"{name}: expected a function, got {type(fn).__name__}. Define it with `def {name}(...)`.")
         return
     reference = exercise.reference_fn()
-    if fn is reference or getattr(fn, "__module__", "").startswith("course_lib."):
+    if fn is reference or (getattr(fn, "__module__", None) or "").startswith("course_lib."):
         print(f"{name}: this is course_lib's own {exercise.reference}, not your function; "
               "the grader scores it 0. Write it yourself.")
         return

@@ -104,6 +104,7 @@ class _Sandbox:
         self.reader = Reader(out_r, limits.message_bytes)
         self.err_fd, self.stderr = err_r, bytearray()
         self.saw_hidden = False
+        self.failed = False  # a case hung, crashed it or got no readable answer
 
     def send(self, message: dict[str, Any]) -> bool:
         try:
@@ -174,7 +175,7 @@ class _ExerciseRun:
             if self.box is None and not self._start(kind):
                 break
             self.budget -= _run_cases(self.box, todo, self.exercise, self.ctx, self.budget, self.obs)
-            if todo and self.obs.status is Status.OK:  # a case failed: that process is not trusted any more
+            if self.box.failed or self.obs.status is not Status.OK:  # not to be trusted with another case
                 self.close()
         self.obs.seconds += time.monotonic() - start
 
@@ -183,9 +184,10 @@ class _ExerciseRun:
         self.ctx.live.add(self.box.proc.pid)
         self.obs.isolation = self.obs.isolation or self.box.isolation
         ready = Observations()
-        if _until_ready(self.box, self.job, self.ctx.limits, ready, self.ctx.references):
-            if kind == "public":
-                self.obs.definition_errors, self.obs.skipped = ready.definition_errors, ready.skipped
+        started = _until_ready(self.box, self.job, self.ctx.limits, ready, self.ctx.references)
+        if kind == "public":  # what defining said is shown to the learner only before any hidden input exists
+            self.obs.definition_errors, self.obs.skipped = ready.definition_errors, ready.skipped
+        if started:
             return True
         self.close()
         if kind == "public" or ready.status is Status.CALLS_REFERENCE:
@@ -319,6 +321,7 @@ def _run_cases(box: _Sandbox, todo: list[tuple[str, int]], exercise: Exercise, c
         todo.pop(0)
         charged += cost
         if outcome.status is not Status.ANSWERED:
+            box.failed = True
             break
     return charged
 

@@ -83,7 +83,7 @@ def score_exercise(exercise: Exercise, obs: Observations, cases: dict[str, list[
     result = ExerciseResult(exercise.name, 0.0, exercise.public_points, 0.0, exercise.hidden_points,
                             0, len(public), 0, len(hidden), "", "")
     if obs.status is not Status.OK:
-        result.public_output = obs.status.message(exercise.name, obs.detail)
+        result.public_output = obs.status.message(exercise.name, obs.detail) + _definition_notes(obs)
         result.hidden_output = obs.status.message(exercise.name, obs.hidden_detail or obs.detail)
         return result
     outcomes = {kind: [(case.description, _judge(exercise, case, obs.cases.get((kind, i)), expected[(kind, i)]))
@@ -95,12 +95,17 @@ def score_exercise(exercise: Exercise, obs: Observations, cases: dict[str, list[
     result.hidden_score = round(exercise.hidden_points * result.hidden_passed / max(1, len(hidden)), 2)
     result.public_output = _feedback(exercise.name, outcomes["public"], "public")
     result.hidden_output = _feedback(exercise.name, outcomes["hidden"], "hidden")
-    if obs.definition_errors:
-        result.public_output += "\nWhile defining your functions: " + "; ".join(obs.definition_errors[:5])
-    if obs.skipped:
-        result.public_output += ("\nNot run (the time for loading your definitions was spent): "
-                                 + ", ".join(obs.skipped[:10]))
+    result.public_output += _definition_notes(obs)
     return result
+
+
+def _definition_notes(obs: Observations) -> str:
+    notes = ""
+    if obs.definition_errors:
+        notes += "\nWhile defining your functions: " + "; ".join(obs.definition_errors[:5])
+    if obs.skipped:
+        notes += "\nNot run (the time for loading your definitions was spent): " + ", ".join(obs.skipped[:10])
+    return notes
 
 
 def _feedback(name: str, outcomes: list[tuple[str, str | None]], kind: str) -> str:
