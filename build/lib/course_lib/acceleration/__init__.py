@@ -1,0 +1,22 @@
+"""Acceleration: making a model faster without (much) changing what it computes.
+
+Three families, one module each:
+
+- parallel computation (:mod:`.parallel`): intra-op threads, batching, and data-parallel training with
+  PyTorch's ``DistributedDataParallel`` (several processes, one machine or many);
+- algorithmic optimization: Conv-BatchNorm folding (:mod:`.folding`, exact), low-rank factorization of
+  Linear layers (:mod:`.low_rank`, an accuracy/speed trade-off) and ``torch.compile`` (:mod:`.compiling`);
+- hardware (:mod:`.hardware`): device selection, ``channels_last``; integer kernels are in
+  :mod:`course_lib.quantization`.
+"""
+from .compiling import CompileResult, try_compile
+from .folding import fold_conv_bn, fold_conv_bn_modules, fuse_conv_bn
+from .hardware import describe_device, to_channels_last
+from .low_rank import factorize_linears, low_rank_linear, rank_for_energy
+from .parallel import (batch_throughput, ddp_train, free_port, max_param_diff, single_process_train,
+                       thread_latency)
+
+__all__ = ["CompileResult", "try_compile", "fold_conv_bn", "fold_conv_bn_modules", "fuse_conv_bn",
+           "describe_device", "to_channels_last", "factorize_linears", "low_rank_linear", "rank_for_energy",
+           "batch_throughput", "ddp_train", "free_port", "max_param_diff", "single_process_train",
+           "thread_latency"]

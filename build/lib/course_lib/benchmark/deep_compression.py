@@ -1,0 +1,103 @@
+"""Benchmark section ``deep_compression``: Han et al.'s (2016) pipeline on LeNet-300-100 and LeNet-5, to a real file.
+
+Each zoo model (``get_model("lenet300")``, ``get_model("lenet5")``, trained on MNIST-5k) goes through
+:func:`course_lib.compression.pipeline.deep_compress` with the settings :data:`CONFIGS`: layer-wise
+magnitude pruning at the paper's sparsities (Han et al., 2016, Table 2: LeNet-300-100 keeps 8% / 9% / 26%
+of its fc weights, LeNet-5 66% / 12% / 8% / 19% of conv1, conv2, fc1, fc2) and fine-tuning, weight sharing
+(8 bits for conv layers as in the paper; the fc width is the smallest that keeps validation accuracy within
+half a point, :func:`choose_bits`), code-book fine-tuning, then offsets of the width that makes the file
+smallest and Huffman coding (:func:`course_lib.compression.compress`).
+
+Reported for LeNet-300-100 at the top level, and with the same keys under ``"lenet5"`` (accuracies are
+fractions in ``[0, 1]`` on the test split, which is never used for a choice):
+
+- ``dense_accuracy``: the zoo model;
+- ``compressed_accuracy``: the compressed model, mean over ``seeds`` fine-tuning seeds
+  (``compressed_accuracy_per_seed`` lists them); seed ``s`` seeds the fine-tuning and the shuffling of
+  the training batches (``make_loaders(splits, seed=s)``), so seed 0 is the chapter's run;
+- ``dense_bytes``: float32 bytes of the dense model's parameters, $4 \\times$ parameter count;
+- ``compressed_bytes``: ``len(compress(model))``, the largest file over the seeds (``compressed_bytes_per_seed``);
+- ``compression_ratio``: ``dense_bytes / compressed_bytes``;
+- ``roundtrip_equal``: for every seed, ``decompress(compress(model))`` gives bit-identical logits
+  (``torch.equal``) on the whole test split;
+- ``bits``, ``index_bits``: the widths used (seed 0), ``layer_density``: kept fraction per layer.
+
+The settings (epochs, learning rates, widths) were chosen on the validation split in the chapter
+``book/code/deep_compression.ipynb``. ``quick=True`` fine-tunes on 256 training images for one epoch with
+one seed: it checks that the section runs end to end, not the targets.
+"""
+from __future__ import annotations
+
+import dataclasses
+import statistics
+
+import torch
+from torch.utils.data import DataLoader, Subset
+
+from ..compression import compress, decompress
+from ..compression.pipeline import Config, deep_compress, storage_bytes
+from ..data import load_mnist5k, make_loaders
+from ..pruning import layer_sparsities
+from ..training import evaluate, predict
+from ..zoo import get_model
+
+CONFIGS = {
+    "lenet300": Config({"net.1": 0.92, "net.3": 0.91, "net.5": 0.74}, prune_epochs=10, share_epochs=2),
+    "lenet5": Config({"features.0": 0.34, "features.3": 0.88, "classifier.1": 0.92, "classifier.3": 0.81},
+                     prune_epochs=2, share_epochs=1),
+}
+
+
+def _train_loader(splits, seed: int, quick: bool) -> DataLoader:
+    """The training loader of fine-tuning seed ``seed``: its shuffling is seeded too (256 images if ``quick``)."""
+    if not quick:
+        return make_loaders(splits, batch_size=64, seed=seed).train
+    return DataLoader(Subset(splits.train, range(256)), batch_size=64, shuffle=True,
+                      generator=torch.Generator().manual_seed(seed))
+
+
+def compress_model(name: str, splits, seeds: int, quick: bool = False) -> dict:
+    """The section's figures for zoo model ``name`` (``"lenet300"`` or ``"lenet5"``) on ``splits``."""
+    loaders = make_loaders(splits, batch_size=64)
+    dense = get_model(name)
+    dense_bytes = storage_bytes(dense, "dense")
+    config = CONFIGS[name]
+    if quick:
+        config = dataclasses.replace(config, prune_epochs=1, share_epochs=1)
+    accuracies, sizes, equal = [], [], []
+    first = None
+    for seed in range(seeds):
+        result = deep_compress(dense, _train_loader(splits, seed, quick), loaders.val, loaders.test,
+                               dataclasses.replace(config, seed=seed))
+        data = compress(result.model, result.index_bits)
+        logits, _ = predict(result.model, loaders.test)
+        equal.append(torch.equal(logits, predict(decompress(data), loaders.test)[0]))
+        accuracies.append(evaluate(result.model, loaders.test))
+        sizes.append(len(data))
+        first = result if first is None else first
+    return {
+        "dense_accuracy": evaluate(dense, loaders.test),
+        "compressed_accuracy": statistics.fmean(accuracies),
+        "compressed_accuracy_per_seed": accuracies,
+        "dense_bytes": dense_bytes,
+        "compressed_bytes": max(sizes),
+        "compressed_bytes_per_seed": sizes,
+        "compression_ratio": dense_bytes / max(sizes),
+        "roundtrip_equal": all(equal),
+        "bits": first.bits,
+        "index_bits": first.index_bits,
+        "layer_density": {k: round(1 - v, 6) for k, v in layer_sparsities(first.model).items()},
+    }
+
+
+def run(quick: bool = False, seeds: int = 3) -> dict:
+    """Run the section; returns a JSON-serialisable dict (see the module docstring for the keys)."""
+    if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
+        raise ValueError(f"seeds must be a positive integer, got {seeds!r}")
+    splits = load_mnist5k()
+    if quick:  # a few batches: the section runs end to end in seconds
+        seeds = 1
+    result = compress_model("lenet300", splits, seeds, quick)
+    result["lenet5"] = compress_model("lenet5", splits, seeds, quick)
+    result["seeds"] = seeds
+    return result

@@ -1,0 +1,53 @@
+"""Immediate feedback in the learner's notebook: ``check("soft_targets", soft_targets)``.
+
+Runs the exercise's *public* cases on the learner's function and on the reference, and prints, for
+each case, whether it passed and, if not, what input gave what output and what was expected. It
+never raises, so "Run all" goes on. The hidden cases are run only by the grader.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from .spec import call_and_observe, from_plain, rng_seed
+from .specs import find_exercise
+
+
+def check(name: str, fn: Callable) -> None:
+    """Run the public tests of exercise ``name`` on ``fn`` and print what passed and what did not."""
+    assignment, exercise = find_exercise(name)
+    if not callable(fn):
+        print(f"{name}: expected a function, got {type(fn).__name__}. Define it with `def {name}(...)`.")
+        return
+    reference = exercise.reference_fn()
+    if fn is reference or (getattr(fn, "__module__", None) or "").startswith("course_lib."):
+        print(f"{name}: this is course_lib's own {exercise.reference}, not your function; "
+              "the grader scores it 0. Write it yourself.")
+        return
+    cases = exercise.public()
+    lines, passed = [], 0
+    for i, case in enumerate(cases):
+        seed = rng_seed(exercise.name, "public", i, None)  # as the grader seeds this case
+        got = call_and_observe(fn, exercise, case, seed=seed)
+        if got.get("not_implemented"):
+            print(f"{name}: not written yet (it raises NotImplementedError). Replace the "
+                  "`raise NotImplementedError(...)` line with your code, run the cell, then this one.")
+            return
+        expected = call_and_observe(reference, exercise, case, seed=seed)
+        if "error" in expected:
+            raise RuntimeError(f"the reference {exercise.reference} failed on a public case: {expected['error']}")
+        if "error" in got:
+            msg = f"raised {got['error']}"
+        else:
+            args, kwargs = case.make()
+            msg = exercise.check_answer(from_plain(got["value"]), from_plain(expected["value"]), args, kwargs)
+        if msg is None:
+            passed += 1
+            lines.append(f"  [pass] {case.description}")
+        else:
+            lines.append(f"  [FAIL] {case.description}\n         your function {msg}")
+    verdict = "all passed" if passed == len(cases) else "not there yet"
+    print(f"{name}: {passed} of {len(cases)} public tests passed ({verdict}).")
+    print("\n".join(lines))
+
+
+__all__ = ["check"]

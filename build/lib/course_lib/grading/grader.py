@@ -1,0 +1,154 @@
+"""Grade one exercise notebook: score it out of the learner's reach, then (optionally) execute it.
+
+Steps of :func:`grade`:
+
+1. read the notebook and check it against the assignment the instructor named (a notebook whose
+   metadata names another assignment is refused: file names and metadata belong to the learner);
+2. find the definitions each graded function needs (:mod:`~course_lib.grading.extract`) and fence
+   the references off in a copy of ``course_lib`` (:mod:`~course_lib.grading.fence`);
+3. run every exercise's public cases, then every hidden case, in confined sandboxes, one per
+   exercise (:mod:`~course_lib.grading.runner`, :mod:`~course_lib.grading.confine`);
+4. compute the expected answers here, from the references, and score
+   (:mod:`~course_lib.grading.scoring`); flag functions that are the reference token for token;
+5. kill every process the sandboxes left (:class:`~course_lib.grading.supervise.Sweep`); only then
+   execute the notebook, confined and within its own time, for the learner's information
+   (:mod:`~course_lib.grading.execution`); kill what it left;
+6. return Gradescope's ``results.json`` content (:mod:`~course_lib.grading.reports`).
+
+The learner's code never runs in this process, never at the same time as anything that scores it,
+and, when the grader is root, never as a user that can read the references or the seed.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import torch
+
+from .confine import Isolation, Limits
+from .execution import Execution, execute, notes
+from .extract import cell_codes, definitions
+from .fence import fenced_files, learner_function_sources, same_tokens
+from .questions import collect_answers
+from .reading import GradingError, read_notebook
+from .reports import gradescope
+from .runner import TimeLimits, observe_assignment
+from .scoring import cases_of, expected_answers, score_exercise
+from .spec import Assignment
+from .specs import NAMES, get_assignment
+from .supervise import Sweep
+from .workspace import Workspace, readable_by
+
+DEFAULT_SEED = 20240501
+SEED_ENV = "COURSE_GRADING_SEED"
+
+
+@dataclass(frozen=True)
+class Options:
+    """How to grade: time limits of the sandboxes, memory of learner processes, execution, user."""
+
+    limits: TimeLimits = TimeLimits()
+    memory: Limits = Limits()
+    execute: bool = True
+    cell_timeout: float = 20.0
+    execution_timeout: float = 60.0
+    user: str = "auto"
+
+    def __post_init__(self) -> None:
+        for name in ("cell_timeout", "execution_timeout"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be a positive number of seconds, got {getattr(self, name)!r}")
+
+
+def read_seed(seed_file: str | Path | None) -> int:
+    """The hidden cases' secret: the integer in ``seed_file``, else ``$COURSE_GRADING_SEED``, else a fixed one.
+
+    It is never passed on a command line (``/proc/PID/cmdline`` is world-readable) nor to a learner process.
+    """
+    if seed_file is not None:
+        text = Path(seed_file).read_text().strip()
+        source = str(seed_file)
+    else:
+        text, source = os.environ.get(SEED_ENV, str(DEFAULT_SEED)).strip(), f"${SEED_ENV}"
+    try:
+        return int(text)
+    except ValueError:
+        raise GradingError(f"{source} must hold an integer seed") from None
+
+
+def assignment_for(nb: nbformat.NotebookNode, name: str) -> Assignment:
+    """The assignment ``name`` (the instructor's choice); refuse a notebook whose metadata names another."""
+    if name not in NAMES:
+        raise GradingError(f"unknown assignment {name!r}; the assignments are {', '.join(NAMES)}")
+    claimed = (nb.metadata.get("course_grading") or {}).get("assignment")
+    if claimed is not None and claimed != name:
+        raise GradingError(f"this notebook is marked as assignment {str(claimed)[:60]!r}, but it is graded as "
+                           f"{name!r}: submit the {name} notebook")
+    return get_assignment(name)
+
+
+def grade(path: str | Path, assignment: str, seed_file: str | Path | None = None,
+          options: Options = Options()) -> dict[str, Any]:
+    """Grade the notebook at ``path`` (or the one notebook in folder ``path``) as ``assignment``.
+
+    Raises :class:`GradingError` (one line) if it cannot be graded at all; see :func:`reports.fatal`.
+    """
+    start = time.monotonic()
+    nb = read_notebook(path)
+    spec = assignment_for(nb, assignment)
+    secret = read_seed(seed_file)
+    cells = cell_codes(nb)
+    syntax = [f"cell {c.index}: {c.error}" for c in cells if c.error is not None]
+    sweep = Sweep()
+    workspace = Workspace(options.user, hide=tuple(Path(p) for p in [seed_file] if p is not None))
+    try:
+        isolation = workspace.probe()
+        statements = {ex.name: definitions(cells, {ex.name}) for ex in spec.exercises}
+        fenced = fenced_files(spec)
+        observed = observe_assignment(workspace, spec, statements, secret, options.limits, options.memory, fenced,
+                                      sweep)
+        sweep.sweep()
+        results = []
+        for ex in spec.exercises:
+            cases = cases_of(ex, spec.name, secret)
+            with torch.random.fork_rng(devices=[]):
+                expected = expected_answers(ex, cases, secret)
+            results.append(score_exercise(ex, observed[ex.name], cases, expected))
+        sources = learner_function_sources([c.source for c in cells if c.error is None],
+                                           {ex.name for ex in spec.exercises})
+        for ex, r in zip(spec.exercises, results):
+            if ex.name in sources and same_tokens(sources[ex.name], ex.reference_fn()):
+                r.flags.append(f"{ex.name} is {ex.reference}'s body token for token")
+        run = Execution()
+        if options.execute:
+            run = execute(nb, workspace, options.cell_timeout, options.execution_timeout, options.memory)
+        sweep.sweep()
+    finally:
+        workspace.cleanup()
+    lines = [f"{Path(path).name}: {spec.title}."]
+    if syntax:
+        lines.append("Cells with syntax errors (skipped): " + "; ".join(syntax))
+    lines += notes(run)
+    extra = {"isolation": _guarantees(isolation, workspace, seed_file)}
+    return gradescope(spec, results, collect_answers(nb, spec), lines, time.monotonic() - start, extra)
+
+
+def _guarantees(isolation: Isolation, workspace: Workspace, seed_file: str | Path | None) -> dict[str, Any]:
+    """What held in this grading, for the instructor: who the learner's code ran as, and what it could reach."""
+    def readable(path: Path) -> bool:
+        if isolation.mounts and any(path.is_relative_to(hidden) for hidden in workspace.hide):
+            return False
+        return workspace.uid is None or readable_by(path, workspace.uid, workspace.gid)
+
+    out: dict[str, Any] = {
+        "learner_user": f"uid {workspace.uid}" if workspace.uid is not None else "the grader's own user",
+        "network": "none" if isolation.network else "available",
+        "references_readable": readable(Path(__file__).resolve().parents[1] / "distillation.py"),
+        "seed_readable": seed_file is not None and readable(Path(seed_file).resolve()),
+    }
+    out["summative"] = workspace.uid is not None and not out["references_readable"] and not out["seed_readable"]
+    return out
