@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import shutil
 import stat
 import subprocess
 import sys
@@ -80,12 +81,18 @@ def pinned_version(package: str) -> str:
 
 
 def build_wheel(folder: Path) -> Path:
-    """Build ``course_lib``'s wheel from the checkout it runs from (``RuntimeError`` if there is none)."""
+    """Build ``course_lib``'s wheel into ``folder`` from the checkout it runs from, copied there first so that the
+    build leaves nothing in the checkout (``RuntimeError`` if there is no checkout)."""
     root = PACKAGE.parent
     if not (root / "pyproject.toml").exists():
         raise RuntimeError(f"course_lib runs from {PACKAGE}, not from a checkout with pyproject.toml: pass --wheel")
+    source = folder / "source"
+    shutil.copytree(PACKAGE, source / "course_lib", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        if (root / name).exists():
+            shutil.copy2(root / name, source / name)
     proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                           "-w", str(folder), str(root)], capture_output=True, text=True)
+                           "-w", str(folder), str(source)], capture_output=True, text=True)
     wheels = sorted(folder.glob(f"course_lib-{course_lib.__version__}-*.whl"))
     if proc.returncode != 0 or not wheels:
         raise RuntimeError(f"building the course_lib wheel failed: {proc.stderr.strip()[-300:]}")

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .channel import ChannelError, Reader, decode, send
-from .confine import Isolation, Limits
+from .confine import Limits
 from .extract import Statement
 from .sandbox import BOOT
 from .spec import Assignment, Exercise, hidden_seed, rng_seed
@@ -80,8 +80,6 @@ class Observations:
     cases: dict[tuple[str, int], CaseOutcome] = field(default_factory=dict)
     definition_errors: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
-    isolation: Isolation | None = None
-    seconds: float = 0.0
 
 
 class _Sandbox:
@@ -95,7 +93,7 @@ class _Sandbox:
         cpu = int(limits.start + limits.definitions + limits.exercise + limits.case_cpu) + 1
         confinement = workspace.confinement(self.folder, Limits(**{**memory.__dict__, "cpu_seconds": cpu}))
         try:
-            self.proc, self.isolation = spawn(
+            self.proc, _ = spawn(
                 [sys.executable, "-s", "-B", "-c", BOOT, str(self.folder), str(in_r), str(out_w)], confinement,
                 workspace.environment(self.folder), stdout=subprocess.DEVNULL, stderr=err_w, pass_fds=(in_r, out_w))
         finally:
@@ -125,7 +123,11 @@ class _Sandbox:
         return self.reader.closed and self.proc.poll() is not None
 
     def why_ended(self) -> str:
-        code = self.proc.wait()
+        """How the process ended; one that closed its command pipe but runs on is killed first."""
+        code = self.proc.poll()
+        if code is None:
+            kill(self.proc)
+            return "it stopped reading the grader's commands"
         lines = self.stderr.decode(errors="replace").strip().splitlines()
         tail = f": {lines[-1][:300]}" if lines else ""
         how = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
@@ -155,7 +157,8 @@ class _ExerciseRun:
         self.ctx, self.exercise = ctx, exercise
         self.obs = Observations()
         self.todo = {"public": [("public", i) for i in range(len(exercise.public()))],
-                     "hidden": [("hidden", i) for i in range(len(exercise.hidden(0)))]}
+                     "hidden": [("hidden", i) for i in range(len(exercise.hidden(
+                         hidden_seed(ctx.secret, ctx.assignment.name, exercise.name))))]}
         self.budget = ctx.limits.exercise
         self.box: _Sandbox | None = None
         self.job = {"assignment": ctx.assignment.name, "exercise": exercise.name,
@@ -165,7 +168,6 @@ class _ExerciseRun:
     def advance(self, kind: str) -> None:
         """Run the ``kind`` cases (public or hidden) while the exercise's budget lasts."""
         todo = self.todo[kind]
-        start = time.monotonic()
         while todo and self.obs.status is Status.OK:
             if self.budget <= 0:
                 for key in todo:
@@ -177,12 +179,10 @@ class _ExerciseRun:
             self.budget -= _run_cases(self.box, todo, self.exercise, self.ctx, self.budget, self.obs)
             if self.box.failed or self.obs.status is not Status.OK:  # not to be trusted with another case
                 self.close()
-        self.obs.seconds += time.monotonic() - start
 
     def _start(self, kind: str) -> bool:
         self.box = _Sandbox(self.ctx.workspace, self.ctx.fenced, self.ctx.limits, self.ctx.memory)
         self.ctx.live.add(self.box.proc.pid)
-        self.obs.isolation = self.obs.isolation or self.box.isolation
         ready = Observations()
         started = _until_ready(self.box, self.job, self.ctx.limits, ready, self.ctx.references)
         if kind == "public":  # what defining said is shown to the learner only before any hidden input exists
@@ -194,8 +194,9 @@ class _ExerciseRun:
             self.obs.status, self.obs.detail = ready.status, ready.detail
             self.obs.hidden_detail = ready.hidden_detail or ready.detail
         else:  # a fresh process for the hidden cases failed to start: those cases fail, the public scores stay
+            status = Status.TIMEOUT if ready.status is Status.START_TIMEOUT else Status.CRASHED
             for key in self.todo[kind]:
-                self.obs.cases[key] = CaseOutcome(ready.status, detail=ready.detail)
+                self.obs.cases[key] = CaseOutcome(status, detail=ready.detail)
             self.todo[kind].clear()
         return False
 
