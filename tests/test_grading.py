@@ -26,7 +26,8 @@ from course_lib.grading.grader import assignment_for, read_seed
 from course_lib.grading.questions import collect_answers
 from course_lib.grading.reading import GradingError, notebook_path
 from course_lib.grading.reports import GRADESCOPE_KEYS, classroom, classroom_output, exercise_scores, fatal, gradescope
-from course_lib.grading.runner import CaseOutcome, Observations, TimeLimits
+from course_lib.grading.options import TimeLimits
+from course_lib.grading.runner import CaseOutcome, Observations
 from course_lib.grading.scoring import cases_of, expected_answers, score_exercise
 from course_lib.grading.spec import (Assignment, Question, Unsupported, call_and_observe, compare_values,
                                      derived_seed, hidden_seed, rng_seed)
@@ -617,3 +618,17 @@ def test_submissions_are_files_or_folders_named_after_the_learner(tmp_path):
     (tmp_path / ".hidden").mkdir()
     (tmp_path / "notes.txt").write_text("")
     assert [s.learner for s in submissions(tmp_path)] == ["ann", "ann (ann.ipynb)"]
+
+
+def test_written_answers_reach_results_json_and_the_csv(soft):
+    from course_lib.grading.batch import Submission, row
+    from course_lib.grading.questions import Answer
+    exercise, cases, expected = soft
+    result = score_exercise(exercise, _observations(exercise, cases, expected), cases, expected)
+    answers = [Answer("why-t2", "Why T^2?", 2.0, "Gradients scale as 1/T^2.")]
+    results = gradescope(get_assignment("distillation"), [result], answers, [], 1.0, {})
+    question = {t["name"]: t for t in results["tests"]}["question why-t2 (graded by hand, 2 points)"]
+    assert question["max_score"] == 0 and "Gradients scale as 1/T^2." in question["output"]
+    assert results["score"] == result.score
+    csv_row = row(Submission("ann", Path("ann.ipynb")), results, ["soft_targets"], ["why-t2"])
+    assert csv_row["answer why-t2"] == "Gradients scale as 1/T^2." and csv_row["soft_targets"] == result.score

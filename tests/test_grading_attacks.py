@@ -20,8 +20,9 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from course_lib.grading.__main__ import main
-from course_lib.grading.grader import Options, grade
-from course_lib.grading.runner import TimeLimits
+from course_lib.grading.grader import grade
+from course_lib.grading.options import Options, TimeLimits
+from course_lib.grading.spec import Question
 from course_lib.grading.specs import get_assignment
 from course_lib.grading.supervise import descendants
 
@@ -80,8 +81,11 @@ HUFFMAN = '''def huffman_code(counts):
     return heap[0][2]'''
 
 
-def notebook(path: Path, assignment: str, *sources: str) -> Path:
+def notebook(path: Path, assignment: str, *sources: str, answers: dict[str, str] | None = None) -> Path:
+    """A submission: code cells ``sources``, then a markdown cell answering each written question of ``answers``."""
     nb = new_notebook(cells=[new_markdown_cell("# a submission")] + [new_code_cell(s) for s in sources])
+    for question, text in (answers or {}).items():
+        nb.cells.append(new_markdown_cell(text, metadata={"course_grading": {"answer": question}}))
     nb.metadata["course_grading"] = {"assignment": assignment}
     nbformat.write(nb, path)
     return path
@@ -206,9 +210,16 @@ def distillation_loss(student_logits, teacher_logits, labels, temperature=4.0, a
 
 @pytest.fixture(scope="module")
 def fenced(tmp_path_factory):
+    """Also answers a written question, which an assignment with questions collects."""
+    import dataclasses
+
+    import course_lib.grading.specs.distillation as spec
     path = notebook(tmp_path_factory.mktemp("fenced") / "01_distillation.ipynb", "distillation", IMPORTS,
-                    SOURCE_READER, CONSTANTS, HUNTER)
-    return grade(path, "distillation", options=FAST)
+                    SOURCE_READER, CONSTANTS, HUNTER, answers={"why-t2": "The soft gradients scale as 1/T^2."})
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(spec, "ASSIGNMENT", dataclasses.replace(spec.ASSIGNMENT, questions=(
+            Question("why-t2", "Why multiply by T^2?", 1.0), Question("unanswered", "?"))))
+        return grade(path, "distillation", options=FAST)
 
 
 def test_reading_the_reference_from_disk_gives_only_the_tripwire(fenced):
@@ -225,6 +236,12 @@ def test_no_real_copy_of_the_reference_is_within_reach(fenced):
 def test_module_level_constants_computed_by_calls_are_what_the_function_sees(fenced):
     assert points(fenced, "distillation_loss") == full("distillation", "distillation_loss")
     assert fenced["score"] == full("distillation", "distillation_loss")
+
+
+def test_written_answers_are_collected_for_the_instructor(fenced):
+    answers = {a["id"]: a["text"] for a in fenced["extra_data"]["answers"]}
+    assert answers == {"why-t2": "The soft gradients scale as 1/T^2.", "unanswered": ""}
+    assert "Why multiply by T^2?" in by_test(fenced)["question why-t2 (graded by hand, 1 point)"]["output"]
 
 
 @pytest.fixture(scope="module")

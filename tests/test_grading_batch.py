@@ -3,16 +3,13 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import sys
-from pathlib import Path
 
 import pytest
 
 from course_lib.grading.__main__ import main
 from course_lib.grading.specs import get_assignment
 
-sys.path.insert(0, str(Path(__file__).parent))
-from test_grading_attacks import HANG, IMPORTS, LOSS, SOFT, STEP, notebook  # noqa: E402
+from test_grading_attacks import HANG, IMPORTS, LOSS, SOFT, STEP, notebook
 
 pytestmark = pytest.mark.slow
 

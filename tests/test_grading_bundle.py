@@ -20,8 +20,7 @@ from course_lib.grading.__main__ import main
 from course_lib.grading.reports import GRADESCOPE_KEYS
 from course_lib.grading.specs import get_assignment
 
-sys.path.insert(0, str(Path(__file__).parent))
-from test_grading_attacks import IMPORTS, LOSS, SOFT, notebook  # noqa: E402
+from test_grading_attacks import IMPORTS, LOSS, SOFT, notebook
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]

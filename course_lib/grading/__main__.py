@@ -26,30 +26,33 @@ def _positive_int(text: str) -> int:
 
 
 def _grading_options(p: argparse.ArgumentParser) -> None:
+    from .options import Options
+    default = Options()
     p.add_argument("--assignment", required=True, help="the assignment to grade against (required: the notebook's "
                                                        "name and metadata belong to the learner)")
     p.add_argument("--seed-file", metavar="PATH", help="file holding the hidden cases' secret seed (default "
                                                         "$COURSE_GRADING_SEED, else a fixed seed)")
     p.add_argument("--no-execute", action="store_true", help="do not execute the notebook after scoring")
-    p.add_argument("--execution-timeout", type=_positive, default=60, metavar="S",
-                   help="time for executing the notebook after scoring (default 60)")
-    p.add_argument("--cell-timeout", type=_positive, default=20, metavar="S", help="time per cell (default 20)")
-    p.add_argument("--case-timeout", type=_positive, default=5, metavar="S",
-                   help="CPU seconds per test case (default 5; wall clock: twice that)")
-    p.add_argument("--exercise-timeout", type=_positive, default=20, metavar="S",
-                   help="seconds charged to one exercise's cases before the rest are skipped (default 20)")
-    p.add_argument("--memory", type=_positive, default=2, metavar="GIB",
-                   help="data memory of each learner process, in GiB (default 2)")
-    p.add_argument("--sandbox-user", default="auto", metavar="USER",
+    p.add_argument("--execution-timeout", type=_positive, default=default.execution_timeout, metavar="S",
+                   help=f"time for executing the notebook after scoring (default {default.execution_timeout:g})")
+    p.add_argument("--cell-timeout", type=_positive, default=default.cell_timeout, metavar="S",
+                   help=f"time per cell when executing (default {default.cell_timeout:g})")
+    p.add_argument("--case-timeout", type=_positive, default=default.limits.case_cpu, metavar="S",
+                   help=f"CPU seconds per test case (default {default.limits.case_cpu:g}; wall clock: twice that)")
+    p.add_argument("--exercise-timeout", type=_positive, default=default.limits.exercise, metavar="S",
+                   help=f"seconds charged to one exercise's cases before the rest are skipped "
+                        f"(default {default.limits.exercise:g})")
+    p.add_argument("--memory", type=_positive, default=default.memory.data_bytes / (1 << 30), metavar="GIB",
+                   help=f"data memory of each learner process, in GiB (default {default.memory.data_bytes >> 30})")
+    p.add_argument("--sandbox-user", default=default.user, metavar="USER",
                    help="when run as root, the user learner code runs as: 'auto' (a uid of its own), a name or "
                         "uid, or 'current' (no change: formative grading)")
 
 
 def options_from(args: argparse.Namespace):
-    """The :class:`~course_lib.grading.grader.Options` of parsed arguments (``ValueError`` if inconsistent)."""
+    """The :class:`~course_lib.grading.options.Options` of parsed arguments."""
     from .confine import Limits
-    from .grader import Options
-    from .runner import TimeLimits
+    from .options import Options, TimeLimits
 
     limits = TimeLimits(case_cpu=args.case_timeout, case_wall=2 * args.case_timeout, exercise=args.exercise_timeout)
     return Options(limits=limits, memory=Limits(data_bytes=int(args.memory * (1 << 30))),

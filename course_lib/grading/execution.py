@@ -23,8 +23,8 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbclient.util import run_sync
 
-from .confine import Limits
 from ..zoo import cache_dir
+from .confine import Limits
 from .supervise import CONFINE
 from .workspace import Workspace
 

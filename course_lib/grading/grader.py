@@ -22,21 +22,21 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import nbformat
 import torch
 
-from .confine import Isolation, Limits
+from .confine import Isolation
 from .execution import Execution, execute, notes
 from .extract import cell_codes, definitions
 from .fence import fenced_files, learner_function_sources, same_tokens
 from .questions import collect_answers
 from .reading import GradingError, read_notebook
 from .reports import gradescope
-from .runner import TimeLimits, observe_assignment
+from .options import Options
+from .runner import observe_assignment
 from .scoring import cases_of, expected_answers, score_exercise
 from .spec import Assignment
 from .specs import NAMES, get_assignment
@@ -45,23 +45,6 @@ from .workspace import Workspace, readable_by
 
 DEFAULT_SEED = 20240501
 SEED_ENV = "COURSE_GRADING_SEED"
-
-
-@dataclass(frozen=True)
-class Options:
-    """How to grade: time limits of the sandboxes, memory of learner processes, execution, user."""
-
-    limits: TimeLimits = TimeLimits()
-    memory: Limits = Limits()
-    execute: bool = True
-    cell_timeout: float = 20.0
-    execution_timeout: float = 60.0
-    user: str = "auto"
-
-    def __post_init__(self) -> None:
-        for name in ("cell_timeout", "execution_timeout"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be a positive number of seconds, got {getattr(self, name)!r}")
 
 
 def read_seed(seed_file: str | Path | None) -> int:

@@ -34,7 +34,8 @@ def gradescope(assignment: Assignment, results: list[ExerciseResult], answers: l
                           "status": "passed" if score == top else "failed", "output": output,
                           "visibility": visibility, "extra_data": {"passed": passed, "cases": total}})
     for a in answers:
-        tests.append({"name": f"question {a.id} (graded by hand{f', {a.points:g} points' if a.points else ''})",
+        worth = f", {a.points:g} point{'s' * (a.points != 1)}" if a.points else ""
+        tests.append({"name": f"question {a.id} (graded by hand{worth})",
                       "score": 0.0, "max_score": 0.0, "status": "passed", "visibility": "visible",
                       "output": f"{a.prompt}\n\nYour answer:\n{a.text or '(no answer)'}"})
     flags = [flag for r in results for flag in r.flags]

@@ -28,6 +28,7 @@ from typing import Any
 
 from .channel import ChannelError, Reader, decode, send
 from .confine import Limits
+from .options import TimeLimits
 from .extract import Statement
 from .sandbox import BOOT
 from .spec import Assignment, Exercise, hidden_seed, rng_seed
@@ -36,29 +37,6 @@ from .supervise import Sweep, cpu_seconds, kill, spawn
 from .workspace import Workspace
 
 STDERR_TAIL = 2000
-
-
-@dataclass(frozen=True)
-class TimeLimits:
-    """Seconds allowed to the learner's code while an exercise is tested.
-
-    ``case_cpu``/``case_wall``: one case, in CPU and in wall-clock seconds; ``exercise``: the sum
-    charged to an exercise's cases (a finished case is charged its CPU time, a stopped one the
-    limit that stopped it); ``start``: starting a sandbox (Python and torch), ``definitions``: the
-    notebook's definitions in it. ``message_bytes`` caps one answer of the sandbox.
-    """
-
-    case_cpu: float = 5.0
-    case_wall: float = 10.0
-    exercise: float = 20.0
-    start: float = 60.0
-    definitions: float = 10.0
-    message_bytes: int = 32 << 20
-
-    def __post_init__(self) -> None:
-        for name in ("case_cpu", "case_wall", "exercise", "start", "definitions"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be a positive number of seconds, got {getattr(self, name)!r}")
 
 
 @dataclass

@@ -127,6 +127,9 @@ def main(in_fd: int, out_fd: int) -> None:
         kind, index = command["kind"], command["index"]
         if kind == "hidden" and "hidden" not in cases:
             cases["hidden"] = exercise.hidden(command["hidden_seed"])
-        result = call_and_observe(fn, exercise, cases[kind][index], seed=command["rng_seed"])
+        try:
+            result = call_and_observe(fn, exercise, cases[kind][index], seed=command["rng_seed"])
+        except BaseException as e:  # noqa: BLE001 - SystemExit, KeyboardInterrupt... from the learner's code
+            result = {"error": f"{type(e).__name__}: {e}"}
         send(out_fd, {"type": "case", "kind": kind, "index": index, "result": encode(result)})
     sys.stdout.flush()
