@@ -205,6 +205,16 @@ def test_definitions_keep_what_graded_functions_need_calls_included():
     assert definitions([CellCode(0, src)], {"decorated"})[1].source.startswith("@staticmethod")
 
 
+def test_a_functions_own_local_names_do_not_pull_in_top_level_statements():
+    src = ("def magnitude_mask(weight, sparsity):\n    masks = [weight]\n    return [m for m in masks if model]\n"
+           "model = 1\nmasks = magnitude_mask(torch.zeros(3), 0.5)\nclass Helper:\n    masks = 2\n"
+           "    def f(self):\n        return masks\n")
+    assert [sorted(st.binds) for st in definitions([CellCode(0, src)], {"magnitude_mask"})] == [
+        ["magnitude_mask"], ["model"]]
+    assert [sorted(st.binds) for st in definitions([CellCode(0, src)], {"Helper"})] == [
+        ["magnitude_mask"], ["model"], ["masks"], ["Helper"]]
+
+
 def test_the_last_binding_wins_and_every_binding_of_a_needed_name_is_kept():
     cells = [CellCode(0, "def f(x):\n    return 1"), CellCode(1, "K = 2"), CellCode(2, "def f(x):\n    return K")]
     kept = definitions(cells, {"f"})

@@ -5,11 +5,12 @@ only, so it starts in milliseconds), which, still with the grader's privileges,
 
 1. leaves the network: a new network namespace (no interface but a loopback that is down); as root
    directly, otherwise inside a new user namespace where the kernel allows it;
-2. in a new mount namespace, where possible: covers every path in ``hide`` (the real ``course_lib``,
-   the seed file) with an empty read-only tmpfs or ``/dev/null``; gives the learner a private, empty
-   ``/tmp``, ``/var/tmp`` and ``/dev/shm``; and, when it changes user, makes the interpreter reachable
-   for that user (a directory on its path that the user may not enter, such as ``/root`` for a
-   pyenv Python, is replaced by a tmpfs holding only the needed entry);
+2. in a new mount namespace, where possible: covers every folder in ``hide`` (the checkout of the
+   real ``course_lib``) with a read-only tmpfs holding only the entries on the way to ``reach`` (the
+   interpreter, its libraries, the learner's folder), and every file in ``hide`` (the seed) with
+   ``/dev/null``; gives the learner a private ``/tmp``, ``/var/tmp`` and ``/dev/shm``; and, when it
+   changes user, makes ``reach`` reachable for that user (a folder on the way that the user may not
+   enter, such as ``/root`` for a pyenv Python, is covered the same way);
 3. sets resource limits (:class:`Limits`): data memory, address space, CPU seconds, file size,
    open files, processes, no core files;
 4. as root, becomes the unprivileged ``uid``/``gid`` with no supplementary groups, so that the
@@ -20,7 +21,8 @@ only, so it starts in milliseconds), which, still with the grader's privileges,
 Before the last step it writes what it achieved (:class:`Isolation` as JSON) on ``status_fd`` and
 closes it, so the learner's code never holds that channel. A step the platform refuses (a
 container without ``CAP_SYS_ADMIN``, a laptop without user namespaces) is skipped and reported,
-never fatal; only a failure to change user is fatal (the learner's code would run as root).
+never fatal; only a failure to change user is fatal (the learner's code would run as root). On a
+system without Linux's ``unshare`` and ``prctl`` (macOS), only the limits and the user change apply.
 """
 from __future__ import annotations
 
@@ -124,6 +126,9 @@ def _enter_namespaces(isolation: Isolation) -> None:
     else:
         attempts = [CLONE_NEWUSER | CLONE_NEWNET | CLONE_NEWNS, CLONE_NEWUSER | CLONE_NEWNET]
     uid, gid = os.getuid(), os.getgid()
+    if not hasattr(_libc, "unshare"):
+        isolation.notes.append("no namespaces on this system")
+        return
     for flags in attempts:
         try:
             _unshare(flags)
@@ -201,15 +206,21 @@ def _arrange_mounts(spec: Confinement) -> None:
             _mount("/dev/null", path, None, MS_BIND)
 
 
-def _set_limits(limits: Limits) -> None:
+def _set_limits(limits: Limits) -> list[int]:
     pairs = [(resource.RLIMIT_DATA, limits.data_bytes), (resource.RLIMIT_AS, limits.address_bytes),
              (resource.RLIMIT_FSIZE, limits.file_bytes), (resource.RLIMIT_NOFILE, limits.open_files),
              (resource.RLIMIT_NPROC, limits.nproc), (resource.RLIMIT_CORE, 0)]
+    if limits.cpu_seconds is not None:
+        pairs.append((resource.RLIMIT_CPU, limits.cpu_seconds))
+    refused = []
     for which, value in pairs:
         if value is not None:
-            resource.setrlimit(which, (value, value))
-    if limits.cpu_seconds is not None:
-        resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 1))
+            hard = value + 1 if which == resource.RLIMIT_CPU else value  # SIGKILL one second after SIGXCPU
+            try:
+                resource.setrlimit(which, (value, hard))
+            except (ValueError, OSError):  # above the current hard limit, or not supported (RLIMIT_AS on macOS)
+                refused.append(which)
+    return refused
 
 
 def confine(spec: Confinement) -> Isolation:
@@ -225,15 +236,18 @@ def confine(spec: Confinement) -> Isolation:
     if spec.uid is not None:
         for path in spec.chown:
             os.chown(path, spec.uid, spec.gid if spec.gid is not None else spec.uid)
-    _set_limits(spec.limits)
-    isolation.limits = True
+    refused = _set_limits(spec.limits)
+    isolation.limits = not refused
+    if refused:
+        isolation.notes.append(f"limits refused: {refused}")
     if spec.uid is not None and spec.uid != os.getuid():
         os.setgroups([])
         os.setgid(spec.gid if spec.gid is not None else spec.uid)
         os.setuid(spec.uid)
     isolation.user = os.getuid()
-    _prctl(PR_SET_NO_NEW_PRIVS, 1)
-    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # after setuid, which clears it
+    if hasattr(_libc, "prctl"):
+        _prctl(PR_SET_NO_NEW_PRIVS, 1)
+        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # after setuid, which clears it
     os.chdir(spec.cwd)
     return isolation
 

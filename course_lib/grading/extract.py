@@ -20,6 +20,7 @@ tested.
 from __future__ import annotations
 
 import ast
+import symtable
 from dataclasses import dataclass
 
 from IPython.core.inputtransformer2 import TransformerManager
@@ -104,9 +105,19 @@ def _bound_names(node: ast.stmt) -> set[str] | None:
     return names
 
 
-def _used_names(node: ast.AST) -> set[str]:
-    """Every name ``node`` mentions (an over-approximation of the globals it reads: locals too)."""
-    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+def _used_names(source: str) -> set[str]:
+    """The global names the top-level statement ``source`` reads, when it runs or when what it defines is
+    called (Python's own scoping, from :mod:`symtable`: a function's locals and parameters are not globals)."""
+    def walk(table: symtable.SymbolTable) -> set[str]:
+        if table.get_type() == "function":
+            names = set(table.get_globals())
+        else:  # the module (the statement itself) or a class body: the names it reads and does not bind
+            names = {s.get_name() for s in table.get_symbols()
+                     if s.is_referenced() and (table.get_type() == "module" or s.is_global())}
+        for child in table.get_children():
+            names |= walk(child)
+        return names
+    return walk(symtable.symtable(source, "<cell>", "exec"))
 
 
 def statements(cells: list[CellCode]) -> list[Statement]:
@@ -120,8 +131,8 @@ def statements(cells: list[CellCode]) -> list[Statement]:
             binds = _bound_names(node)
             if binds:
                 first = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
-                out.append(Statement(cell.index, first, "".join(lines[first - 1:node.end_lineno]),
-                                     frozenset(binds), frozenset(_used_names(node))))
+                source = "".join(lines[first - 1:node.end_lineno])
+                out.append(Statement(cell.index, first, source, frozenset(binds), frozenset(_used_names(source))))
     return out
 
 

@@ -33,7 +33,7 @@ from .execution import Execution, execute, notes
 from .extract import cell_codes, definitions
 from .fence import fenced_files, learner_function_sources, same_tokens
 from .questions import collect_answers
-from .reading import GradingError, read_notebook
+from .reading import GradingError, notebook_path, read_notebook
 from .reports import gradescope
 from .options import Options
 from .runner import observe_assignment
@@ -112,7 +112,7 @@ def grade(path: str | Path, assignment: str, seed_file: str | Path | None = None
         sweep.sweep()
     finally:
         workspace.cleanup()
-    lines = [f"{Path(path).name}: {spec.title}."]
+    lines = [f"{notebook_path(path).name}: {spec.title}."]
     if syntax:
         lines.append("Cells with syntax errors (skipped): " + "; ".join(syntax))
     lines += notes(run)

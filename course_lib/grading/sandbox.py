@@ -104,7 +104,9 @@ def function_status(namespace: dict[str, Any], name: str) -> tuple[str, str]:
 
 def main(in_fd: int, out_fd: int) -> None:
     """Serve one exercise: the job, then one command per case, until the grader closes ``IN_FD``."""
-    ctypes.CDLL(None).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)  # no ptrace, no /proc/PID/mem for other processes
+    libc = ctypes.CDLL(None)
+    if hasattr(libc, "prctl"):  # Linux: no ptrace, no /proc/PID/mem, environ or fd for other processes
+        libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
     from . import tripwire
     from .channel import encode, receive, send
 

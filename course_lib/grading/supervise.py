@@ -22,7 +22,7 @@ from pathlib import Path
 from .confine import Confinement, Isolation
 
 CONFINE = str(Path(__file__).with_name("confine.py"))
-PR_SET_CHILD_SUBREAPER = 36
+PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER = 4, 36
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
@@ -68,13 +68,18 @@ def descendants(pid: int) -> set[int]:
 
 
 class Sweep:
-    """Every process started by this one from now on can be killed, detached or not (see the module docstring)."""
+    """Every process started by this one from now on can be killed, detached or not (see the module docstring).
+
+    It also makes this process non-dumpable (``PR_SET_DUMPABLE`` 0): a learner's process running as the same
+    user (grading without root) can then neither trace it nor read its memory or environment in ``/proc``.
+    """
 
     def __init__(self) -> None:
         self.subreaper = False
         if sys.platform.startswith("linux"):
             libc = ctypes.CDLL(None, use_errno=True)
             self.subreaper = libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+            libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
         self.before = descendants(os.getpid()) if Path("/proc/self/stat").exists() else set()
 
     def sweep(self, keep: set[int] = frozenset(), rounds: int = 100) -> list[int]:
