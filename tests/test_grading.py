@@ -20,7 +20,8 @@ from course_lib.grading.__main__ import main
 from course_lib.grading.channel import ChannelError, Reader, decode, encode, send
 from course_lib.grading.confine import Confinement, Limits, _blocked_dirs, _needed_in
 from course_lib.grading.extract import CellCode, cell_codes, definitions, statements
-from course_lib.grading.fence import TRIPWIRE, body_tokens, fence_source, fenced_files, fenced_names, same_tokens
+from course_lib.grading.fence import (TRIPWIRE, body_tokens, fence_source, fenced_files, fenced_names, same_tokens,
+                                     tripwire_names)
 from course_lib.grading.generate import exercise_notebook, generate, render, strip_solutions
 from course_lib.grading.grader import assignment_for, read_seed
 from course_lib.grading.questions import collect_answers
@@ -255,8 +256,11 @@ def test_the_fence_takes_the_helpers_a_reference_uses_but_not_the_allowed_ones()
     graded = {"compute_qparams", "quantize", "dequantize", "fake_quantize"}
     assert "qrange" in fenced_names(ast.parse(affine), graded)
     assert "qrange" not in fenced_names(ast.parse(affine), graded, {"qrange"})
-    text = fenced_files(get_assignment("quantization"))[Path("quantization/affine.py")]
+    fenced = fenced_files(get_assignment("quantization"))
+    text = fenced[Path("quantization/affine.py")]
     assert "_FakeQuantizeSTE.forward')" in text and "def qrange" in text and "raise ValueError(f\"bits" in text
+    names = tripwire_names(fenced)
+    assert "course_lib.quantization.affine.quantize" in names and "course_lib.quantization.affine.qrange" not in names
 
 
 def test_a_fenced_reference_trips_instead_of_computing():

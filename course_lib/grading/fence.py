@@ -17,6 +17,7 @@ from __future__ import annotations
 import ast
 import inspect
 import io
+import re
 import shutil
 import textwrap
 import tokenize
@@ -104,6 +105,12 @@ def fenced_files(assignment: Assignment) -> dict[Path, str]:
     return {path.relative_to(PACKAGE): fence_source(path.read_text(), names, module,
                                                     {name for file, name in allowed if file == path})
             for path, (module, names) in by_file.items()}
+
+
+def tripwire_names(fenced: dict[Path, str]) -> set[str]:
+    """The qualified names of the references fenced in ``fenced`` (what a genuine tripwire can report)."""
+    pattern = re.compile(re.escape(TRIPWIRE.format(qualname="@")).replace("'@'", "'([^']+)'"))
+    return {m.group(1) for text in fenced.values() for m in pattern.finditer(text)}
 
 
 def write_snapshot(folder: Path, fenced: dict[Path, str] | None = None) -> Path:

@@ -30,14 +30,14 @@ import torch
 
 from .confine import Isolation
 from .execution import Execution, execute, notes
-from .extract import cell_codes, definitions
+from .extract import CellCode, cell_codes, definitions
 from .fence import fenced_files, learner_function_sources, same_tokens
 from .questions import collect_answers
 from .reading import GradingError, notebook_path, read_notebook
 from .reports import gradescope
 from .options import Options
 from .runner import observe_assignment
-from .scoring import cases_of, expected_answers, score_exercise
+from .scoring import ExerciseResult, cases_of, expected_answers, score_exercise
 from .spec import Assignment
 from .specs import NAMES, get_assignment
 from .supervise import Sweep
@@ -90,27 +90,11 @@ def grade(path: str | Path, assignment: str, seed_file: str | Path | None = None
     workspace = Workspace(options.user, hide=tuple(Path(p) for p in [seed_file] if p is not None))
     try:
         isolation = workspace.probe()
-        statements = {ex.name: definitions(cells, {ex.name}) for ex in spec.exercises}
-        fenced = fenced_files(spec)
-        observed = observe_assignment(workspace, spec, statements, secret, options.limits, options.memory, fenced,
-                                      sweep)
-        sweep.sweep()
-        results = []
-        for ex in spec.exercises:
-            cases = cases_of(ex, spec.name, secret)
-            with torch.random.fork_rng(devices=[]):
-                expected = expected_answers(ex, cases, secret)
-            results.append(score_exercise(ex, observed[ex.name], cases, expected))
-        sources = learner_function_sources([c.source for c in cells if c.error is None],
-                                           {ex.name for ex in spec.exercises})
-        for ex, r in zip(spec.exercises, results):
-            if ex.name in sources and same_tokens(sources[ex.name], ex.reference_fn()):
-                r.flags.append(f"{ex.name} is {ex.reference}'s body token for token")
-        run = Execution()
-        if options.execute:
-            run = execute(nb, workspace, options.cell_timeout, options.execution_timeout, options.memory)
-        sweep.sweep()
+        results = _score(spec, cells, secret, options, workspace, sweep)
+        run = execute(nb, workspace, options.cell_timeout, options.execution_timeout, options.memory) \
+            if options.execute else Execution()
     finally:
+        sweep.sweep()  # every process the learner's code started is gone before anything is returned
         workspace.cleanup()
     lines = [f"{notebook_path(path).name}: {spec.title}."]
     if syntax:
@@ -118,6 +102,27 @@ def grade(path: str | Path, assignment: str, seed_file: str | Path | None = None
     lines += notes(run)
     extra = {"isolation": _guarantees(isolation, workspace, seed_file)}
     return gradescope(spec, results, collect_answers(nb, spec), lines, time.monotonic() - start, extra)
+
+
+def _score(spec: Assignment, cells: list[CellCode], secret: int, options: Options, workspace: Workspace,
+           sweep: Sweep) -> list[ExerciseResult]:
+    """Steps 2 to 4 of the module docstring: each exercise's result, copies of the reference flagged."""
+    statements = {ex.name: definitions(cells, {ex.name}) for ex in spec.exercises}
+    observed = observe_assignment(workspace, spec, statements, secret, options.limits, options.memory,
+                                  fenced_files(spec), sweep)
+    sweep.sweep()
+    sources = learner_function_sources([c.source for c in cells if c.error is None],
+                                       {ex.name for ex in spec.exercises})
+    results = []
+    for ex in spec.exercises:
+        cases = cases_of(ex, spec.name, secret)
+        with torch.random.fork_rng(devices=[]):
+            expected = expected_answers(ex, cases, secret)
+        result = score_exercise(ex, observed[ex.name], cases, expected)
+        if ex.name in sources and same_tokens(sources[ex.name], ex.reference_fn()):
+            result.flags.append(f"{ex.name} is {ex.reference}'s body token for token")
+        results.append(result)
+    return results
 
 
 def _guarantees(isolation: Isolation, workspace: Workspace, seed_file: str | Path | None) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from .channel import ChannelError, Reader, decode, send
 from .confine import Limits
 from .options import TimeLimits
 from .extract import Statement
+from .fence import tripwire_names
 from .sandbox import BOOT
 from .spec import Assignment, Exercise, hidden_seed, rng_seed
 from .status import Status
@@ -123,11 +124,6 @@ class _Sandbox:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def _fenced_names(fenced: dict) -> set[str]:
-    return {line.split("trip(", 1)[1].rsplit(")", 1)[0].strip("'\"")
-            for text in fenced.values() for line in text.splitlines() if "tripwire import trip; trip(" in line}
-
-
 class _ExerciseRun:
     """The cases of one exercise, the sandbox running them (kept between the two phases), the observations."""
 
@@ -208,7 +204,7 @@ def observe_assignment(workspace: Workspace, assignment: Assignment, statements:
     the function's own error messages, crashes) can carry hidden inputs, whatever the learner's
     processes leave behind. One sandbox per exercise serves both phases unless a case fails.
     """
-    ctx = _Context(workspace, assignment, secret, limits, memory, fenced, sweep, _fenced_names(fenced))
+    ctx = _Context(workspace, assignment, secret, limits, memory, fenced, sweep, tripwire_names(fenced))
     runs = [_ExerciseRun(ctx, ex, statements[ex.name]) for ex in assignment.exercises]
     try:
         for kind in ("public", "hidden"):
