@@ -367,7 +367,7 @@ HANG = '''def soft_targets(logits, temperature):
 
 
 def test_a_first_function_that_never_returns_costs_only_itself_within_two_minutes(tmp_path):
-    """Issue 14's measurement, with the default limits and the notebook executed after scoring."""
+    """Issue 14's measurement, with the default limits and the notebook executed."""
     path = notebook(tmp_path / "01_distillation.ipynb", "distillation", IMPORTS, HANG, LOSS, STEP,
                     'check("soft_targets", soft_targets)', 'print("after the hang")')
     start = time.monotonic()

@@ -59,6 +59,12 @@ def run_autograder(root: Path, *notebooks: tuple[str, str]) -> dict:
     return json.loads((root / "results" / "results.json").read_text())
 
 
+def test_the_bundle_scripts_are_valid_bash(autograder):
+    for script in ("setup.sh", "run_autograder"):
+        proc = subprocess.run(["bash", "-n", str(autograder / "source" / script)], capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+
+
 def test_the_bundle_ships_the_course_wheel_of_this_version(autograder):
     import course_lib
     wheels = list((autograder / "source").glob("course_lib-*.whl"))

@@ -32,9 +32,9 @@ def _grading_options(p: argparse.ArgumentParser) -> None:
                                                        "name and metadata belong to the learner)")
     p.add_argument("--seed-file", metavar="PATH", help="file holding the hidden cases' secret seed (default "
                                                         "$COURSE_GRADING_SEED, else a fixed seed)")
-    p.add_argument("--no-execute", action="store_true", help="do not execute the notebook after scoring")
+    p.add_argument("--no-execute", action="store_true", help="do not execute the notebook (its execution never changes the score)")
     p.add_argument("--execution-timeout", type=_positive, default=default.execution_timeout, metavar="S",
-                   help=f"time for executing the notebook after scoring (default {default.execution_timeout:g})")
+                   help=f"time for executing the notebook (default {default.execution_timeout:g})")
     p.add_argument("--cell-timeout", type=_positive, default=default.cell_timeout, metavar="S",
                    help=f"time per cell when executing (default {default.cell_timeout:g})")
     p.add_argument("--case-timeout", type=_positive, default=default.limits.case_cpu, metavar="S",

@@ -1,12 +1,14 @@
-"""Execute the learner's notebook, after scoring, confined, within its own time: it never changes the score.
+"""Execute the learner's notebook, confined, within its own time, for the learner: it never changes the score.
 
-Executing tells the learner which cells raise or hang when run top to bottom. It starts only after
-every sandbox is gone, so the learner's kernel never runs while anything is being scored. The
-kernel is an ordinary IPython kernel started through :mod:`course_lib.grading.confine` (same user,
-limits, hidden paths and no network as the sandboxes), talking to nbclient over Unix sockets in
-its private folder (ZeroMQ's ``ipc`` transport: no TCP port, and it works from inside a network
-namespace). It imports an unfenced copy of ``course_lib``, so ``check(...)`` cells work. Only the
-cells' errors are kept, each cut to a few hundred characters: what a notebook prints is dropped.
+Executing tells the learner which cells raise or hang when run top to bottom. The grader runs it
+between the public and the hidden cases, with every sandbox stopped: the kernel never runs while a
+case is being run, and no process holds a hidden input yet, so the errors reported here cannot
+carry one. The kernel is an ordinary IPython kernel started through :mod:`course_lib.grading.confine`
+(limits, hidden paths and no network as the sandboxes, and a user of its own when the grader is
+root), talking to nbclient over Unix sockets in its private folder (ZeroMQ's ``ipc`` transport: no
+TCP port, and it works from inside a network namespace). It imports an unfenced copy of
+``course_lib``, so ``check(...)`` cells work. Only the cells' errors are kept, each cut to a few
+hundred characters: what a notebook prints is dropped.
 """
 from __future__ import annotations
 
@@ -78,12 +80,12 @@ def execute(nb: nbformat.NotebookNode, workspace: Workspace, cell_timeout: float
     result = Execution(ran=True)
     start = time.monotonic()
     deadline = start + total_timeout
-    folder = workspace.folder("kernel", {})
+    folder = workspace.folder("kernel", {}, kernel=True)
     connection = folder / "kernel.json"
     limits = Limits(**{**memory.__dict__, "cpu_seconds": int(total_timeout) + 10, "open_files": 1024})
     cache = cache_dir()  # the trained models of the zoo, read-only, so that the notebook need not train them
     reach, env = ((str(cache),), {"COURSE_LIB_CACHE": str(cache)}) if cache.is_dir() else ((), {})
-    confinement = workspace.confinement(folder, limits, chown=(str(connection),), reach=reach)
+    confinement = workspace.confinement(folder, limits, chown=(str(connection),), reach=reach, kernel=True)
     km = _ConfinedKernelManager(kernel_name="python3", transport="ipc", ip=str(folder / "ipc"),
                                 connection_file=str(connection))
     km.launcher = [sys.executable, "-I", "-S", CONFINE, confinement.to_json(), "--",
@@ -127,7 +129,7 @@ def notes(run: Execution) -> list[str]:
     """The lines of the learner's feedback about the execution."""
     if not run.ran:
         return ["The notebook was not executed (its execution never changes the score)."]
-    lines = [f"The notebook ran for {run.seconds:.0f} s (after scoring; this never changes the score)."]
+    lines = [f"The notebook ran for {run.seconds:.0f} s (for your information: this never changes the score)."]
     if run.errors:
         lines.append("Cells that raised an error: " + "; ".join(run.errors[:20]))
     if run.timed_out:

@@ -1,4 +1,4 @@
-"""Grade one exercise notebook: score it out of the learner's reach, then (optionally) execute it.
+"""Grade one exercise notebook out of the learner's reach, and execute it for the learner's information.
 
 Steps of :func:`grade`:
 
@@ -6,17 +6,19 @@ Steps of :func:`grade`:
    metadata names another assignment is refused: file names and metadata belong to the learner);
 2. find the definitions each graded function needs (:mod:`~course_lib.grading.extract`) and fence
    the references off in a copy of ``course_lib`` (:mod:`~course_lib.grading.fence`);
-3. run every exercise's public cases, then every hidden case, in confined sandboxes, one per
-   exercise (:mod:`~course_lib.grading.runner`, :mod:`~course_lib.grading.confine`);
-4. compute the expected answers here, from the references, and score
+3. run every exercise's public cases in confined sandboxes, one per exercise
+   (:mod:`~course_lib.grading.runner`, :mod:`~course_lib.grading.confine`);
+4. with the sandboxes stopped, execute the notebook in a confined kernel, within its own time
+   (:mod:`~course_lib.grading.execution`); it never changes the score, and it runs before any process
+   has received a hidden input, so its (public) feedback cannot carry one; kill what it left;
+5. run every hidden case in the sandboxes, then kill every process the grading started
+   (:class:`~course_lib.grading.supervise.Sweep`);
+6. compute the expected answers here, from the references, and score
    (:mod:`~course_lib.grading.scoring`); flag functions that are the reference token for token;
-5. kill every process the sandboxes left (:class:`~course_lib.grading.supervise.Sweep`); only then
-   execute the notebook, confined and within its own time, for the learner's information
-   (:mod:`~course_lib.grading.execution`); kill what it left;
-6. return Gradescope's ``results.json`` content (:mod:`~course_lib.grading.reports`).
+7. return Gradescope's ``results.json`` content (:mod:`~course_lib.grading.reports`).
 
-The learner's code never runs in this process, never at the same time as anything that scores it,
-and, when the grader is root, never as a user that can read the references or the seed.
+The learner's code never runs in this process, never while a case is being run, and, when the grader
+is root, never as a user that can read the references or the seed.
 """
 from __future__ import annotations
 
@@ -36,7 +38,7 @@ from .questions import collect_answers
 from .reading import GradingError, notebook_path, read_notebook
 from .reports import gradescope
 from .options import Options
-from .runner import observe_assignment
+from .runner import Observations, Sandboxes
 from .scoring import ExerciseResult, cases_of, expected_answers, score_exercise
 from .spec import Assignment
 from .specs import NAMES, get_assignment
@@ -90,9 +92,17 @@ def grade(path: str | Path, assignment: str, seed_file: str | Path | None = None
     workspace = Workspace(options.user, hide=tuple(Path(p) for p in [seed_file] if p is not None))
     try:
         isolation = workspace.probe()
-        results = _score(spec, cells, secret, options, workspace, sweep)
-        run = execute(nb, workspace, options.cell_timeout, options.execution_timeout, options.memory) \
-            if options.execute else Execution()
+        statements = {ex.name: definitions(cells, {ex.name}) for ex in spec.exercises}
+        with Sandboxes(workspace, spec, statements, secret, options.limits, options.memory, fenced_files(spec),
+                       sweep) as boxes:
+            boxes.run("public")
+            run = Execution()
+            if options.execute:
+                with boxes.paused():
+                    run = execute(nb, workspace, options.cell_timeout, options.execution_timeout, options.memory)
+            boxes.run("hidden")
+        sweep.sweep()
+        results = _score(spec, cells, secret, boxes.observations)
     finally:
         sweep.sweep()  # every process the learner's code started is gone before anything is returned
         workspace.cleanup()
@@ -104,13 +114,9 @@ def grade(path: str | Path, assignment: str, seed_file: str | Path | None = None
     return gradescope(spec, results, collect_answers(nb, spec), lines, time.monotonic() - start, extra)
 
 
-def _score(spec: Assignment, cells: list[CellCode], secret: int, options: Options, workspace: Workspace,
-           sweep: Sweep) -> list[ExerciseResult]:
-    """Steps 2 to 4 of the module docstring: each exercise's result, copies of the reference flagged."""
-    statements = {ex.name: definitions(cells, {ex.name}) for ex in spec.exercises}
-    observed = observe_assignment(workspace, spec, statements, secret, options.limits, options.memory,
-                                  fenced_files(spec), sweep)
-    sweep.sweep()
+def _score(spec: Assignment, cells: list[CellCode], secret: int,
+           observed: dict[str, Observations]) -> list[ExerciseResult]:
+    """Each exercise's result from the sandboxes' observations; copies of the reference flagged."""
     sources = learner_function_sources([c.source for c in cells if c.error is None],
                                        {ex.name for ex in spec.exercises})
     results = []

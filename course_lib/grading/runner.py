@@ -20,9 +20,12 @@ from __future__ import annotations
 import os
 import select
 import shutil
+import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,7 +37,7 @@ from .fence import tripwire_names
 from .sandbox import BOOT
 from .spec import Assignment, Exercise, hidden_seed, rng_seed
 from .status import Status
-from .supervise import Sweep, cpu_seconds, kill, spawn
+from .supervise import Sweep, cpu_seconds, descendants, kill, spawn
 from .workspace import Workspace
 
 STDERR_TAIL = 2000
@@ -194,26 +197,55 @@ class _Context:
     live: set[int] = field(default_factory=set)  # the sandboxes still running
 
 
-def observe_assignment(workspace: Workspace, assignment: Assignment, statements: dict[str, list[Statement]],
-                       secret: int, limits: TimeLimits, memory: Limits, fenced: dict,
-                       sweep: Sweep) -> dict[str, Observations]:
-    """Run every exercise's cases in sandboxes: all public cases first, then all hidden ones.
-
-    Until every public case of the assignment has been answered, no process has received a hidden
-    seed; so nothing shown before grades are published (the public feedback: definition errors,
-    the function's own error messages, crashes) can carry hidden inputs, whatever the learner's
-    processes leave behind. One sandbox per exercise serves both phases unless a case fails.
+class Sandboxes:
+    """The sandboxes of one grading: ``run("public")`` runs every exercise's public cases, ``run("hidden")``
+    every hidden case; until every public case has been answered no process holds a hidden seed, so
+    nothing shown before grades are published (definition errors, the function's own error messages,
+    crashes, and the notebook's execution, which :meth:`paused` makes room for between the two phases)
+    can carry hidden inputs, whatever the learner's processes leave behind. One sandbox per exercise
+    serves both phases unless a case fails. Used as a context manager, it kills them all at the end.
     """
-    ctx = _Context(workspace, assignment, secret, limits, memory, fenced, sweep, tripwire_names(fenced))
-    runs = [_ExerciseRun(ctx, ex, statements[ex.name]) for ex in assignment.exercises]
-    try:
-        for kind in ("public", "hidden"):
-            for run in runs:
-                run.advance(kind)
-    finally:
-        for run in runs:
-            run.close()
-    return {run.exercise.name: run.obs for run in runs}
+
+    def __init__(self, workspace: Workspace, assignment: Assignment, statements: dict[str, list[Statement]],
+                 secret: int, limits: TimeLimits, memory: Limits, fenced: dict, sweep: Sweep):
+        self.ctx = _Context(workspace, assignment, secret, limits, memory, fenced, sweep, tripwire_names(fenced))
+        self.runs = [_ExerciseRun(self.ctx, ex, statements[ex.name]) for ex in assignment.exercises]
+
+    def run(self, kind: str) -> None:
+        for exercise_run in self.runs:
+            exercise_run.advance(kind)
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """Inside the block the sandboxes (and what they started) are stopped (SIGSTOP), and any other
+        process they left is killed before and after it: the notebook's kernel runs there alone."""
+        self.ctx.sweep.sweep(self.ctx.live)
+        stopped = self.ctx.live.union(*(descendants(pid) for pid in self.ctx.live))
+        _signal_all(stopped, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            self.ctx.sweep.sweep(self.ctx.live)
+            _signal_all(stopped, signal.SIGCONT)
+
+    @property
+    def observations(self) -> dict[str, Observations]:
+        return {r.exercise.name: r.obs for r in self.runs}
+
+    def __enter__(self) -> Sandboxes:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for exercise_run in self.runs:
+            exercise_run.close()
+
+
+def _signal_all(pids: set[int], signum: int) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
 
 
 def _tripped(obs: Observations, message: dict[str, Any], known: set[str], hidden: bool) -> None:

@@ -6,9 +6,10 @@ and a fresh ``course_lib`` snapshot (fenced for sandboxes, so that no process ca
 next one imports). It decides
 
 - the **user**: when the grader runs as root, a user of this grading alone (uid
-  ``2_000_000_000 + pid`` unless told otherwise), so that learner processes can neither write the
-  grader's files nor read root-only ones (the installed ``course_lib``, the seed file), nor signal
-  or trace other gradings' processes; without root, the grader's own user (formative grading);
+  ``2_000_000_000 + pid`` unless told otherwise; the notebook's kernel the next uid), so that learner
+  processes can neither write the grader's files nor read root-only ones (the installed ``course_lib``,
+  the seed file), nor signal or trace other gradings' processes; without root, the grader's own user
+  (formative grading);
 - what is **hidden** from learner processes where the platform allows a mount namespace: the
   ``course_lib`` sources the grader runs from (and their checkout, with the solutions), any
   ``course_lib`` the interpreter would find otherwise, and the seed file;
@@ -31,7 +32,7 @@ from .confine import Confinement, Isolation, Limits
 from .fence import PACKAGE, write_snapshot
 from .supervise import spawn
 
-UID_BASE = 2_000_000_000
+UID_BASE = 2_000_000_000  # far above any real user; + the grader's pid (+ 1 for its kernel)
 BASE_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "USER": "learner",
             "LOGNAME": "learner", "PYTHONHASHSEED": "0", "PYTHONNOUSERSITE": "1", "PYTHONDONTWRITEBYTECODE": "1",
             "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MPLBACKEND": "Agg",
@@ -110,23 +111,32 @@ class Workspace:
             raise ValueError("the sandbox user must not be root; use 'auto' or an unprivileged user")
         return entry.pw_uid, entry.pw_gid
 
-    def folder(self, kind: str, snapshot: dict[Path, str] | None) -> Path:
+    def _ids(self, kernel: bool) -> tuple[int | None, int | None]:
+        """The learner user, or for the notebook's kernel the next uid: it can neither signal the sandboxes
+        nor write in their folders."""
+        if self.uid is None:
+            return None, None
+        return self.uid + kernel, self.gid + kernel
+
+    def folder(self, kind: str, snapshot: dict[Path, str] | None, kernel: bool = False) -> Path:
         """A new private folder for one learner process, with a ``course_lib`` snapshot (``snapshot``: the
         fenced files to put in it, ``{}`` for an unfenced copy)."""
         self.count += 1
         folder = self.root / f"{kind}-{self.count}"
         folder.mkdir(mode=0o700)
         write_snapshot(folder, snapshot)
-        if self.uid is not None:
-            os.chown(folder, self.uid, self.gid)
+        uid, gid = self._ids(kernel)
+        if uid is not None:
+            os.chown(folder, uid, gid)
         return folder
 
-    def confinement(self, folder: Path, limits: Limits, chown: tuple[str, ...] = (),
-                    reach: tuple[str, ...] = ()) -> Confinement:
+    def confinement(self, folder: Path, limits: Limits, chown: tuple[str, ...] = (), reach: tuple[str, ...] = (),
+                    kernel: bool = False) -> Confinement:
         """How to start a learner process in ``folder``; ``reach``: more paths it must be able to read."""
-        nproc = 256 if self.uid is not None else None
-        return Confinement(cwd=str(folder), limits=Limits(**{**limits.__dict__, "nproc": nproc}), uid=self.uid,
-                           gid=self.gid, hide=self.hide, reach=self.reach + reach, chown=chown)
+        uid, gid = self._ids(kernel)
+        nproc = 256 if uid is not None else None
+        return Confinement(cwd=str(folder), limits=Limits(**{**limits.__dict__, "nproc": nproc}), uid=uid, gid=gid,
+                           hide=self.hide, reach=self.reach + reach, chown=chown)
 
     def environment(self, folder: Path, **extra: str) -> dict[str, str]:
         return {**BASE_ENV, "HOME": str(folder), "TMPDIR": str(folder), **extra}
