@@ -26,7 +26,6 @@ import builtins
 import ctypes
 import functools
 import signal
-import sys
 import time
 from typing import Any
 
@@ -134,4 +133,3 @@ def main(in_fd: int, out_fd: int) -> None:
         except BaseException as e:  # noqa: BLE001 - SystemExit, KeyboardInterrupt... from the learner's code
             result = {"error": f"{type(e).__name__}: {e}"}
         send(out_fd, {"type": "case", "kind": kind, "index": index, "result": encode(result)})
-    sys.stdout.flush()
