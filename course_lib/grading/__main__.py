@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import time
 import traceback
@@ -95,6 +96,9 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if argv is None:  # a real command line: SIGTERM (a batch's deadline, a platform's) ends it through its
+        # cleanup, which kills the learner's processes and removes the temporary folders
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     args = parser().parse_args(argv)
     if args.command == "grade":
         return _grade(args)

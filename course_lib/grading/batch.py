@@ -76,7 +76,11 @@ def grade_one(args: argparse.Namespace, submission: Submission, out: Path, limit
     try:
         _, err = proc.communicate(timeout=limit)
     except subprocess.TimeoutExpired:
-        kill(proc)
+        proc.terminate()  # SIGTERM: the grader kills its learner processes and removes its folders
+        try:
+            proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            kill(proc)
         return fatal(f"grading took longer than {limit:.0f} s", time.monotonic() - start)
     try:
         return json.loads(out.read_text())
