@@ -159,8 +159,9 @@ def _enterable(path: str, uid: int, gid: int) -> bool:
 
 
 def _cover(directory: str, keep: set[str], mode: int, read_only: bool) -> None:
-    """Mount an empty tmpfs over ``directory``; its entries named in ``keep`` are bound back in."""
-    handles = {name: os.open(os.path.join(directory, name), os.O_PATH) for name in keep}
+    """Mount an empty tmpfs over ``directory``; its entries named in ``keep`` (those that exist) are bound back in."""
+    handles = {name: os.open(os.path.join(directory, name), os.O_PATH) for name in keep
+               if os.path.exists(os.path.join(directory, name))}
     flags = MS_NOSUID | MS_NODEV
     _mount("tmpfs", directory, "tmpfs", flags, f"mode={mode:o},size=64m")
     for name, fd in handles.items():
