@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .spec import call_and_observe, from_plain
+from .spec import call_and_observe, from_plain, rng_seed
 from .specs import find_exercise
 
 
@@ -19,19 +19,20 @@ def check(name: str, fn: Callable) -> None:
         print(f"{name}: expected a function, got {type(fn).__name__}. Define it with `def {name}(...)`.")
         return
     reference = exercise.reference_fn()
-    if fn is reference or getattr(fn, "__module__", "").startswith("course_lib."):
+    if fn is reference or (getattr(fn, "__module__", None) or "").startswith("course_lib."):
         print(f"{name}: this is course_lib's own {exercise.reference}, not your function; "
               "the grader scores it 0. Write it yourself.")
         return
     cases = exercise.public()
     lines, passed = [], 0
-    for case in cases:
-        got = call_and_observe(fn, exercise, case)
+    for i, case in enumerate(cases):
+        seed = rng_seed(exercise.name, "public", i, None)  # as the grader seeds this case
+        got = call_and_observe(fn, exercise, case, seed=seed)
         if got.get("not_implemented"):
             print(f"{name}: not written yet (it raises NotImplementedError). Replace the "
                   "`raise NotImplementedError(...)` line with your code, run the cell, then this one.")
             return
-        expected = call_and_observe(reference, exercise, case)
+        expected = call_and_observe(reference, exercise, case, seed=seed)
         if "error" in expected:
             raise RuntimeError(f"the reference {exercise.reference} failed on a public case: {expected['error']}")
         if "error" in got:

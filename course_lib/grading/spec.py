@@ -16,9 +16,11 @@ next to the learner's code, and only to extract raw data that the grader then ch
 """
 from __future__ import annotations
 
+import hashlib
 import importlib
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,8 +67,7 @@ class Exercise:
         return self.public_points + self.hidden_points
 
     def reference_fn(self) -> Callable:
-        module, _, name = self.reference.partition(":")
-        return getattr(importlib.import_module(module), name)
+        return resolve(self.reference)
 
     def check_answer(self, got: Any, expected: Any, args: tuple, kwargs: dict) -> str | None:
         """``None`` if ``got`` is right, else a sentence saying how it differs from ``expected``."""
@@ -76,17 +77,32 @@ class Exercise:
 
 
 @dataclass(frozen=True)
-class Assignment:
-    """One exercise notebook: its exercises and the ``course_lib`` modules that hold their references.
+class Question:
+    """A written question: the learner answers in a markdown cell whose metadata is
+    ``{"course_grading": {"answer": id}}``; the grader collects the answer for the instructor.
+    ``points`` are awarded by hand (0 for an ungraded question)."""
 
-    ``reference_modules`` are fenced off while the learner's functions are tested: a learner's
-    function that calls anything defined in them scores 0 (see :mod:`course_lib.grading.sandbox`).
+    id: str
+    prompt: str
+    points: float = 0.0
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """One exercise notebook: its exercises, the helpers a learner may use, its written questions.
+
+    While the learner's functions are tested, the references and what they use in their modules
+    are fenced off (:mod:`course_lib.grading.fence`): reaching them scores the exercise 0. ``allowed``
+    names the course functions (``"module:function"``) that the notebook gives the learner and that
+    stay usable. ``questions`` are the written answers collected for the instructor
+    (:mod:`course_lib.grading.questions`).
     """
 
     name: str
     title: str
     exercises: Sequence[Exercise]
-    reference_modules: Sequence[str] = field(default_factory=tuple)
+    allowed: Sequence[str] = field(default_factory=tuple)
+    questions: Sequence[Question] = field(default_factory=tuple)
 
     def exercise(self, name: str) -> Exercise:
         for ex in self.exercises:
@@ -100,11 +116,57 @@ class Assignment:
         return sum(ex.points for ex in self.exercises)
 
 
-def call_and_observe(fn: Callable, exercise: Exercise, case: Case) -> dict[str, Any]:
-    """Run ``fn`` on fresh arguments of ``case``: ``{"value": plain data}`` or ``{"error": "Type: message"}``."""
+def resolve(reference: str) -> Callable:
+    """The object named by ``"package.module:name"``."""
+    module, _, name = reference.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def derived_seed(*parts: object) -> int:
+    """A seed in ``[0, 2**31)`` drawn from ``parts`` (SHA-256): the same parts, the same seed, on any machine."""
+    digest = hashlib.sha256("/".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:8], "big") % (2 ** 31)
+
+
+def hidden_seed(secret: int, assignment: str, exercise: str) -> int:
+    """The seed of an exercise's hidden cases: learning it reveals nothing about other exercises' cases."""
+    return derived_seed("hidden", secret, assignment, exercise)
+
+
+def rng_seed(exercise: str, kind: str, index: int, secret: int | None) -> int:
+    """The seed of the random generators during one case (public cases: independent of the secret, so
+    that :func:`course_lib.grading.check` in the notebook seeds them the same way)."""
+    return derived_seed("rng", exercise, kind, index, secret if kind == "hidden" else "public")
+
+
+@contextmanager
+def seeded(seed: int | None) -> Iterator[None]:
+    """Seed ``torch``, ``random`` and ``numpy`` with ``seed`` inside the block, and restore their states after."""
+    if seed is None:
+        yield
+        return
+    import random
+
+    import numpy as np
+    states = torch.get_rng_state(), random.getstate(), np.random.get_state()
+    torch.manual_seed(seed)
+    random.seed(seed)
+    np.random.seed(seed)
+    try:
+        yield
+    finally:
+        torch.set_rng_state(states[0])
+        random.setstate(states[1])
+        np.random.set_state(states[2])
+
+
+def call_and_observe(fn: Callable, exercise: Exercise, case: Case, seed: int | None = None) -> dict[str, Any]:
+    """Run ``fn`` on fresh arguments of ``case``, random generators seeded with ``seed``:
+    ``{"value": plain data}`` or ``{"error": "Type: message"}``."""
     args, kwargs = case.make()
     try:
-        value = to_plain(exercise.observe(fn(*args, **kwargs), args, kwargs))
+        with seeded(seed):
+            value = to_plain(exercise.observe(fn(*args, **kwargs), args, kwargs))
     except NotImplementedError as e:
         return {"error": f"NotImplementedError: {e}", "not_implemented": True}
     except Exception as e:  # noqa: BLE001 - a learner's function may raise anything; report it

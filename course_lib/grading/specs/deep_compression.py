@@ -62,7 +62,6 @@ def compare_codes(got: Any, expected: Any, args: tuple, kwargs: dict) -> str | N
 ASSIGNMENT = Assignment(
     name="deep_compression",
     title="Deep Compression: Huffman coding",
-    reference_modules=("course_lib.compression",),
     exercises=(
         Exercise("huffman_code", "course_lib.compression:huffman_code", huffman_public, huffman_hidden,
                  hint="repeatedly merge the two least frequent subtrees (heapq), then read each symbol's path",

@@ -99,7 +99,6 @@ def channel_hidden(seed: int) -> list[Case]:
 ASSIGNMENT = Assignment(
     name="pruning",
     title="Pruning",
-    reference_modules=("course_lib.pruning",),
     exercises=(
         Exercise("magnitude_mask", "course_lib.pruning:magnitude_mask", mask_public, mask_hidden,
                  hint="zero the round(sparsity * numel) entries of smallest |weight| (torch.topk helps), 1 elsewhere"),

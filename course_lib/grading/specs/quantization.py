@@ -125,7 +125,7 @@ def fake_hidden(seed: int) -> list[Case]:
 ASSIGNMENT = Assignment(
     name="quantization",
     title="Quantization",
-    reference_modules=("course_lib.quantization",),
+    allowed=("course_lib.quantization:qrange",),
     exercises=(
         Exercise("compute_qparams", "course_lib.quantization:compute_qparams", qparams_public, qparams_hidden,
                  hint="widen [x_min, x_max] to contain 0, then scale = range / (qmax - qmin) and an integer "
