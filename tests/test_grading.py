@@ -258,7 +258,8 @@ def test_the_fence_takes_the_helpers_a_reference_uses_but_not_the_allowed_ones()
     assert "qrange" not in fenced_names(ast.parse(affine), graded, {"qrange"})
     fenced = fenced_files(get_assignment("quantization"))
     text = fenced[Path("quantization/affine.py")]
-    assert "_FakeQuantizeSTE.forward')" in text and "def qrange" in text and "raise ValueError(f\"bits" in text
+    assert "_FakeQuantizeSTE.forward')" in text and "def qrange" in text
+    assert "trip('course_lib.quantization.affine.qrange')" not in text  # the allowed helper keeps its body
     names = tripwire_names(fenced)
     assert "course_lib.quantization.affine.quantize" in names and "course_lib.quantization.affine.qrange" not in names
 

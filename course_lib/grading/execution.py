@@ -25,7 +25,6 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbclient.util import run_sync
 
-from ..zoo import cache_dir
 from .confine import Limits
 from .supervise import CONFINE
 from .workspace import Workspace
@@ -83,9 +82,8 @@ def execute(nb: nbformat.NotebookNode, workspace: Workspace, cell_timeout: float
     folder = workspace.folder("kernel", {}, kernel=True)
     connection = folder / "kernel.json"
     limits = Limits(**{**memory.__dict__, "cpu_seconds": int(total_timeout) + 10, "open_files": 1024})
-    cache = cache_dir()  # the trained models of the zoo, read-only, so that the notebook need not train them
-    reach, env = ((str(cache),), {"COURSE_LIB_CACHE": str(cache)}) if cache.is_dir() else ((), {})
-    confinement = workspace.confinement(folder, limits, chown=(str(connection),), reach=reach, kernel=True)
+    # the zoo's trained models ship inside the course_lib copy the kernel imports: nothing else to reach
+    confinement = workspace.confinement(folder, limits, chown=(str(connection),), kernel=True)
     km = _ConfinedKernelManager(kernel_name="python3", transport="ipc", ip=str(folder / "ipc"),
                                 connection_file=str(connection))
     km.launcher = [sys.executable, "-I", "-S", CONFINE, confinement.to_json(), "--",
@@ -93,7 +91,7 @@ def execute(nb: nbformat.NotebookNode, workspace: Workspace, cell_timeout: float
     client = _ErrorsOnly(nb, km=km, timeout=int(cell_timeout), allow_errors=True, interrupt_on_timeout=False,
                          record_timing=False, startup_timeout=120, resources={"metadata": {"path": str(folder)}})
     try:
-        with client.setup_kernel(env=workspace.environment(folder, **env), cwd=str(folder)):
+        with client.setup_kernel(env=workspace.environment(folder), cwd=str(folder)):
             _run_cells(client, nb, result, cell_timeout, deadline)
     except Exception as e:  # noqa: BLE001 - no kernel, a kernel dying at start...: the score stands anyway
         result.errors.append(f"the notebook could not be executed: {type(e).__name__}: {e}"[:300])
