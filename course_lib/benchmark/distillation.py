@@ -3,7 +3,7 @@
 Every student is trained with the zoo student's recipe (AdamW, cosine schedule, weight decay, random shifts of
 up to 2 pixels, batches of 64) for the same number of optimizer steps, ``steps`` (the recipe's 20 epochs of
 the 3,500-image training split: 1,100), whatever the size of its training set; only the loss and the data
-change. Seed ``s`` fixes the initial weights, the batches and the labelled subset. Hyperparameters (``T``,
+change. Seed ``s`` fixes the initial weights, the batches and the labeled subset. Hyperparameters (``T``,
 ``alpha``, the hint layers, the omitted-digit experiment's length) are chosen on the **validation** split, on seed 0, one axis at a time (the
 temperature at ``alpha = 0.9``, then ``alpha`` at that temperature; ties to the first value listed); the
 ``selection`` entries hold the validation accuracies they were chosen from. Accuracies are fractions in
@@ -19,9 +19,9 @@ Reported:
   deviations) and ``*_per_seed``.
 - ``low_label``: ``fractions`` of the training labels kept (stratified by class, seeded,
   :func:`course_lib.distillation.with_few_labels`), ``labels`` (how many), ``temperature``, ``alpha``,
-  ``selection``; per fraction (key ``"0.03"`` ...): ``scratch`` (the student trained on the labelled images
+  ``selection``; per fraction (key ``"0.03"`` ...): ``scratch`` (the student trained on the labeled images
   alone), ``kd`` (distilled from the teacher on those images, labels included), ``kd_transfer`` (the same,
-  with the rest of the training split added as an unlabelled transfer set, shifts as in the recipe),
+  with the rest of the training split added as an unlabeled transfer set, shifts as in the recipe),
   each a list per seed; ``gap_recovered`` ``{kd, kd_transfer}`` (mean over seeds) and
   ``gap_recovered_per_seed``, with ``gap = (acc - scratch) / (all_labels - scratch)`` computed seed by seed
   against that seed's all-label student (``student.scratch_accuracy_per_seed``), on the test split;
@@ -37,9 +37,9 @@ Reported:
 - ``omitted_digit``: every training image of ``digit`` is removed (Hinton et al., 2015, section 3); ``T`` and
   ``alpha``, then ``steps`` (1 or 2 times the recipe's), chosen on the validation split's accuracy (all
   digits); ``selection`` lists every setting tried with its validation accuracy and the fraction of the
-  validation split's images of ``digit`` it recognised; ``scratch_accuracy``
+  validation split's images of ``digit`` it recognized; ``scratch_accuracy``
   (labels only, seed 0) and ``kd_accuracy`` (mean over seeds, ``kd_accuracy_per_seed``): the fraction of the
-  test split's images of ``digit`` recognised, uncorrected; ``bias_shift`` (chosen on validation, per seed),
+  test split's images of ``digit`` recognized, uncorrected; ``bias_shift`` (chosen on validation, per seed),
   ``kd_accuracy_bias_corrected`` and ``kd_overall_accuracy_bias_corrected`` (all test digits), means.
 
 ``quick=True`` trains each student for 20 steps on a tenth of the training split (350 images, stratified), with
@@ -57,7 +57,7 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from ..data import Splits, load_mnist5k, make_loaders
-from ..distillation import (best_bias_shift, class_accuracy, distill, hint_train, labelled, with_few_labels,
+from ..distillation import (best_bias_shift, class_accuracy, distill, hint_train, labeled, with_few_labels,
                             without_class)
 from ..metrics import compare_latency, count_parameters, model_size_bytes, speedup
 from ..models import ConvNet, build_model
@@ -101,7 +101,7 @@ def train_student(splits: Splits, *, seed: int, steps: int = STEPS, train_set: T
     """A student trained with the zoo student's recipe for about ``steps`` optimizer steps (whole epochs over
     ``train_set``, default ``splits.train``) after ``set_seed(seed)``: on the labels, or, when ``teacher`` is
     given, distilled from it with :func:`~course_lib.distillation.distill` (``distill_kwargs``: ``temperature``,
-    ``alpha``, ``hard``; examples labelled ``UNLABELLED`` learn from the teacher alone). ``build`` makes the
+    ``alpha``, ``hard``; examples labeled ``UNLABELED`` learn from the teacher alone). ``build`` makes the
     untrained student (default: the zoo's student architecture), after seeding. Eval mode. The chapter
     ``book/code/distillation.ipynb`` trains its students with it."""
     if teacher is None and distill_kwargs:
@@ -163,10 +163,10 @@ def _gap(acc: float, few: float, full: float) -> float | None:
 
 
 def run(quick: bool = False, seeds: int = 3) -> dict:
-    """Run the section; returns a JSON-serialisable dict (accuracies as fractions in ``[0, 1]``)."""
+    """Run the section; returns a JSON-serializable dict (accuracies as fractions in ``[0, 1]``)."""
     splits = load_mnist5k()
     if quick:
-        splits = Splits(labelled(with_few_labels(splits.train, 0.1, seed=0)), splits.val, splits.test, splits.name,
+        splits = Splits(labeled(with_few_labels(splits.train, 0.1, seed=0)), splits.val, splits.test, splits.name,
                         splits.classes)
     loaders = make_loaders(splits)
     teacher = get_model("teacher")
@@ -204,22 +204,22 @@ def _run(splits, loaders, teacher, zoo_student, latency, quick: bool, seeds: int
     def few(fraction: float, seed: int) -> TensorDataset:
         return with_few_labels(splits.train, fraction, seed=seed)
 
-    t_few, a_few, sel_few = _choose(lambda t, a: val(student(0, f"{SELECTION_FRACTION}", labelled(
+    t_few, a_few, sel_few = _choose(lambda t, a: val(student(0, f"{SELECTION_FRACTION}", labeled(
         few(SELECTION_FRACTION, 0)), teacher=teacher, temperature=t, alpha=a)[0]), temperatures, alphas)
     kd = dict(teacher=teacher, temperature=t_few, alpha=a_few)
     all_scratch = [test(student(s, "all")[0]) for s in range(seeds)]
     all_kd = [test(student(s, "all", **kd)[0]) for s in range(seeds)]
     low_label: dict = {"fractions": list(FRACTIONS), "temperature": t_few, "alpha": a_few,
                        "selection": {"fraction": SELECTION_FRACTION, "method": "kd", "val_accuracy": sel_few},
-                       "labels": {str(f): len(labelled(few(f, 0))) for f in FRACTIONS}}
+                       "labels": {str(f): len(labeled(few(f, 0))) for f in FRACTIONS}}
     for fraction in FRACTIONS:
         accs: dict[str, list[float]] = {"scratch": [], "kd": [], "kd_transfer": []}
         secs: dict[str, list[float]] = {k: [] for k in accs}
         for seed in range(seeds):
             subset = few(fraction, seed)
             for method, (data, train_set, kwargs) in {
-                    "scratch": (f"{fraction}", labelled(subset), {}),
-                    "kd": (f"{fraction}", labelled(subset), kd),
+                    "scratch": (f"{fraction}", labeled(subset), {}),
+                    "kd": (f"{fraction}", labeled(subset), kd),
                     "kd_transfer": (f"{fraction}+transfer", subset, kd)}.items():
                 model, seconds = student(seed, data, train_set, **kwargs)
                 accs[method].append(test(model))
