@@ -112,7 +112,6 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
     return alpha * temperature ** 2 * soft + (1.0 - alpha) * _labels_cross_entropy(student_logits, labels)
 
 
-
 def hard_label_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor,
                     alpha: float = 0.9) -> torch.Tensor:
     """Hard-label distillation: ``alpha * CE(student, argmax teacher) + (1 - alpha) * CE(student, labels)``.
