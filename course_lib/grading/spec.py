@@ -190,16 +190,16 @@ def call_and_observe(fn: Callable, exercise: Exercise, case: Case, seed: int | N
     try:
         with seeded(seed):
             result = fn(*args, **kwargs)
-            if case.raises is not None:
-                return {"value": {RETURNED: describe(to_plain(result))[:MAX_MESSAGE]}}
-            value = to_plain(exercise.observe(result, args, kwargs))
+            if case.raises is None:
+                return {"value": to_plain(exercise.observe(result, args, kwargs))}
     except NotImplementedError as e:
         return {"error": f"NotImplementedError: {e}", "not_implemented": True}
     except Exception as e:  # noqa: BLE001 - a learner's function may raise anything; report it
         if case.raises is not None:
             return {"value": raised(e, case.raises)}
         return {"error": f"{type(e).__name__}: {e}"}
-    return {"value": value}
+    # a bad argument that did not raise: described from plain data only (no method of the result runs)
+    return {"value": {RETURNED: describe(from_plain(to_plain(result)))[:MAX_MESSAGE]}}
 
 
 # ---------------------------------------------------------------------------------------------

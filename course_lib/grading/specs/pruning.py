@@ -122,7 +122,9 @@ def channel_hidden(seed: int) -> list[Case]:
 # --- masked_step ---------------------------------------------------------------------------------
 
 def _net(batch_norm: bool) -> nn.Sequential:
-    layers = [nn.Linear(6, 12)] + ([nn.BatchNorm1d(12)] if batch_norm else []) + [nn.ReLU(), nn.Linear(12, 4)]
+    # no bias before BatchNorm: its gradient would be rounding noise, which Adam scales up to a full step
+    layers = [nn.Linear(6, 12, bias=not batch_norm)] + ([nn.BatchNorm1d(12)] if batch_norm else []) + \
+        [nn.ReLU(), nn.Linear(12, 4)]
     return nn.Sequential(*layers)
 
 
@@ -221,8 +223,15 @@ def _scan_case(text: str, seed: int, sparsities: list[float], image: bool = Fals
 
 
 def scan_observe(result: Any, args: tuple, kwargs: dict) -> dict[str, Any]:
-    """The returned accuracies, and the model's parameters after the scan (it must be left as it was)."""
-    return {"the returned accuracies": result,
+    """The returned accuracies, keyed "layer 'name' pruned to sparsity s" when they have the expected structure,
+    and the model's parameters after the scan (it must be left as it was)."""
+    sparsities = kwargs["sparsities"]
+    accuracies = result
+    if isinstance(result, dict) and all(isinstance(v, (list, tuple)) and len(v) == len(sparsities)
+                                        for v in result.values()):
+        accuracies = {f"layer {name!r} pruned to sparsity {s:g}": value for name, values in result.items()
+                      for s, value in zip(sparsities, values)}
+    return {"the returned accuracies": accuracies,
             "the model's parameters after the scan": {k: v.detach() for k, v in args[0].state_dict().items()}}
 
 
@@ -293,7 +302,7 @@ def _surgery_case(text: str, seed: int, keep: list[int], *, channels: int = 6, s
                     removed = [c for c in range(channels) if c not in keep]
                     bn.weight[removed] = 0.0
                     bn.bias[removed] = 0.0
-        return (conv.eval(), bn.eval(), nxt.eval(), torch.tensor(keep)), {}
+        return (conv.eval(), bn.eval(), nxt.eval(), torch.tensor(keep, dtype=torch.int64)), {}
     return Case(text, make, raises)
 
 
