@@ -101,6 +101,7 @@ def centroid_public() -> list[Case]:
                   "(sums: -0.5, 0.6, 0.4, and 0 for the unused code 3)", (G, I, 4)),
             _case("the same, skip_zeros=True (code 0 is the pinned zero: its gradient is 0)", (G, I, 4),
                   {"skip_zeros": True}),
+            _case("the same gradient in float64 (the result is float64)", (G.double(), I, 4)),
             _case("indices of shape (3, 2) for a (2, 3) gradient (must raise ValueError naming indices)",
                   (G, I.reshape(3, 2), 4), raises="indices"),
             _case("an index 4 with codes=4 (must raise ValueError naming indices)", (G, I + 2, 4), raises="indices")]
@@ -283,6 +284,7 @@ ASSIGNMENT = Assignment(
                  centroid_hidden,
                  hint="the gradient of each centroid: the sum of the gradients of the weights in its cluster (0 for "
                       "code 0 with skip_zeros)",
+                 dtypes=True,
                  hints=("Check first: indices must have weight_grad's shape and lie in [0, codes) (ValueError naming "
                         "indices).",
                         "Flatten both, then torch.zeros(codes).index_add_(0, indices, weight_grad) adds each "

@@ -283,14 +283,15 @@ def keep_hidden(seed: int) -> list[Case]:
 # --- remove_channels -------------------------------------------------------------------------------
 
 def _surgery_case(text: str, seed: int, keep: list[int], *, channels: int = 6, silent: bool = False,
-                  bias: bool = False, stride: int = 1, raises: str | None = None) -> Case:
+                  bias: bool = False, stride: int = 1, dilation: int = 1, eps: float = 1e-5, momentum: float = 0.1,
+                  raises: str | None = None) -> Case:
     """Conv2d(3, channels) - BatchNorm2d - Conv2d(channels, 5) with random weights and running statistics; with
     ``silent`` the removed channels' BatchNorm scale and shift are 0, so ReLU makes them exactly 0."""
     def make() -> tuple[tuple, dict]:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            conv = nn.Conv2d(3, channels, 3, padding=1, bias=bias)
-            bn = nn.BatchNorm2d(channels)
+            conv = nn.Conv2d(3, channels, 3, padding=dilation, dilation=dilation, bias=bias)
+            bn = nn.BatchNorm2d(channels, eps=eps, momentum=momentum)
             nxt = nn.Conv2d(channels, 5, 3, stride=stride, padding=1, bias=True)
             with torch.no_grad():
                 bn.weight.uniform_(0.5, 1.5)
@@ -323,7 +324,18 @@ def surgery_observe(result: Any, args: tuple, kwargs: dict) -> dict[str, Any]:
     except Exception as e:  # noqa: BLE001 - layers of inconsistent sizes
         return {"problem": f"layers that cannot run one after the other ({type(e).__name__}: {str(e)[:200]})"}
     return {"the smaller block's output (eval mode, ReLU after bn)": output,
-            "the new layers' tensors": _tensors(result), "the original layers after the call": _tensors(args[:3])}
+            "the new layers' tensors": _tensors(result), "the new layers' settings": _settings(result),
+            "the original layers after the call": _tensors(args[:3])}
+
+
+def _settings(layers: tuple) -> dict[str, Any]:
+    """What the new layers must copy besides tensors: the convolutions' geometry and bias, BatchNorm's eps and
+    momentum, and each layer's train/eval mode."""
+    conv, bn, nxt = layers
+    geometry = ("kernel_size", "stride", "padding", "dilation")
+    return {"conv": [getattr(conv, a) for a in geometry] + [conv.bias is not None, conv.training],
+            "bn": [bn.eps, bn.momentum, bn.training],
+            "next_conv": [getattr(nxt, a) for a in geometry] + [nxt.bias is not None, nxt.training]}
 
 
 def _tensors(layers: tuple) -> dict[str, torch.Tensor]:
@@ -343,8 +355,9 @@ def surgery_public() -> list[Case]:
     return [_surgery_case("Conv2d(3, 6) - BatchNorm2d(6) - Conv2d(6, 5), keep=[0, 2, 3, 5]; channels 1 and 4 are silent "
                           "(their BatchNorm scale and shift are 0): the output must equal the original block's", 0,
                           [0, 2, 3, 5], silent=True),
-            _surgery_case("the same layers, keep=[1, 4] (removed channels not silent: the output changes; running "
-                          "statistics matter in eval mode)", 1, [1, 4]),
+            _surgery_case("keep=[1, 4], conv with dilation 2, BatchNorm with eps=0.1 and momentum 0.3 (removed "
+                          "channels not silent: the output changes; the running statistics and eps matter in eval "
+                          "mode)", 1, [1, 4], dilation=2, eps=0.1, momentum=0.3),
             _surgery_case("conv with a bias, next_conv with stride 2, keep=[5, 0, 3] (new channels in this order)", 2,
                           [5, 0, 3], bias=True, stride=2),
             _surgery_case("keep=[0, 6] with 6 channels (must raise ValueError naming keep)", 3, [0, 6], raises="keep"),

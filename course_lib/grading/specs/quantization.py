@@ -172,6 +172,8 @@ def binarize_public() -> list[Case]:
             _grad_case("a conv weight of shape (2, 2, 1, 2), per_channel=True (alpha over all but dim 0)",
                        torch.tensor([[[[0.2, -0.4]], [[0.6, 0.0]]], [[[-1.2, 0.3]], [[0.9, -0.1]]]]),
                        kwargs={"per_channel": True}),
+            _grad_case("a float64 weight [[0.3, -0.6, 1.2]], per_channel=True (the output is float64)",
+                       torch.tensor([[0.3, -0.6, 1.2]], dtype=torch.float64), kwargs={"per_channel": True}),
             _grad_case("an integer weight (must raise TypeError naming weight)", torch.tensor([[1, -2], [3, 0]]),
                        kwargs={"per_channel": True}, raises="weight")]
 
