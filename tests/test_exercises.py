@@ -144,6 +144,19 @@ def test_a_stub_is_not_written_yet_and_forged_answers_are_judged_by_the_grader_s
     assert "must name 'x'" in compare_raised(forged, expected)
 
 
+def test_odd_objects_and_exceptions_are_reported_not_raised():
+    class Unreadable(ValueError):
+        def __str__(self):
+            raise RuntimeError("no")
+
+    class Odd(torch.Tensor):
+        def clone(self, *args, **kwargs):
+            raise RuntimeError("no")
+
+    assert "must name 'x'" in _judge(_raise(Unreadable()))
+    assert "instead of raising" in _judge(lambda x: torch.zeros(2).as_subclass(Odd))
+
+
 def test_dtypes_are_compared_only_where_asked():
     codes = torch.tensor([1, 2, 3])
     assert compare_values(codes.float(), codes) is None

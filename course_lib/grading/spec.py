@@ -185,7 +185,7 @@ def seeded(seed: int | None) -> Iterator[None]:
 def call_and_observe(fn: Callable, exercise: Exercise, case: Case, seed: int | None = None) -> dict[str, Any]:
     """Run ``fn`` on fresh arguments of ``case``, random generators seeded with ``seed``:
     ``{"value": plain data}`` or ``{"error": "Type: message"}``. For a case that ``raises``, the value
-    is what the call did: :func:`raised` for an exception, ``{"returned": description}`` otherwise."""
+    is what the call did: :func:`raised` for an exception, ``{RETURNED: description}`` otherwise."""
     args, kwargs = case.make()
     try:
         with seeded(seed):
@@ -199,7 +199,11 @@ def call_and_observe(fn: Callable, exercise: Exercise, case: Case, seed: int | N
             return {"value": raised(e, case.raises)}
         return {"error": f"{type(e).__name__}: {e}"}
     # a bad argument that did not raise: described from plain data only (no method of the result runs)
-    return {"value": {RETURNED: describe(from_plain(to_plain(result)))[:MAX_MESSAGE]}}
+    try:
+        description = describe(from_plain(to_plain(result)))[:MAX_MESSAGE]
+    except Exception as e:  # noqa: BLE001 - a learner's object that cannot even be copied
+        description = f"an object that could not be read ({type(e).__name__})"
+    return {"value": {RETURNED: description}}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -212,7 +216,11 @@ MAX_MESSAGE = 500
 def raised(error: Exception, mentions: str) -> dict[str, Any]:
     """The observation of a call that raised ``error`` in a case whose message must mention ``mentions``."""
     types = [c.__name__ for c in type(error).__mro__ if c not in (object, BaseException)]
-    return {RAISED: type(error).__name__, "types": types, "message": str(error)[:MAX_MESSAGE], "mentions": mentions}
+    try:
+        message = str(error)[:MAX_MESSAGE]
+    except Exception as e:  # noqa: BLE001 - a learner's exception whose message cannot be read
+        message = f"(a message that could not be read: {type(e).__name__})"
+    return {RAISED: type(error).__name__, "types": types, "message": message, "mentions": mentions}
 
 
 def is_raised(value: Any) -> bool:
