@@ -110,7 +110,7 @@ def test_the_book_has_no_solutions_page(built_book):
     in the built site's search index, no link from any page."""
     assert not [page for page in PAGES if page.startswith("solutions/")]
     index = (built_book / "searchindex.js").read_text(encoding="utf-8")
-    docnames = json.loads(re.search(r'"docnames":(\[[^\]]*\])', index).group(1))
+    docnames = json.loads(re.search(r'"docnames":\s*(\[[^\]]*\])', index).group(1))
     assert docnames and not [d for d in docnames if d.startswith("solutions/")]
     linking = [page for page in PAGES
                if re.search(r'href="[^"]*solutions/', (built_book / f"{page}.html").read_text(encoding="utf-8"))]
