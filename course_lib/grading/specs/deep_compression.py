@@ -152,13 +152,21 @@ def relative_hidden(seed: int) -> list[Case]:
 
 
 def relative_observe(result: Any, args: tuple, kwargs: dict) -> Any:
-    """The two returned arrays as int64 tensors (NumPy arrays, tensors and lists are all accepted)."""
-    if isinstance(result, tuple) and len(result) == 2:
+    """``{"the offsets": ..., "the codes": ...}`` as int64 tensors (NumPy arrays, tensors and lists are all
+    accepted); anything but a pair as it is."""
+    if isinstance(result, (tuple, list)) and len(result) == 2:
         try:
-            return tuple(torch.as_tensor(r).to(torch.int64) for r in result)
+            offsets, codes = (torch.as_tensor(r).to(torch.int64) for r in result)
         except (TypeError, ValueError, RuntimeError):
             return result
+        return {"the offsets": offsets, "the codes": codes}
     return result
+
+
+def compare_offsets(got: Any, expected: Any, args: tuple, kwargs: dict) -> str | None:
+    if not isinstance(got, dict):
+        return f"returned {describe(got)}, expected a pair (offsets, codes) of 1-D integer tensors or arrays"
+    return compare_values(got, expected, rtol=0.0, atol=0.0)
 
 
 # --- huffman_code --------------------------------------------------------------------------------------
@@ -293,7 +301,7 @@ ASSIGNMENT = Assignment(
         Exercise("sparse_offsets", "course_lib.compression.format:sparse_offsets", relative_public, relative_hidden,
                  hint="the (offsets, codes) of the non-zero codes stored with relative indices of index_bits bits, "
                       "with filler entries where a gap is too long",
-                 observe=relative_observe, public_points=1.0, hidden_points=3.0,
+                 observe=relative_observe, compare=compare_offsets, public_points=1.0, hidden_points=3.0,
                  hints=("Walk the codes keeping the position of the last stored entry (-1 at the start); the offset "
                         "of a code at position p is p - last - 1, the number of zeros skipped.",
                         "An offset must stay below 2**index_bits. While the gap is too long, store a filler: offset "
