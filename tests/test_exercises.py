@@ -21,7 +21,8 @@ import yaml
 from torch import nn
 
 from course_lib.grading.checks import check, hint
-from course_lib.grading.generate import ANSWER_PLACEHOLDER, exercise_notebook, strip_solutions
+from course_lib.grading.generate import exercise_notebook, strip_solutions
+from course_lib.grading.questions import ANSWER_PLACEHOLDER, collect_answers
 from course_lib.grading.questions import answer_id
 from course_lib.grading.spec import (Case, Exercise, call_and_observe, compare_raised, compare_values, from_plain,
                                      is_raised, rng_seed)
@@ -205,6 +206,9 @@ def test_questions_have_answer_cells_whose_model_answers_stay_in_the_master(name
         answers = {answer_id(c): c.source for c in nb.cells if c.cell_type == "markdown" and answer_id(c)}
         assert set(answers) == {q.id for q in spec.questions}
         assert all((text == ANSWER_PLACEHOLDER) == placeholder for text in answers.values())
+    # an answer cell left as generated is collected as no answer; the master's model answers are collected
+    assert all(a.text == "" for a in collect_answers(exercise, spec))
+    assert all(a.text for a in collect_answers(master, spec))
 
 
 def test_generation_blanks_answer_cells():

@@ -265,9 +265,9 @@ def test_the_fence_takes_the_helpers_a_reference_uses_but_not_the_allowed_ones()
 
 
 def test_a_fenced_reference_trips_instead_of_computing():
-    source = (ROOT / "course_lib/distillation.py").read_text()
+    source = (ROOT / "course_lib/distillation/__init__.py").read_text()
     fenced = fence_source(source, {"soft_targets"}, "course_lib.distillation")
-    namespace = {"__name__": "course_lib.fenced_copy", "__package__": "course_lib"}
+    namespace = {"__name__": "course_lib.distillation.fenced_copy", "__package__": "course_lib.distillation"}
     exec(compile(fenced, "fenced.py", "exec"), namespace)  # noqa: S102 - the course's own code
     with pytest.raises(RuntimeError, match="fenced off"):
         namespace["soft_targets"](torch.zeros(1, 3), 1.0)

@@ -182,9 +182,10 @@ HUNTER = '''def distillation_step(student, teacher, inputs, labels, optimizer, t
     places += [str(f.locate()) for f in importlib.metadata.files("course_lib") or []]
     for finder in sys.meta_path:
         places += [str(p) for p in getattr(sys.modules.get(type(finder).__module__), "MAPPING", {}).values()]
-    places += glob.glob("/work/*/course_lib/distillation.py") + glob.glob("/root/**/distillation.py", recursive=True)
-    for place in places:
-        path = place if place.endswith("distillation.py") else os.path.join(place, "distillation.py")
+    places += glob.glob("/work/*/course_lib/distillation/__init__.py") + glob.glob("/root/**/distillation/__init__.py", recursive=True)
+    paths = [p for place in places for p in (place, os.path.join(place, "distillation.py"),
+                                              os.path.join(place, "distillation", "__init__.py"))]
+    for path in paths:
         try:
             source = open(path).read()
         except OSError:

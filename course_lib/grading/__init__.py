@@ -1,7 +1,8 @@
 """The autograder: exercise notebooks generated from solution masters, feedback, grades a learner cannot forge.
 
 - :func:`check` (in the learner's notebook): ``check("soft_targets", soft_targets)`` runs the
-  exercise's public tests and prints what passed and, if not, input, output and expected value.
+  exercise's public tests and prints what passed and, if not, input, output and expected value;
+  :func:`hint` (``hint("soft_targets")``) prints the next step of a hint each time it is called.
 - ``python -m course_lib.grading grade NOTEBOOK --assignment NAME [--json results.json]``: scores the
   notebook's functions in confined sandboxes, against answers computed here from the references, then
   executes the notebook for the learner's information, and writes Gradescope's ``results.json``
@@ -26,12 +27,12 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["check"]
+__all__ = ["check", "hint"]
 
 
 def __getattr__(name: str) -> Any:
     # imported on first use, so that the command line answers a bad file name without importing torch
-    if name == "check":
-        from .checks import check
-        return check
+    if name in __all__:
+        from . import checks
+        return getattr(checks, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

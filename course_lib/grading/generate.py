@@ -17,10 +17,9 @@ from pathlib import Path
 
 import nbformat
 
-from .questions import answer_id
+from .questions import ANSWER_PLACEHOLDER, answer_id
 from .specs import find_exercise
 
-ANSWER_PLACEHOLDER = "*Your answer (double-click this cell to edit it).*"
 
 BEGIN = re.compile(r"^(?P<indent>[ \t]*)### BEGIN SOLUTION\b.*$")
 END = re.compile(r"^[ \t]*### END SOLUTION\b.*$")

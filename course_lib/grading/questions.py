@@ -15,6 +15,7 @@ import nbformat
 from .spec import Assignment
 
 MAX_ANSWER = 20_000  # characters kept of one answer
+ANSWER_PLACEHOLDER = "*Your answer (double-click this cell to edit it).*"  # what a generated answer cell holds
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,8 @@ def collect_answers(nb: nbformat.NotebookNode, assignment: Assignment) -> list[A
         qid = answer_id(cell) if cell.get("cell_type") == "markdown" else None
         if qid in texts:
             source = cell.get("source", "")
-            texts[qid].append("".join(source) if isinstance(source, list) else str(source))
+            text = "".join(source) if isinstance(source, list) else str(source)
+            if text.strip() != ANSWER_PLACEHOLDER:  # an answer cell left as generated is no answer
+                texts[qid].append(text)
     return [Answer(q.id, q.prompt, q.points, "\n\n".join(t.strip() for t in texts[q.id] if t.strip())[:MAX_ANSWER])
             for q in assignment.questions]
