@@ -216,8 +216,8 @@ def _dc_roundtrip(c: dict) -> Evidence:
 CLAIMS = (
     Claim("distillation", "code/distillation", "The student has a small fraction of the teacher's parameters and "
           "answers at least twice as fast.", _distill_speed),
-    Claim("distillation", "code/distillation", "With few labels, distilling from the teacher (with the unlabelled "
-          "rest of the training images as a transfer set) beats training on the labelled images alone, at every "
+    Claim("distillation", "code/distillation", "With few labels, distilling from the teacher (with the unlabeled "
+          "rest of the training images as a transfer set) beats training on the labeled images alone, at every "
           "fraction of labels measured.", _low_label_beats_scratch),
     Claim("distillation", "code/distillation", "At 3% of the labels, distillation with the transfer set recovers "
           "most of the gap between the student trained on those labels and the student trained on all of them.",

@@ -93,7 +93,7 @@ def compress_model(name: str, splits, seeds: int, quick: bool = False) -> dict:
 
 
 def run(quick: bool = False, seeds: int = 3) -> dict:
-    """Run the section; returns a JSON-serialisable dict (see the module docstring for the keys)."""
+    """Run the section; returns a JSON-serializable dict (see the module docstring for the keys)."""
     splits = load_mnist5k()
     if quick:  # a few batches: the section runs end to end in seconds
         seeds = 1

@@ -15,7 +15,7 @@ measures are checked by :mod:`course_lib.benchmark.claims`, which reads the file
   accuracy / size / speed chart.
 
 Conventions of the file, relied on here: accuracies are fractions in ``[0, 1]``; a key ``X_per_seed`` lists
-the runs that ``X`` summarises; ratios (``*ratio``, ``speedup*``) are original / compressed, > 1 is better.
+the runs that ``X`` summarizes; ratios (``*ratio``, ``speedup*``) are original / compressed, > 1 is better.
 """
 from __future__ import annotations
 
@@ -180,7 +180,8 @@ def _distillation_tables(d: dict) -> list[str]:
         ["student trained on the labels (scratch)", f"{get(d, 'student.params'):,}" if get(d, "student.params")
          else MISSING, _mean_runs(get(d, "student.scratch_accuracy_per_seed"))],
         ["student distilled from the teacher", "same", _mean_runs(get(d, "student.kd_accuracy_per_seed"))],
-        ["distilled minus scratch", "", points(difference(get(d, "student.kd_accuracy"), get(d, "student.scratch_accuracy")))],
+        ["distilled minus scratch", "",
+         points(difference(get(d, "student.kd_accuracy"), get(d, "student.scratch_accuracy")))],
     ])]
     fractions = label_fractions(d)
     if fractions:
@@ -193,7 +194,7 @@ def _distillation_tables(d: dict) -> list[str]:
                          percent(central(figures.get("kd_transfer"))),
                          MISSING if gap("kd") is None else f"{gap('kd'):.0%}",
                          MISSING if gap("kd_transfer") is None else f"{gap('kd_transfer'):.0%}"])
-        tables.append(markdown_table(["labels kept", "labelled images", "scratch", "distilled",
+        tables.append(markdown_table(["labels kept", "labeled images", "scratch", "distilled",
                                       "distilled + transfer set", "gap recovered (distilled)",
                                       "gap recovered (+ transfer)"], rows))
     small = d.get("all_labels") or {}
@@ -447,7 +448,8 @@ def plot_curves(results: Results, section: str, *, max_lines: int = 6):
         parts = name.split(" / ")
         group, label = (" / ".join(parts[:-2]), " ".join(parts[-2:])) if len(parts) > 2 else ("", name)
         groups.setdefault(group, {})[label] = curve
-    panels = [(g, dict(list(c.items())[i:i + max_lines])) for g, c in groups.items() for i in range(0, len(c), max_lines)]
+    panels = [(g, dict(list(c.items())[i:i + max_lines]))
+              for g, c in groups.items() for i in range(0, len(c), max_lines)]
     cols = min(3, len(panels))
     rows = math.ceil(len(panels) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False, layout="constrained")
@@ -480,9 +482,11 @@ def _sparse_point(p: dict[str, Any]) -> dict[str, Any]:
     key = None if sparsity is None else next((k for k in (p.get("magnitude_per_seed") or p.get("magnitude") or {})
                                               if _as_x(k) == sparsity), None)
     accuracy = None if key is None else first(central(at(p, "magnitude_per_seed", key)), at(p, "magnitude", key))
-    label = "magnitude pruning" + (f" {sparsity:.0%}" if sparsity is not None else "") + (f", {best} file" if best else "")
+    label = ("magnitude pruning" + (f" {sparsity:.0%}" if sparsity is not None else "")
+             + (f", {best} file" if best else ""))
     return _point(label, "pruning", accuracy, p.get("dense_accuracy"),
-                  ratio_of(stored.get("dense"), stored.get(best)) if best else None, p.get("unstructured_latency_speedup"))
+                  ratio_of(stored.get("dense"), stored.get(best)) if best else None,
+                  p.get("unstructured_latency_speedup"))
 
 
 def tradeoff_points(results: Results) -> list[dict[str, Any]]:
@@ -516,7 +520,8 @@ def tradeoff_points(results: Results) -> list[dict[str, Any]]:
     if a := ok.get("acceleration"):
         if isinstance(a.get("fusion"), dict):
             found.append(_point("Conv-BN folding", "acceleration", get(a, "fusion.accuracy"),
-                                get(a, "fusion.dense_accuracy"), get(a, "fusion.params_ratio"), get(a, "fusion.speedup")))
+                                get(a, "fusion.dense_accuracy"), get(a, "fusion.params_ratio"),
+                                get(a, "fusion.speedup")))
         for key, model in (("low_rank", "LeNet-300-100"), ("low_rank_teacher", "teacher")):
             if isinstance(a.get(key), dict):
                 found.append(_point(f"low rank {get(a, f'{key}.rank')}, {model}", "acceleration",
