@@ -14,8 +14,8 @@ from course_lib.benchmark import SECTIONS  # noqa: E402
 from course_lib.benchmark.__main__ import main  # noqa: E402
 from course_lib.benchmark.claims import check_claims, claims_table  # noqa: E402
 from course_lib.benchmark.report import (about, find_curves, format_table, free_up_to, get, load_results,  # noqa: E402
-                                         markdown_table, percent, plot_curves, plot_tradeoffs, section_tables, times,
-                                         tradeoff_points, where_free)
+                                         markdown_table, percent, plot_curves, plot_tradeoffs, points, section_tables,
+                                         times, tradeoff_points, where_free)
 
 
 @pytest.mark.slow  # the whole section, quick mode; its DDP part spawns two processes
@@ -215,6 +215,7 @@ def test_curves_are_found_in_both_layouts_and_where_they_stop_being_free():
 def test_report_helpers():
     assert get(RESULTS, "pruning.channel.accuracy") == 0.97 and get(RESULTS, "pruning.nope.x") is None
     assert percent(0.98123) == "98.1%" and percent(None) == "not measured" and times(2.2) == "2.20x"
+    assert points(-0.0113) == "-1.13 points" and points(-1e-9) == "+0.00 points" and points(0.0) == "+0.00 points"
     assert markdown_table(["a", "b"], [[1, 2]], align=["left", "right"]) == "| a | b |\n|---|---:|\n| 1 | 2 |"
     with pytest.raises(ValueError, match="cells"):
         markdown_table(["a", "b"], [[1]])

@@ -170,11 +170,11 @@ def _fold_speed(a: dict) -> Evidence:
 
 def _low_rank_pays(a: dict) -> Evidence:
     low = a.get("low_rank") or {}
-    speed, drop = number(low.get("speedup")), difference(low.get("dense_accuracy"), low.get("accuracy"))
-    if not _all_defined(speed, drop):
+    speed, change = number(low.get("speedup")), difference(low.get("accuracy"), low.get("dense_accuracy"))
+    if not _all_defined(speed, change):
         return None
     return (f"rank {low.get('rank')}: {times(speed)} faster at batch {low.get('batch_size')}, "
-            f"{points(-drop)}"), speed > 1 and drop <= FREE_POINTS
+            f"{points(change)}"), speed > 1 and -change <= FREE_POINTS
 
 
 def _low_rank_amdahl(a: dict) -> Evidence:

@@ -112,7 +112,7 @@ def percent(value: float | None, digits: int = 1) -> str:
 
 def points(value: float | None, digits: int = 2) -> str:
     """A difference of two fractions in percentage points, signed (``-0.0113 -> "-1.13 points"``)."""
-    return MISSING if value is None else f"{100 * value:+.{digits}f} points"
+    return MISSING if value is None else f"{round(100 * value, digits) + 0.0:+.{digits}f} points"  # no "-0.00"
 
 
 def times(value: float | None, digits: int = 2) -> str:
@@ -169,12 +169,11 @@ def compressed_networks(c: dict) -> list[tuple[str, dict]]:
 
 def _mean_runs(values: Any) -> str:
     mean = central(values)
-    return MISSING if mean is None else f"{percent(mean, 2)} (runs: {_runs(values)})"
+    return MISSING if mean is None else f"{percent(mean, 2)} (mean of {_runs(values)})"
 
 
 def _distillation_tables(d: dict) -> list[str]:
-    seeds = d.get("seeds", "?")
-    tables = [markdown_table(["model", "parameters", f"test accuracy (mean of {seeds} seeds)"], [
+    tables = [markdown_table(["model", "parameters", "test accuracy"], [
         ["teacher", f"{get(d, 'teacher.params'):,}" if get(d, "teacher.params") else MISSING,
          percent(number(get(d, "teacher.accuracy")), 2)],
         ["student trained on the labels (scratch)", f"{get(d, 'student.params'):,}" if get(d, "student.params")
@@ -260,9 +259,10 @@ def _pruning_tables(p: dict) -> list[str]:
     if rows and dense_bytes:
         rows.insert(0, ["dense float32 tensors", f"{int(dense_bytes):,}", "1.0x"])
         tables.append(markdown_table(["storage", "bytes", "smaller than dense"], rows))
+    removed = number(get(p, "channel.sparsity"))
+    channels = "" if removed is None else f" ({removed:.0%} of each convolution's channels removed)"
     tables.append(markdown_table(["structured against unstructured", "measured"], [
-        [f"channel pruning ({percent(number(get(p, 'channel.sparsity')), 0)} of each convolution's channels): "
-         "accuracy after fine-tuning", _mean_runs(get(p, "channel.accuracy_per_seed"))],
+        [f"channel pruning{channels}: accuracy after fine-tuning", _mean_runs(get(p, "channel.accuracy_per_seed"))],
         ["channel pruning: times fewer parameters", times(number(get(p, "channel.params_ratio")))],
         ["channel pruning: times faster than dense", times(number(get(p, "channel.latency_speedup")))],
         [f"{sparse} teacher (unstructured, in a dense kernel): times faster",
@@ -560,7 +560,7 @@ def plot_tradeoffs(results: Results, ax=None):
 
     found = [p for p in tradeoff_points(results) if p["accuracy"] is not None and p["baseline_accuracy"] is not None]
     if ax is None:
-        fig, axes = plt.subplots(1, 2, figsize=(12, 4.6), sharey=True)
+        fig, axes = plt.subplots(1, 2, figsize=(13, 4.6), sharey=True)
     else:
         axes = list(ax) if isinstance(ax, (list, tuple)) or hasattr(ax, "__len__") else [ax]
         fig = axes[0].figure
@@ -595,6 +595,6 @@ def plot_tradeoffs(results: Results, ax=None):
     if len(axes) > 1:
         axes[1].set_title("Accuracy vs. speed (faded: speed not measured, drawn at 1x)")
     if found:
-        axes[-1].legend(fontsize=7, loc="lower left")
+        axes[-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))  # outside: no point hidden
     fig.tight_layout()
     return fig
