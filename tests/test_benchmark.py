@@ -33,7 +33,7 @@ def test_cli_quick_acceleration_writes_json(tmp_path, capsys):
     assert section["low_rank"]["model"] == "LeNet300100" and section["low_rank_teacher"]["model"] == "ConvNet"
     assert isinstance(section["threads"], list) and isinstance(section["batching"], list)
     assert section["seconds"] > 0 and {"torch", "threads", "cpu", "cuda_device"} <= section["machine"].keys()
-    assert "low-rank" in stdout  # the table
+    assert "| low rank " in stdout  # the table
 
 
 @pytest.mark.parametrize("argv,words", [(["--only", "acceleration", "nope"], ["'nope'", "acceleration"]),
