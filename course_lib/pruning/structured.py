@@ -23,6 +23,7 @@ from .._validation import (check_float_tensor, check_layer_mapping, check_module
                            select_layers)
 from ..metrics import example_input as random_images
 from ..training import model_device
+from .surgery import slice_batchnorm, slice_conv
 from .unstructured import make_permanent
 
 _CHANNELWISE = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU, nn.Mish, nn.Sigmoid,
@@ -92,29 +93,6 @@ def layer_macs(model: nn.Module, example_input: torch.Tensor | None = None) -> d
         for m, mode in modes.items():
             m.training = mode
     return macs
-
-
-def _slice_conv(conv: nn.Conv2d, out_keep: torch.Tensor, in_keep: torch.Tensor) -> nn.Conv2d:
-    new = nn.Conv2d(len(in_keep), len(out_keep), conv.kernel_size, conv.stride, conv.padding, conv.dilation,
-                    bias=conv.bias is not None, padding_mode=conv.padding_mode,
-                    device=conv.weight.device, dtype=conv.weight.dtype)
-    with torch.no_grad():
-        new.weight.copy_(conv.weight[out_keep][:, in_keep])
-        if conv.bias is not None:
-            new.bias.copy_(conv.bias[out_keep])
-    return new
-
-
-def _slice_batchnorm(bn: nn.BatchNorm2d, keep: torch.Tensor) -> nn.BatchNorm2d:
-    new = nn.BatchNorm2d(len(keep), bn.eps, bn.momentum, bn.affine, bn.track_running_stats,
-                         device=bn.weight.device if bn.affine else None)
-    with torch.no_grad():
-        for name in ("weight", "bias", "running_mean", "running_var"):
-            if getattr(bn, name) is not None:
-                getattr(new, name).copy_(getattr(bn, name)[keep])
-        if bn.num_batches_tracked is not None:
-            new.num_batches_tracked.copy_(bn.num_batches_tracked)
-    return new.train(bn.training)
 
 
 def _slice_linear_inputs(linear: nn.Linear, columns: torch.Tensor) -> nn.Linear:
@@ -236,14 +214,14 @@ def prune_channels(model: nn.Module, *, sparsity: float, scores: Mapping[str, to
                 if module.groups != 1:
                     raise ValueError(f"prune_channels does not support grouped convolutions; {name} has "
                                      f"groups={module.groups}")
-                new = _slice_conv(module, torch.arange(module.out_channels) if out_keep is None else out_keep,
+                new = slice_conv(module, torch.arange(module.out_channels) if out_keep is None else out_keep,
                                   torch.arange(module.in_channels) if keep is None else keep)
                 small.set_submodule(name, new)
             keep = out_keep
         elif keep is None or isinstance(module, _CHANNELWISE):
             continue
         elif isinstance(module, nn.BatchNorm2d):
-            small.set_submodule(name, _slice_batchnorm(module, keep))
+            small.set_submodule(name, slice_batchnorm(module, keep))
         elif isinstance(module, nn.Flatten) and module.start_dim == 1 and module.end_dim == -1 \
                 and in_shape is not None and len(in_shape) == 4:
             positions = in_shape[2] * in_shape[3]  # Flatten is channel-major: channel j is one block of columns

@@ -12,7 +12,8 @@ k_w'}$ means, for each kept channel (in the order of $K$):
 Everything else is copied (kernel size, stride, padding, dilation, padding mode, BatchNorm's ``eps``,
 ``momentum``, ``affine``, ``track_running_stats``, its batch count and train/eval mode). When the removed
 channels' activations are exactly zero after BatchNorm and ReLU, the smaller chain computes exactly what the
-original computed. :func:`course_lib.pruning.prune_channels` applies the same surgery to a whole CNN.
+original computed. :func:`course_lib.pruning.prune_channels` applies the same surgery (:func:`slice_conv`,
+:func:`slice_batchnorm`) to a whole CNN.
 """
 from __future__ import annotations
 
@@ -33,10 +34,37 @@ def _check_keep(keep: object, channels: int) -> torch.Tensor:
     return keep.to(torch.int64)
 
 
-def _conv_like(conv: nn.Conv2d, in_channels: int, out_channels: int) -> nn.Conv2d:
-    return nn.Conv2d(in_channels, out_channels, conv.kernel_size, conv.stride, conv.padding, conv.dilation,
-                     bias=conv.bias is not None, padding_mode=conv.padding_mode, device=conv.weight.device,
-                     dtype=conv.weight.dtype)
+def slice_conv(conv: nn.Conv2d, out_keep: torch.Tensor, in_keep: torch.Tensor) -> nn.Conv2d:
+    """A new ``Conv2d`` holding ``conv``'s filters ``out_keep`` (dim 0), each cut to input channels ``in_keep`` (dim 1).
+
+    Everything else is copied: kernel size, stride, padding, dilation, padding mode, device, dtype, bias
+    (its ``out_keep`` entries) and train/eval mode. ``groups`` must be 1 (the caller checks).
+    """
+    new = nn.Conv2d(len(in_keep), len(out_keep), conv.kernel_size, conv.stride, conv.padding, conv.dilation,
+                    bias=conv.bias is not None, padding_mode=conv.padding_mode, device=conv.weight.device,
+                    dtype=conv.weight.dtype)
+    with torch.no_grad():
+        new.weight.copy_(conv.weight[out_keep][:, in_keep])
+        if conv.bias is not None:
+            new.bias.copy_(conv.bias[out_keep])
+    return new.train(conv.training)
+
+
+def slice_batchnorm(bn: nn.BatchNorm2d, keep: torch.Tensor) -> nn.BatchNorm2d:
+    """A new ``BatchNorm2d`` holding entries ``keep`` of ``bn``'s scale, shift, running mean and running variance.
+
+    ``eps``, ``momentum``, ``affine``, ``track_running_stats``, the batch count and train/eval mode are copied.
+    """
+    like = bn.weight if bn.affine else bn.running_mean
+    new = nn.BatchNorm2d(len(keep), bn.eps, bn.momentum, bn.affine, bn.track_running_stats,
+                         device=None if like is None else like.device, dtype=None if like is None else like.dtype)
+    with torch.no_grad():
+        for name in ("weight", "bias", "running_mean", "running_var"):
+            if getattr(bn, name) is not None:
+                getattr(new, name).copy_(getattr(bn, name)[keep])
+        if bn.num_batches_tracked is not None:
+            new.num_batches_tracked.copy_(bn.num_batches_tracked)
+    return new.train(bn.training)
 
 
 def remove_channels(conv: nn.Conv2d, bn: nn.BatchNorm2d, next_conv: nn.Conv2d,
@@ -64,20 +92,5 @@ def remove_channels(conv: nn.Conv2d, bn: nn.BatchNorm2d, next_conv: nn.Conv2d,
         raise ValueError(f"bn must have conv's {channels} channels and next_conv must read them, got "
                          f"BatchNorm2d({bn.num_features}) and next_conv with {next_conv.in_channels} input channels")
     keep = _check_keep(keep, channels)
-    small_conv = _conv_like(conv, conv.in_channels, len(keep))
-    small_next = _conv_like(next_conv, len(keep), next_conv.out_channels)
-    small_bn = nn.BatchNorm2d(len(keep), bn.eps, bn.momentum, bn.affine, bn.track_running_stats,
-                              device=conv.weight.device)
-    with torch.no_grad():
-        small_conv.weight.copy_(conv.weight[keep])
-        if conv.bias is not None:
-            small_conv.bias.copy_(conv.bias[keep])
-        small_next.weight.copy_(next_conv.weight[:, keep])
-        if next_conv.bias is not None:
-            small_next.bias.copy_(next_conv.bias)
-        for name in ("weight", "bias", "running_mean", "running_var"):
-            if getattr(bn, name) is not None:
-                getattr(small_bn, name).copy_(getattr(bn, name)[keep])
-        if bn.num_batches_tracked is not None:
-            small_bn.num_batches_tracked.copy_(bn.num_batches_tracked)
-    return small_conv.train(conv.training), small_bn.train(bn.training), small_next.train(next_conv.training)
+    return (slice_conv(conv, keep, torch.arange(conv.in_channels)), slice_batchnorm(bn, keep),
+            slice_conv(next_conv, torch.arange(next_conv.out_channels), keep))
