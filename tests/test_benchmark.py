@@ -203,8 +203,14 @@ def test_curves_are_found_in_both_layouts_and_where_they_stop_being_free():
     assert free_up_to({0.5: 0.981, 0.9: 0.98, 0.99: 0.9}, aggressive="higher") == (0.9, 0.99)
     assert free_up_to({8: 0.97, 4: 0.965, 2: 0.5}, aggressive="lower") == (4, 2)
     assert free_up_to({8: 0.97, 4: 0.969}, aggressive="lower") == (4, None)
-    assert where_free(RESULTS, "quantization") == ["lenet300 / both / ptq / per_channel: within 1 point of 97.0% up "
-                                                   "to 4; at 2: 50.0%"]
+    assert where_free(RESULTS, "quantization") == ["lenet300 / both / ptq / per_channel: within 1 point of 97.0% "
+                                                   "(mildest setting) up to 4; at 2: 50.0%"]
+    # against the unpruned model's accuracy: the mildest setting can already fall
+    assert free_up_to({0.5: 0.981, 0.9: 0.98, 0.99: 0.9}, aggressive="higher", reference=0.995) == (None, 0.5)
+    assert free_up_to({0.5: 0.981, 0.9: 0.98, 0.99: 0.9}, aggressive="higher", reference=0.985) == (0.9, 0.99)
+    dense = {"pruning": {"curve": {"teacher": {"dense": 0.995, "global": {"0.5": 0.981, "0.9": 0.98}}}}}
+    assert where_free(dense, "pruning") == ["teacher / global: within 1 point of 99.5% (unchanged model) at no "
+                                            "setting measured; at 0.5: 98.1%"]
     with pytest.raises(ValueError, match="aggressive must be 'higher' or 'lower'"):
         free_up_to({1: 1.0}, aggressive="up")
     fig = plot_curves(RESULTS, "quantization")

@@ -37,7 +37,8 @@ FREE_POINTS = 0.01  # "free": within one point of accuracy of the setting that r
 MARKER_AREA = 60  # points^2 of a marker in plot_tradeoffs
 
 __all__ = ["SECTIONS", "Results", "MISSING", "load_results", "get", "percent", "points", "times", "markdown_table",
-           "ok_sections", "first", "central", "section_tables", "about", "find_curves", "free_up_to", "where_free",
+           "ok_sections", "first", "central", "section_tables", "about", "find_curves", "free_up_to", "curve_baseline",
+           "where_free",
            "plot_curves",
            "tradeoff_points", "format_table", "plot_tradeoffs"]
 
@@ -400,23 +401,40 @@ def find_curves(results: Results, section: str) -> dict[str, Curve]:
     return {" / ".join(path): curve for path, curve in _walk(figures.get("curve"), (), None)}
 
 
-def free_up_to(curve: Curve, *, aggressive: str, tolerance: float = FREE_POINTS) -> tuple[float, float | None]:
-    """How far along ``curve`` accuracy stays within ``tolerance`` of the mildest setting's.
+def free_up_to(curve: Curve, *, aggressive: str, tolerance: float = FREE_POINTS,
+               reference: float | None = None) -> tuple[float | None, float | None]:
+    """How far along ``curve`` accuracy stays within ``tolerance`` of ``reference`` (default: the mildest setting's).
 
     ``aggressive`` is ``"higher"`` (sparsity: more is more aggressive) or ``"lower"`` (bits). Returns the most
-    aggressive x reached before the first setting that falls more than ``tolerance`` below the mildest
-    one, and that first setting (``None`` if the curve never falls).
+    aggressive x reached before the first setting that falls more than ``tolerance`` below the reference (every
+    milder setting must pass too, so a lucky point past a fall does not count), and that first setting
+    (``None`` if the curve never falls). With an explicit ``reference`` (the unpruned model's accuracy) the
+    mildest setting can already fall: the first value returned is then ``None``.
     """
     if aggressive not in ("higher", "lower"):
         raise ValueError(f"aggressive must be 'higher' or 'lower', got {aggressive!r}")
     if not curve:
         raise ValueError("curve must hold at least one (x, accuracy) point")
     xs = sorted(curve, reverse=aggressive == "lower")
-    reference = curve[xs[0]]
-    for previous, x in zip(xs, xs[1:]):
+    reference = curve[xs[0]] if reference is None else reference
+    reached = None
+    for x in xs:
         if curve[x] < reference - tolerance:
-            return previous, x
-    return xs[-1], None
+            return reached, x
+        reached = x
+    return reached, None
+
+
+def curve_baseline(results: Results, section: str, name: str) -> float | None:
+    """The accuracy of the unchanged model that the curve ``name`` (a :func:`find_curves` name) starts from: the
+    number under the key ``dense`` nearest above it in the section's ``curve`` entry (``None`` if there is none)."""
+    node, found = (ok_sections(results).get(section) or {}).get("curve"), None
+    for key in name.split(" / "):
+        if not isinstance(node, dict):
+            break
+        found = number(node.get("dense")) if number(node.get("dense")) is not None else found
+        node = node.get(key)
+    return found
 
 
 AGGRESSIVE = {"pruning": "higher", "quantization": "lower", "distillation": "lower"}
@@ -424,12 +442,18 @@ AGGRESSIVE = {"pruning": "higher", "quantization": "lower", "distillation": "low
 
 def where_free(results: Results, section: str, *, tolerance: float = FREE_POINTS) -> list[str]:
     """For each curve of ``section``, one sentence: up to which setting it costs at most ``tolerance`` of accuracy
-    against its mildest setting (:func:`free_up_to`), and what the next setting costs."""
+    (:func:`free_up_to`), and what the next setting costs. The reference is the unchanged model's accuracy where
+    the file records it beside the curve (a ``dense`` key, :func:`curve_baseline`), else the mildest setting's."""
     sentences = []
+    higher = AGGRESSIVE.get(section, "higher") == "higher"
     for name, curve in find_curves(results, section).items():
-        reached, falls = free_up_to(curve, aggressive=AGGRESSIVE.get(section, "higher"), tolerance=tolerance)
-        mildest = curve[min(curve) if AGGRESSIVE.get(section, "higher") == "higher" else max(curve)]
-        text = f"{name}: within {100 * tolerance:g} point of {percent(mildest)} up to {reached:g}"
+        baseline = curve_baseline(results, section, name)
+        reached, falls = free_up_to(curve, aggressive="higher" if higher else "lower", tolerance=tolerance,
+                                    reference=baseline)
+        reference = (f"{percent(baseline)} (unchanged model)" if baseline is not None else
+                     f"{percent(curve[min(curve) if higher else max(curve)])} (mildest setting)")
+        text = (f"{name}: within {100 * tolerance:g} point of {reference} "
+                + (f"up to {reached:g}" if reached is not None else "at no setting measured"))
         sentences.append(text + (f"; at {falls:g}: {percent(curve[falls])}" if falls is not None else
                                  ", the last setting measured"))
     return sentences
