@@ -71,7 +71,7 @@ def test_quick_run_returns_the_contract():
                  result["qat"]["int4"], result["qat"]["binary"], result["pt2e"]["accuracy"]]
     assert all(isinstance(a, float) and 0.0 <= a <= 1.0 for a in fractions)
     curve = result["curve"]
-    assert curve["bits"] == [8, 2] and set(curve["qat_lr_scan"]) == {"lenet300"}
+    assert curve["bits"] == [8, 2] and set(result["qat_lr_scan"]) == {"lenet300"}
     assert len(curve["lenet300"]["both"]["qat"]["per_tensor"]) == 2
     pt2e = result["pt2e"]
     assert {"fp32_eager_ms", "fp32_compiled_ms", "int8_ms", "speedup_vs_compiled", "speedup_vs_eager",

@@ -22,8 +22,9 @@ made on the validation split):
   ``per_channel`` only) to one accuracy per width, QAT as the mean over ``seeds`` runs with
   ``<granularity>_per_seed`` (a list per seed). One bit of weight is ``alpha * sign(w)``. QAT trains
   :data:`CURVE_QAT_EPOCHS` epochs at the learning rate :data:`CURVE_QAT_LR`, chosen on validation at W2A2
-  per channel among :data:`CURVE_QAT_LRS`: ``curve.qat_lr_scan`` (model -> learning rate -> validation
-  accuracy, seed 0) records that scan at every run. Also ``observer``, ``qat_epochs``, ``qat_lr``;
+  per channel among :data:`CURVE_QAT_LRS`. Also ``observer``, ``qat_epochs``, ``qat_lr``;
+- ``qat_lr_scan``: that choice, repeated at every run (:func:`qat_lr_scan`): model -> learning rate -> validation
+  accuracy of W2A2 per-channel QAT (seed 0), for :data:`CURVE_MODELS`;
 - ``pt2e``: real int8 kernels by PT2E (:func:`~course_lib.quantization.compile_int8`: ``torch.export``,
   ``X86InductorQuantizer``, ``torch.compile`` with freezing) against the fp32 teacher in eager mode and
   compiled the same way (:func:`~course_lib.acceleration.try_compile` with ``freezing=True``), timed side by
@@ -66,7 +67,7 @@ CURVE_MODELS = ("lenet300", "student")
 CURVE_BITS = (8, 4, 3, 2, 1)
 CURVE_QAT_EPOCHS = 3
 CURVE_QAT_LRS = (1e-4, 1e-3, 1e-2)
-CURVE_QAT_LR = 1e-3  # the best of CURVE_QAT_LRS on validation at W2A2 (curve.qat_lr_scan)
+CURVE_QAT_LR = 1e-3  # the best of CURVE_QAT_LRS on validation at W2A2 (the entry qat_lr_scan)
 SWEEPS = {"weights": (True, False), "activations": (True,), "both": (True, False)}  # per_channel values
 LATENCY_BATCH, LATENCY_THREADS = 256, 2
 QUICK_TRAIN_IMAGES = 512
@@ -78,6 +79,7 @@ def sweep_widths(sweep: str, bits: int) -> tuple[int, int | None]:
 
 
 def granularity(per_channel: bool) -> str:
+    """The key of a weight-scale granularity in the results: ``per_channel`` or ``per_tensor``."""
     return "per_channel" if per_channel else "per_tensor"
 
 
@@ -176,10 +178,11 @@ def run(quick: bool = False, seeds: int = 3) -> dict:
     curve_models, curve_bits = (CURVE_MODELS[:1], (8, 2)) if quick else (CURVE_MODELS, CURVE_BITS)
     curve_epochs = 1 if quick else CURVE_QAT_EPOCHS
     curve: dict[str, Any] = {"bits": list(curve_bits), "observer": observer, "qat_epochs": curve_epochs,
-                             "qat_lr": CURVE_QAT_LR, "qat_lr_scan": {}}
+                             "qat_lr": CURVE_QAT_LR}
+    lr_scan = {}
     for name in curve_models:
         model = get_model(name)
-        curve["qat_lr_scan"][name] = qat_lr_scan(model, loaders, epochs=curve_epochs, train_loader=train_loader)
+        lr_scan[name] = qat_lr_scan(model, loaders, epochs=curve_epochs, train_loader=train_loader)
         curve[name] = bit_width_curve(model, loaders, bits=curve_bits, seeds=range(seeds), qat_epochs=curve_epochs,
                                       train_loader=train_loader)
 
@@ -190,6 +193,7 @@ def run(quick: bool = False, seeds: int = 3) -> dict:
         "qat": {"int4": statistics.fmean(qat_int4), "int4_per_seed": qat_int4, "int4_epochs": qat_epochs,
                 "binary": statistics.fmean(binary), "binary_per_seed": binary, "binary_epochs": binary_epochs},
         "curve": curve,
+        "qat_lr_scan": lr_scan,
         "pt2e": pt2e(teacher, loaders, example, repeats=5 if quick else 50),
         "seeds": seeds,
     }
