@@ -379,9 +379,15 @@ def test_pt2e_int8_graph_uses_quantize_ops_and_matches_fp32():
 @pytest.mark.slow  # compiles with Inductor (a C++ compiler, tens of seconds)
 def test_compile_int8_runs_onednn_int8_kernels_and_leaves_freezing_off():
     import torch._inductor.config as inductor_config
+    from torch._inductor.utils import run_and_get_code
 
     model, x = _int8_pair()
-    q = compile_int8(model, [x], example_input=x)
+    q, sources = run_and_get_code(compile_int8, model, [x], example_input=x)  # the code Inductor generated
+    code = "\n".join(sources)
+    # freezing on: the int8 weights are constants pre-packed for oneDNN, and each quantized Conv/Linear is one
+    # oneDNN int8 call (no dequantize -> float conv -> quantize left over)
+    assert "onednn.qconv_pointwise" in code and "onednn.qlinear_pointwise" in code and "_frozen_param" in code
+    assert "aten.convolution" not in code and "dequantize_per_channel" not in code
     with torch.no_grad():
         out, ref = q(x), model(x)
     assert (out - ref).abs().max() < 0.05 * ref.abs().max()

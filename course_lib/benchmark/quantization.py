@@ -34,7 +34,8 @@ made on the validation split):
   ``int8_p90_ms`` (the spread), ``accuracy`` (the compiled int8 model on the test split) and
   ``fp32_accuracy``; ``fp32_bytes``, ``int8_bytes`` (``torch.save`` of each model's tensors) and
   ``size_ratio`` (fp32 / int8 bytes); ``batch_size``, ``threads``, ``repeats``, ``load`` (the 1-minute load
-  average before the timing: the ratios mean little on a loaded machine).
+  average before the timing: on a loaded machine two-thread timings swing, the int8 model's most) and
+  ``omp_wait_policy`` (the environment's ``OMP_WAIT_POLICY``, ``default`` if unset).
 
 ``quick=True`` fine-tunes one epoch on a 512-image subset, runs the curve on LeNet-300-100 at 8 and 2 bits
 only and times few repeats: it checks that the section runs, not the targets.
@@ -46,6 +47,7 @@ import statistics
 from collections.abc import Sequence
 from typing import Any
 
+import torch
 from torch import nn
 from torch.utils.data import DataLoader, Subset
 
@@ -126,9 +128,18 @@ def qat_lr_scan(model: nn.Module, loaders, *, lrs: Sequence[float] = CURVE_QAT_L
 
 
 def pt2e(teacher: nn.Module, loaders, example, repeats: int) -> dict[str, Any]:
-    """The ``pt2e`` entry: int8 kernels against fp32 eager and fp32 compiled, measured side by side on ``example``."""
-    int8 = compile_int8(teacher, loaders.train, example_input=example, num_batches=CALIBRATION_BATCHES)
-    compiled = try_compile(teacher, example, freezing=True)
+    """The ``pt2e`` entry: int8 kernels against fp32 eager and fp32 compiled, measured side by side on ``example``.
+
+    Both models are compiled with :data:`LATENCY_THREADS` intra-op threads, the count they are timed with
+    (Inductor shapes its loops for the thread count it sees when it compiles).
+    """
+    previous = torch.get_num_threads()
+    torch.set_num_threads(LATENCY_THREADS)
+    try:
+        int8 = compile_int8(teacher, loaders.train, example_input=example, num_batches=CALIBRATION_BATCHES)
+        compiled = try_compile(teacher, example, freezing=True)
+    finally:
+        torch.set_num_threads(previous)
     if compiled.model is None:
         raise RuntimeError(f"torch.compile of the fp32 teacher failed: {compiled.error}")
     load = os.getloadavg()[0]
@@ -142,7 +153,8 @@ def pt2e(teacher: nn.Module, loaders, example, repeats: int) -> dict[str, Any]:
             "accuracy": evaluate(int8, loaders.test), "fp32_accuracy": evaluate(teacher, loaders.test),
             "fp32_bytes": model_size_bytes(teacher), "int8_bytes": model_size_bytes(int8),
             "size_ratio": model_size_bytes(teacher) / model_size_bytes(int8),
-            "batch_size": len(example), "threads": latency["int8"].threads, "repeats": repeats, "load": load}
+            "batch_size": len(example), "threads": latency["int8"].threads, "repeats": repeats, "load": load,
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default")}
 
 
 def run(quick: bool = False, seeds: int = 3) -> dict:
