@@ -362,6 +362,7 @@ def _int8_pair():
     return model, x
 
 
+@pytest.mark.slow  # torch.export, prepare_pt2e and convert_pt2e capture and rewrite graphs (seconds)
 def test_pt2e_int8_graph_uses_quantize_ops_and_matches_fp32():
     model, x = _int8_pair()
     q = convert_int8(model, [x], example_input=x)
