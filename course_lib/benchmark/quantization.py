@@ -35,7 +35,9 @@ made on the validation split):
   ``fp32_accuracy``; ``fp32_bytes``, ``int8_bytes`` (``torch.save`` of each model's tensors) and
   ``size_ratio`` (fp32 / int8 bytes); ``batch_size``, ``threads``, ``repeats``, ``load`` (the 1-minute load
   average before the timing: on a loaded machine two-thread timings swing, the int8 model's most) and
-  ``omp_wait_policy`` (the environment's ``OMP_WAIT_POLICY``, ``default`` if unset).
+  ``omp_wait_policy`` (the environment's ``OMP_WAIT_POLICY``, ``default`` if unset); ``cpu_1thread``: CPU time
+  per call on one thread (:func:`cpu_time_per_call`: ``fp32_eager_ms``, ``fp32_compiled_ms``, ``int8_ms`` and
+  the two speed-ups), which other processes on the machine do not inflate.
 
 ``quick=True`` fine-tunes one epoch on a 512-image subset, runs the curve on LeNet-300-100 at 8 and 2 bits
 only and times few repeats: it checks that the section runs, not the targets.
@@ -44,6 +46,7 @@ from __future__ import annotations
 
 import os
 import statistics
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -127,6 +130,29 @@ def qat_lr_scan(model: nn.Module, loaders, *, lrs: Sequence[float] = CURVE_QAT_L
             for lr in lrs}
 
 
+def cpu_time_per_call(models: dict[str, nn.Module], example: torch.Tensor, *, repeats: int) -> dict[str, float]:
+    """Milliseconds of CPU time per call of each model on ``example``, on one intra-op thread (after 3 warm-up calls).
+
+    ``time.thread_time`` counts only the time the calling thread ran, so, unlike wall time, it is not inflated
+    when other processes take the cores; with one thread, the kernels run in the calling thread.
+    """
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        result = {}
+        with torch.inference_mode():
+            for name, model in models.items():
+                for _ in range(3):
+                    model(example)
+                start = time.thread_time()
+                for _ in range(repeats):
+                    model(example)
+                result[name] = (time.thread_time() - start) / repeats * 1e3
+        return result
+    finally:
+        torch.set_num_threads(previous)
+
+
 def pt2e(teacher: nn.Module, loaders, example, repeats: int) -> dict[str, Any]:
     """The ``pt2e`` entry: int8 kernels against fp32 eager and fp32 compiled, measured side by side on ``example``.
 
@@ -143,8 +169,9 @@ def pt2e(teacher: nn.Module, loaders, example, repeats: int) -> dict[str, Any]:
     if compiled.model is None:
         raise RuntimeError(f"torch.compile of the fp32 teacher failed: {compiled.error}")
     load = os.getloadavg()[0]
-    latency = compare_latency({"fp32_eager": teacher, "fp32_compiled": compiled.model, "int8": int8}, example,
-                              warmup=10, repeats=repeats, threads=LATENCY_THREADS)
+    models = {"fp32_eager": teacher, "fp32_compiled": compiled.model, "int8": int8}
+    latency = compare_latency(models, example, warmup=10, repeats=repeats, threads=LATENCY_THREADS)
+    cpu = cpu_time_per_call(models, example, repeats=max(1, repeats // 2))
     return {"fp32_eager_ms": latency["fp32_eager"].median_ms, "fp32_compiled_ms": latency["fp32_compiled"].median_ms,
             "int8_ms": latency["int8"].median_ms, "int8_p10_ms": latency["int8"].p10_ms,
             "int8_p90_ms": latency["int8"].p90_ms,
@@ -154,7 +181,10 @@ def pt2e(teacher: nn.Module, loaders, example, repeats: int) -> dict[str, Any]:
             "fp32_bytes": model_size_bytes(teacher), "int8_bytes": model_size_bytes(int8),
             "size_ratio": model_size_bytes(teacher) / model_size_bytes(int8),
             "batch_size": len(example), "threads": latency["int8"].threads, "repeats": repeats, "load": load,
-            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default")}
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
+            "cpu_1thread": {**{f"{name}_ms": ms for name, ms in cpu.items()},
+                            "speedup_vs_compiled": cpu["fp32_compiled"] / cpu["int8"],
+                            "speedup_vs_eager": cpu["fp32_eager"] / cpu["int8"]}}
 
 
 def run(quick: bool = False, seeds: int = 3) -> dict:
