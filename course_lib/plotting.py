@@ -52,8 +52,10 @@ def plot_history(history: History, title: str | None = None) -> Figure:
     return fig
 
 
-def show_images(images: torch.Tensor, labels: Sequence[str] | None = None, *, cols: int = 10) -> Figure:
-    """A grid of images ``(N, C, H, W)`` in ``[0, 1]`` (grey or RGB) with optional titles."""
+def show_images(images: torch.Tensor, labels: Sequence[str] | None = None, *, cols: int = 10,
+                title: str | None = None) -> Figure:
+    """A grid of images ``(N, C, H, W)`` in ``[0, 1]`` (grey or RGB), each with its label as a title if given,
+    under an optional overall ``title``."""
     check_tensor(images, "images")
     check_int(cols, "cols", 1)
     if images.dim() != 4 or images.shape[1] not in (1, 3):
@@ -68,4 +70,6 @@ def show_images(images: torch.Tensor, labels: Sequence[str] | None = None, *, co
             ax.imshow(img, cmap="gray" if images.shape[1] == 1 else None, vmin=0, vmax=1)
             if labels is not None:
                 ax.set_title(str(labels[i]), fontsize=8)
+    if title:
+        fig.suptitle(title)
     return fig

@@ -12,8 +12,10 @@ matplotlib.use("Agg")
 import course_lib.benchmark as benchmark  # noqa: E402
 from course_lib.benchmark import SECTIONS  # noqa: E402
 from course_lib.benchmark.__main__ import main  # noqa: E402
-from course_lib.benchmark.report import (format_table, get, load_results, markdown_table, percent,  # noqa: E402
-                                         plot_tradeoffs, times, tradeoff_points)
+from course_lib.benchmark.claims import check_claims, claims_table  # noqa: E402
+from course_lib.benchmark.report import (about, find_curves, format_table, free_up_to, get, load_results,  # noqa: E402
+                                         markdown_table, percent, plot_curves, plot_tradeoffs, points, section_tables,
+                                         times, tradeoff_points, where_free)
 
 
 @pytest.mark.slow  # the whole section, quick mode; its DDP part spawns two processes
@@ -31,7 +33,7 @@ def test_cli_quick_acceleration_writes_json(tmp_path, capsys):
     assert section["low_rank"]["model"] == "LeNet300100" and section["low_rank_teacher"]["model"] == "ConvNet"
     assert isinstance(section["threads"], list) and isinstance(section["batching"], list)
     assert section["seconds"] > 0 and {"torch", "threads", "cpu", "cuda_device"} <= section["machine"].keys()
-    assert "low-rank" in stdout  # the table
+    assert "| low rank " in stdout  # the table
 
 
 @pytest.mark.parametrize("argv,words", [(["--only", "acceleration", "nope"], ["'nope'", "acceleration"]),
@@ -98,39 +100,127 @@ def test_every_section_module_has_a_run_with_the_common_interface():
 
 RESULTS = {
     "distillation": {"teacher": {"params": 800, "accuracy": 0.98},
-                     "student": {"params": 100, "kd_accuracy": 0.97, "scratch_accuracy": 0.96}},
+                     "student": {"params": 100, "kd_accuracy": 0.97, "scratch_accuracy": 0.96, "speedup": 3.0,
+                                 "scratch_accuracy_per_seed": [0.95, 0.96, 0.97],
+                                 "kd_accuracy_per_seed": [0.97, 0.97, 0.97]},
+                     "low_label": {"fractions": [0.01, 0.03], "labels": {"0.01": 35, "0.03": 105},
+                                   "0.01": {"scratch": [0.5, 0.6], "kd": [0.6, 0.7], "kd_transfer": [0.8, 0.9],
+                                            "gap_recovered": {"kd": 0.2, "kd_transfer": 0.7}},
+                                   "0.03": {"scratch": [0.8, 0.8], "kd": [0.85, 0.85], "kd_transfer": [0.79, 0.79],
+                                            "gap_recovered": {"kd": 0.3, "kd_transfer": 0.4}}},
+                     "omitted_digit": {"digit": 3, "scratch_accuracy": 0.0, "kd_accuracy": 0.3, "bias_shift": [4.0, 3.5],
+                                       "kd_accuracy_bias_corrected": 0.9, "kd_overall_accuracy_bias_corrected": 0.95}},
     "pruning": {"dense_accuracy": 0.98, "magnitude": {"0.9": 0.975},
-                "channel": {"accuracy": 0.97, "params_ratio": 4.0, "latency_speedup": 1.6},
+                "magnitude_per_seed": {"0.5": [0.98, 0.98, 0.98], "0.9": [0.97, 0.975, 0.98]},
+                "random_per_seed": {"0.5": [0.11, 0.96, 0.95], "0.9": [0.1, 0.5, 0.4]},
+                "channel": {"sparsity": 0.5, "accuracy": 0.97, "params_ratio": 4.0, "latency_speedup": 1.6},
                 "unstructured_latency_speedup": 1.0,
                 "sparse_bytes": {"sparsity": 0.9, "csr": 500, "bitmask": 400, "dense": 3000}},
     "quantization": {"fp32_accuracy": 0.98, "ptq": {"int8": 0.979},
                      "pt2e": {"accuracy": 0.979, "fp32_accuracy": 0.98, "size_ratio": 3.9, "speedup_vs_eager": 2.2,
-                              "speedup_vs_compiled": 1.1}},
+                              "speedup_vs_compiled": 0.9, "fp32_eager_ms": 22.0, "fp32_compiled_ms": 9.0,
+                              "int8_ms": 10.0, "batch_size": 256, "threads": 2},
+                     "curve": {"lenet300": {"bits": [8, 4, 2],
+                                            "both": {"ptq": {"per_channel": [0.97, 0.965, 0.5],
+                                                             "per_channel_per_seed": [[0.97], [0.965], [0.5]]}}}}},
+    "acceleration": {"fusion": {"accuracy": 0.98, "dense_accuracy": 0.98, "params_ratio": 1.0, "speedup": 1.05,
+                                "max_abs_diff": 3e-6, "batch_size": 64},
+                     "low_rank": {"rank": 32, "accuracy": 0.96, "dense_accuracy": 0.972, "params_ratio": 5.0,
+                                  "speedup": 2.5, "batch_size": 64},
+                     "ddp": {"max_param_diff": 2e-5}},
     "deep_compression": {"error": "RuntimeError: boom"},
 }
 
 
 def test_tradeoff_points_and_table_from_hand_made_results():
     points = {p["technique"]: p for p in tradeoff_points(RESULTS)}
-    assert points["distilled student"]["compression"] == 800 / 100
-    sparse = points["magnitude pruning 90% (bitmask)"]  # the smaller of the two measured files, and its name
-    assert sparse["compression"] == 3000 / 400 and sparse["accuracy"] == 0.975
-    assert points["channel pruning"]["compression"] == 4.0  # original / pruned parameters, as measured
-    assert points["int8 PT2E + torch.compile"]["speedup"] == 2.2
-    assert not any(p["section"] in ("deep_compression", "acceleration") for p in points.values())
+    scratch, kd = points["student from scratch"], points["distilled student"]
+    assert scratch["compression"] == kd["compression"] == 800 / 100 and scratch["speedup"] == kd["speedup"] == 3.0
+    assert (scratch["accuracy"], kd["accuracy"], kd["baseline_accuracy"]) == (0.96, 0.97, 0.98)
+    sparse = points["magnitude pruning 90%, bitmask file"]  # the smaller of the two measured files, and its name
+    assert sparse["compression"] == 3000 / 400 and sparse["accuracy"] == pytest.approx((0.97 + 0.975 + 0.98) / 3)
+    assert points["channel pruning 50%"]["compression"] == 4.0  # original / pruned parameters, as measured
+    assert points["int8 PT2E vs compiled fp32"]["speedup"] == 0.9
+    assert points["int8 PT2E vs eager fp32"]["speedup"] == 2.2
+    assert points["low rank 32, LeNet-300-100"]["compression"] == 5.0
+    assert not any(p["section"] == "deep_compression" for p in points.values())  # the failed section
     table = format_table(RESULTS)
-    assert "| int8 PT2E + torch.compile | 97.90% | 98.00% | 3.90x | 2.20x |" in table
+    assert "| int8 PT2E vs compiled fp32 | 97.90% | 98.00% | 3.90x | 0.90x |" in table
     assert "deep_compression: FAILED: RuntimeError: boom" in table
     no_bytes = {"pruning": {**RESULTS["pruning"], "sparse_bytes": {}}}
     assert tradeoff_points(no_bytes)[0]["compression"] is None  # nothing measured, nothing claimed
 
 
+def test_deep_compression_points_pair_the_mean_file_with_the_mean_accuracy():
+    c = {"dense_accuracy": 0.97, "dense_bytes": 1000, "compressed_bytes_per_seed": [20, 30],
+         "compressed_accuracy_per_seed": [0.95, 0.96], "compressed_bytes": 25.0, "compressed_accuracy": 0.955,
+         "compression_ratio": 40.0, "roundtrip_equal": True, "lenet5": {"dense_accuracy": 0.98, "dense_bytes": 2000,
+                                                                        "compressed_accuracy": 0.97,
+                                                                        "compression_ratio": 38.0}}
+    points = {p["technique"]: p for p in tradeoff_points({"deep_compression": c})}
+    assert points["Deep Compression, LeNet-300-100"]["compression"] == 40.0
+    assert points["Deep Compression, LeNet-5"]["accuracy"] == 0.97
+    table = section_tables({"deep_compression": c}, "deep_compression")[0]
+    assert "20 B: 95.0%, 30 B: 96.0%" in table  # each file beside the accuracy of the model it holds
+    verdicts = {r["statement"][:30]: r["holds"] for r in check_claims({"deep_compression": c})}
+    assert verdicts["Deep Compression makes the fil"] is False  # LeNet-5: 38x < 40x
+    assert verdicts["Deep Compression costs at most"] is True  # -1.5 and -1 points
+
+
+def test_pruning_tables_give_every_random_seed_and_the_median():
+    tables = section_tables(RESULTS, "pruning")
+    # median of (0.11, 0.96, 0.95) is 0.95; 0.11 is within 2 points of chance (0.1)
+    assert "| 50% | 98.0% | 95.0% | 11.0, 96.0, 95.0%; 1 of 3 at chance level |" in tables[0]
+    assert "| bitmask file of the 90%-sparse teacher | 400 | 7.5x |" in tables[1]
+    assert section_tables(RESULTS, "deep_compression") == [] and section_tables({}, "pruning") == []
+
+
+def test_claims_are_checked_against_the_file_and_missing_figures_are_not_measured():
+    checked = {(c["section"], c["statement"][:40]): c for c in check_claims(RESULTS)}
+    by = lambda section, start: next(c for (s, text), c in checked.items() if s == section and text.startswith(start))  # noqa: E731
+    assert by("pruning", "Global magnitude")["holds"] is True  # mean 0.975 vs 0.98: 0.5 point
+    assert by("pruning", "Random pruning")["holds"] is True  # medians 0.95 < 0.98 and 0.4 < 0.975
+    assert by("pruning", "A sparse file")["holds"] is True  # 3000 / 400 = 7.5 < 1 / (1 - 0.9) = 10
+    assert by("quantization", "int8 kernels are faster")["holds"] is False  # 0.9x against compiled fp32
+    assert by("distillation", "With few labels")["holds"] is False  # 0.79 < 0.8 at 3%
+    assert by("distillation", "At 3% of the labels")["holds"] is False  # 40% of the gap is not most of it
+    assert by("distillation", "A student that never saw")["holds"] is True
+    assert by("acceleration", "Data-parallel")["holds"] is False  # 2e-5 is not below 1e-5
+    assert by("acceleration", "torch.compile")["holds"] is None and by("acceleration", "torch.compile")["evidence"] \
+        == "not measured"
+    assert all(c["holds"] is None for c in check_claims(RESULTS, "deep_compression"))  # the section failed
+    assert check_claims({}) and all(c["holds"] is None for c in check_claims({}))
+    assert "**does not hold**" in claims_table(RESULTS, "quantization")
+
+
+def test_curves_are_found_in_both_layouts_and_where_they_stop_being_free():
+    pruning = {"pruning": {"curve": {"teacher": {"global": {"0.9": [0.98, 0.98], "0.99": 0.9, "0.5": 0.981},
+                                                 "global_per_seed": {"0.9": [[0.98]]}}}}}
+    assert find_curves(pruning, "pruning") == {"teacher / global": {0.5: 0.981, 0.9: 0.98, 0.99: 0.9}}
+    curves = find_curves(RESULTS, "quantization")
+    assert curves == {"lenet300 / both / ptq / per_channel": {2.0: 0.5, 4.0: 0.965, 8.0: 0.97}}
+    # sparsity: more is more aggressive; 0.98 is within a point of 0.981, 0.9 is not
+    assert free_up_to({0.5: 0.981, 0.9: 0.98, 0.99: 0.9}, aggressive="higher") == (0.9, 0.99)
+    assert free_up_to({8: 0.97, 4: 0.965, 2: 0.5}, aggressive="lower") == (4, 2)
+    assert free_up_to({8: 0.97, 4: 0.969}, aggressive="lower") == (4, None)
+    assert where_free(RESULTS, "quantization") == ["lenet300 / both / ptq / per_channel: within 1 point of 97.0% up "
+                                                   "to 4; at 2: 50.0%"]
+    with pytest.raises(ValueError, match="aggressive must be 'higher' or 'lower'"):
+        free_up_to({1: 1.0}, aggressive="up")
+    fig = plot_curves(RESULTS, "quantization")
+    assert len(fig.axes[0].get_lines()) == 1 and fig.axes[0].get_xlabel() == "bits per value"
+    assert plot_curves(RESULTS, "pruning") is None
+
+
 def test_report_helpers():
     assert get(RESULTS, "pruning.channel.accuracy") == 0.97 and get(RESULTS, "pruning.nope.x") is None
     assert percent(0.98123) == "98.1%" and percent(None) == "not measured" and times(2.2) == "2.20x"
+    assert points(-0.0113) == "-1.13 points" and points(-1e-9) == "+0.00 points" and points(0.0) == "+0.00 points"
     assert markdown_table(["a", "b"], [[1, 2]], align=["left", "right"]) == "| a | b |\n|---|---:|\n| 1 | 2 |"
     with pytest.raises(ValueError, match="cells"):
         markdown_table(["a", "b"], [[1]])
+    assert "has no `pruning` section" in about({}, "pruning")
+    assert "FAILED: RuntimeError: boom" in about(RESULTS, "deep_compression")
 
 
 def test_plot_tradeoffs_and_load_results(tmp_path):
@@ -138,7 +228,9 @@ def test_plot_tradeoffs_and_load_results(tmp_path):
     path.write_text(json.dumps(RESULTS))
     fig = plot_tradeoffs(load_results(path))
     assert len(fig.axes) == 2 and fig.axes[0].get_xlabel()
-    assert len(fig.axes[0].collections) == 4
+    measured = [p for p in tradeoff_points(RESULTS) if p["accuracy"] is not None]
+    assert len(fig.axes[0].collections) == len(measured) == 8
+    assert any(t.get_text() == "distillation +1.00" for t in fig.axes[0].texts)  # 97% - 96%, in points
     fig_empty = plot_tradeoffs({})
     assert len(fig_empty.axes) == 2
     with pytest.raises(FileNotFoundError, match="python -m course_lib.benchmark"):

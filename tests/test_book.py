@@ -105,6 +105,18 @@ def test_exercise_pages_can_be_downloaded_and_launched(built_book, page):
     assert (built_book / "_sources" / f"{page}.ipynb").is_file(), f"{page}: the downloadable notebook is missing"
 
 
+def test_the_book_has_no_solutions_page(built_book):
+    """The solution notebooks stay in solutions/, out of the public book: no page of the table of contents, no page
+    in the built site's search index, no link from any page."""
+    assert not [page for page in PAGES if page.startswith("solutions/")]
+    index = (built_book / "searchindex.js").read_text(encoding="utf-8")
+    docnames = json.loads(re.search(r'"docnames":\s*(\[[^\]]*\])', index).group(1))
+    assert docnames and not [d for d in docnames if d.startswith("solutions/")]
+    linking = [page for page in PAGES
+               if re.search(r'href="[^"]*solutions/', (built_book / f"{page}.html").read_text(encoding="utf-8"))]
+    assert not linking, f"pages that link to a solution: {linking}"
+
+
 PLOTS = re.compile(r"\bplt\.|\bplot_\w+\(|\bshow_images\(|\.subplots\(")
 
 

@@ -206,4 +206,9 @@ def test_benchmark_section_quick_run():
         assert 0 <= entry["compressed_accuracy"] <= 1
         assert entry["roundtrip_equal"] is True
         assert entry["compression_ratio"] == pytest.approx(entry["dense_bytes"] / entry["compressed_bytes"])
+        # run i's file size beside the accuracy of the model it holds; the headline is the mean of each
+        sizes, accuracies = entry["compressed_bytes_per_seed"], entry["compressed_accuracy_per_seed"]
+        assert len(sizes) == len(accuracies) == 1
+        assert entry["compressed_bytes"] == sum(sizes) / len(sizes)
+        assert entry["compressed_accuracy"] == pytest.approx(sum(accuracies) / len(accuracies))
     assert result["dense_bytes"] == 4 * 266_610 and result["lenet5"]["dense_bytes"] == 4 * 431_080

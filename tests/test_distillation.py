@@ -1,5 +1,6 @@
 """Tests of course_lib.distillation against independent references (PyTorch ops, hand-worked cases)."""
 import math
+import re
 
 import pytest
 import torch
@@ -7,8 +8,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from course_lib.distillation import (best_bias_shift, class_accuracy, distill, distillation_loss, distillation_step,
-                                     hard_label_loss, soft_targets, without_class)
+from course_lib.distillation import (UNLABELED, best_bias_shift, class_accuracy, distill, distillation_loss,
+                                     distillation_step, hard_label_loss, labeled, soft_targets, with_few_labels,
+                                     without_class)
 from course_lib.training import Trained, evaluate, train
 
 
@@ -247,3 +249,70 @@ def test_best_bias_shift_finds_smallest_shift_that_recovers_the_class():
     assert best_bias_shift(nn.Identity(), loader, 2) == 0.0
     with pytest.raises(ValueError, match="shifts"):
         best_bias_shift(nn.Identity(), loader, 1, shifts=())
+
+
+# --- unlabeled examples (a transfer set) ---------------------------------------------------------
+
+def test_unlabeled_examples_get_the_soft_term_only():
+    s, t, y = _batch(n=6)
+    y_few = y.clone()
+    y_few[[1, 3, 4]] = UNLABELED
+    temperature, alpha = 2.0, 0.3
+    kl = F.kl_div(F.log_softmax(s / temperature, 1), F.softmax(t / temperature, 1), reduction="batchmean")
+    # the cross-entropy of the three labeled examples, summed, divided by the batch size (6)
+    ce = sum(-F.log_softmax(s[i], 0)[y[i]] for i in (0, 2, 5)) / 6
+    expected = alpha * temperature ** 2 * kl + (1 - alpha) * ce
+    assert torch.allclose(distillation_loss(s, t, y_few, temperature, alpha), expected, atol=1e-6)
+    hard = 0.4 * F.cross_entropy(s, t.argmax(1)) + 0.6 * ce
+    assert torch.allclose(hard_label_loss(s, t, y_few, alpha=0.4), hard, atol=1e-6)
+    none = torch.full_like(y, UNLABELED)  # a batch without labels: the soft term alone, no NaN
+    assert torch.allclose(distillation_loss(s, t, none, temperature, alpha), alpha * temperature ** 2 * kl, atol=1e-6)
+
+
+def test_with_few_labels_is_stratified_seeded_and_shares_the_images():
+    labels = torch.arange(10).repeat_interleave(torch.tensor([30, 30, 30, 30, 30, 30, 30, 30, 30, 60]))
+    images = torch.randn(len(labels), 1, 2, 2)
+    data = TensorDataset(images, labels)
+    few = with_few_labels(data, 0.1, seed=3)
+    kept = few.tensors[1] != UNLABELED
+    assert kept.sum() == round(0.1 * 330) == 33
+    assert torch.equal(few.tensors[1][kept], labels[kept]) and few.tensors[0] is images
+    counts = torch.bincount(labels[kept], minlength=10)
+    assert counts[:9].tolist() == [3] * 9 and counts[9] == 6  # proportional to the class counts
+    assert torch.equal(with_few_labels(data, 0.1, seed=3).tensors[1], few.tensors[1])
+    assert not torch.equal(with_few_labels(data, 0.1, seed=4).tensors[1], few.tensors[1])
+    sub = labeled(few)
+    assert torch.equal(sub.tensors[0], images[kept]) and torch.equal(sub.tensors[1], labels[kept])
+    assert torch.equal(with_few_labels(data, 1.0, seed=0).tensors[1], labels)
+
+
+@pytest.mark.parametrize("fraction,error,words", [(0.0, ValueError, "fraction must be a finite number in (0, 1]"),
+                                                  (1.5, ValueError, "fraction"), ("0.1", TypeError, "fraction"),
+                                                  (0.001, ValueError, "keeps no label")])
+def test_with_few_labels_errors(fraction, error, words):
+    data = TensorDataset(torch.zeros(100, 1), torch.arange(100) % 10)
+    with pytest.raises(error, match=re.escape(words)):
+        with_few_labels(data, fraction, seed=0)
+
+
+def test_few_label_helpers_reject_other_datasets():
+    with pytest.raises(TypeError, match="dataset must be a TensorDataset"):
+        with_few_labels([(torch.zeros(1), 0)], 0.5, seed=0)
+    data = TensorDataset(torch.zeros(4, 1), torch.tensor([0, 1, UNLABELED, 1]))
+    with pytest.raises(ValueError, match="already has unlabeled"):
+        with_few_labels(data, 0.5, seed=0)
+    with pytest.raises(ValueError, match="no labeled example"):
+        labeled(TensorDataset(torch.zeros(2, 1), torch.full((2,), UNLABELED)))
+
+
+def test_distill_learns_from_an_unlabeled_transfer_set():
+    # 3 labels out of 300 are not enough to learn the blobs from the labels; the teacher's targets are
+    images, labels = _blobs(600).tensors
+    data, test = TensorDataset(images[:300], labels[:300]), DataLoader(TensorDataset(images[300:], labels[300:]))
+    loader = DataLoader(data, batch_size=32, shuffle=True, generator=torch.Generator().manual_seed(0))
+    teacher, student = _models()
+    train(teacher, loader, 5, lr=1e-2, progress=False, device="cpu")
+    few = with_few_labels(data, 0.01, seed=0)
+    transfer = DataLoader(few, batch_size=32, shuffle=True, generator=torch.Generator().manual_seed(0))
+    result = distill(student, teacher, transfer, epochs=5, alpha=0.9, lr=1e-2, progress=False, device="cpu")
+    assert evaluate(teacher, test) > 0.9 and evaluate(result.model, test) > 0.9

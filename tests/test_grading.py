@@ -1,13 +1,13 @@
-"""The autograder: generation of exercises, feedback, and grading of good, broken and dishonest notebooks.
-
-Small notebooks are written by the tests (from the distillation master's functions, programmatically),
-graded once per module, and inspected by several tests. The real masters are graded once each (slow).
-"""
+"""The autograder's parts that run in this process: generation, feedback, definitions, the fence, the channel,
+scoring, reports and the command line's arguments. Nothing here starts a process or a kernel (those tests
+are in test_grading_attacks.py, test_grading_batch.py and test_grading_bundle.py, marked slow)."""
 from __future__ import annotations
 
+import base64
 import json
-import subprocess
-import sys
+import os
+import stat
+import zipfile
 from pathlib import Path
 
 import nbformat
@@ -16,50 +16,37 @@ import torch
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from course_lib.grading import check
-from course_lib.grading.extract import definition_nodes, defined_names
+from course_lib.grading.__main__ import main
+from course_lib.grading.channel import ChannelError, Reader, decode, encode, send
+from course_lib.grading.confine import Confinement, Limits, _blocked_dirs, _needed_in
+from course_lib.grading.extract import CellCode, cell_codes, definitions, statements
+from course_lib.grading.fence import (TRIPWIRE, body_tokens, fence_source, fenced_files, fenced_names, same_tokens,
+                                     tripwire_names)
 from course_lib.grading.generate import exercise_notebook, generate, render, strip_solutions
-from course_lib.grading.grader import GradingError, grade, read_notebook
-from course_lib.grading.spec import compare_values
-from course_lib.grading.specs import NAMES, assignment_name_for, get_assignment
+from course_lib.grading.grader import assignment_for, read_seed
+from course_lib.grading.questions import collect_answers
+from course_lib.grading.reading import GradingError, notebook_path
+from course_lib.grading.reports import GRADESCOPE_KEYS, classroom, classroom_output, exercise_scores, fatal, gradescope
+from course_lib.grading.options import TimeLimits
+from course_lib.grading.runner import CaseOutcome, Observations
+from course_lib.grading.scoring import cases_of, expected_answers, score_exercise
+from course_lib.grading.spec import (Assignment, Question, Unsupported, call_and_observe, compare_values,
+                                     derived_seed, hidden_seed, rng_seed)
+from course_lib.grading.specs import NAMES, get_assignment
+from course_lib.grading.status import MESSAGES, Status
+from course_lib.grading.workspace import course_sources, readable_by
 
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTIONS = ROOT / "solutions"
 EXERCISES = ROOT / "exercises"
 
-IMPORTS = "import torch\nimport torch.nn.functional as F\nfrom course_lib.grading import check"
-SOFT = '''def soft_targets(logits, temperature):
-    return torch.softmax(logits / temperature, dim=-1)'''
-LOSS = '''def distillation_loss(student_logits, teacher_logits, labels, temperature=4.0, alpha=0.9):
-    log_p_s = F.log_softmax(student_logits / temperature, dim=-1)
-    log_p_t = F.log_softmax(teacher_logits.detach() / temperature, dim=-1)
-    kl = (log_p_t.exp() * (log_p_t - log_p_s)).sum(-1).mean()
-    return alpha * temperature ** 2 * kl + (1 - alpha) * F.cross_entropy(student_logits, labels)'''
-STEP = '''def distillation_step(student, teacher, inputs, labels, optimizer, temperature=4.0, alpha=0.9):
-    teacher.eval()
-    student.train()
-    with torch.no_grad():
-        t = teacher(inputs)
-    loss = distillation_loss(student(inputs), t, labels, temperature, alpha)
-    optimizer.zero_grad()
-    loss.backward()
-    optimizer.step()
-    return loss.item()'''
 
-
-def write_nb(path: Path, *sources: str) -> Path:
+def write_nb(path: Path, *sources: str, assignment: str | None = "distillation") -> Path:
     nb = new_notebook(cells=[new_markdown_cell("# test")] + [new_code_cell(s) for s in sources])
-    nb.metadata["course_grading"] = {"assignment": "distillation"}
+    if assignment:
+        nb.metadata["course_grading"] = {"assignment": assignment}
     nbformat.write(nb, path)
     return path
-
-
-def by_name(results: dict) -> dict[str, dict]:
-    return {t["name"]: t for t in results["tests"]}
-
-
-def exercise_score(results: dict, name: str) -> float:
-    tests = by_name(results)
-    return tests[f"{name} (public tests)"]["score"] + tests[f"{name} (hidden tests)"]["score"]
 
 
 # --- generation ------------------------------------------------------------------------------------
@@ -112,13 +99,13 @@ def test_generate_writes_then_reports_nothing_to_do(tmp_path):
     assert generate(src, tmp_path / "ex", check=True) == []
 
 
-def test_committed_masters_have_solution_blocks_and_outputs():
+def test_committed_masters_have_solution_blocks_outputs_and_their_assignment():
     for master in sorted(SOLUTIONS.glob("*.ipynb")):
         nb = nbformat.read(master, as_version=4)
         code = [c for c in nb.cells if c.cell_type == "code"]
         assert any("### BEGIN SOLUTION" in c.source for c in code), master
         assert all(c.execution_count is not None for c in code), f"{master} is not executed"
-        assert assignment_name_for(master, nb.metadata) in NAMES
+        assert nb.metadata["course_grading"]["assignment"] in NAMES
 
 
 # --- feedback and comparison --------------------------------------------------------------------------
@@ -143,6 +130,13 @@ def test_check_on_a_stub_and_on_the_reference(capsys):
     assert "course_lib's own" in out and "scores it 0" in out
 
 
+def test_check_leaves_the_notebooks_random_state_alone():
+    torch.manual_seed(3)
+    before = torch.get_rng_state()
+    check("soft_targets", lambda logits, temperature: torch.softmax(logits / temperature + 0 * torch.rand(1), -1))
+    assert torch.equal(torch.get_rng_state(), before)
+
+
 def test_compare_values_accepts_equal_values_and_explains_differences():
     assert compare_values(torch.tensor([True, False]), torch.tensor([1.0, 0.0])) is None
     assert compare_values(0.5, torch.tensor(0.5)) is None
@@ -155,14 +149,13 @@ def test_compare_values_accepts_equal_values_and_explains_differences():
 
 @pytest.mark.parametrize("name", NAMES)
 def test_every_reference_runs_on_all_its_cases(name):
-    from course_lib.grading.spec import call_and_observe
-    for exercise in get_assignment(name).exercises:
-        cases = exercise.public() + exercise.hidden(0)
-        assert len(exercise.public()) >= 1 and len(exercise.hidden(0)) >= 3
-        for case in cases:
-            result = call_and_observe(exercise.reference_fn(), exercise, case)
-            assert "value" in result, (exercise.name, case.description, result)
-            assert exercise.check_answer(result["value"], result["value"], *case.make()) is None
+    spec = get_assignment(name)
+    for exercise in spec.exercises:
+        cases = cases_of(exercise, spec.name, secret=0)
+        assert len(cases["public"]) >= 1 and len(cases["hidden"]) >= 3
+        expected = expected_answers(exercise, cases, secret=0)
+        for (kind, i), value in expected.items():
+            assert exercise.check_answer(value, value, *cases[kind][i].make()) is None
 
 
 def test_huffman_answers_are_judged_by_optimality_not_word_for_word():
@@ -176,193 +169,481 @@ def test_huffman_answers_are_judged_by_optimality_not_word_for_word():
     assert "non-empty" in compare_codes({7: ""}, {7: "0"}, ({7: 3},), {})
 
 
-def test_definitions_keep_defs_imports_and_constants_only():
-    src = ("import torch\nEPS = 1e-12\nmodel = torch.nn.Linear(2, 2)\ndef f():\n    return EPS\n"
-           "import course_lib.grading.spec as S\nS.compare_values = lambda *a: None\n"
-           "soft_targets = make_it()\nprint('hi')")
-    names = defined_names(definition_nodes(src, {"soft_targets"}))
-    assert names == {"torch", "EPS", "f", "S", "soft_targets"}
+# --- seeds -------------------------------------------------------------------------------------------------
+
+def test_seeds_are_stable_and_the_public_ones_do_not_depend_on_the_secret():
+    assert derived_seed("a", 1) == derived_seed("a", 1) != derived_seed("a", 2)
+    assert 0 <= derived_seed("x") < 2 ** 31
+    assert rng_seed("soft_targets", "public", 0, secret=1) == rng_seed("soft_targets", "public", 0, secret=2)
+    assert rng_seed("soft_targets", "hidden", 0, secret=1) != rng_seed("soft_targets", "hidden", 0, secret=2)
+    assert hidden_seed(5, "distillation", "soft_targets") != hidden_seed(5, "distillation", "distillation_loss")
+
+
+def test_a_random_function_gets_the_same_answer_in_check_and_in_the_grader():
+    spec = get_assignment("distillation")
+    exercise = spec.exercise("soft_targets")
+    noisy = (lambda logits, temperature: torch.softmax(logits / temperature, -1) + torch.rand(logits.shape))
+    case = exercise.public()[0]
+    seed = rng_seed(exercise.name, "public", 0, None)
+    first = call_and_observe(noisy, exercise, case, seed=seed)["value"]
+    assert torch.equal(first, call_and_observe(noisy, exercise, case, seed=seed)["value"])
+
+
+# --- definitions ---------------------------------------------------------------------------------------
+
+def test_definitions_keep_what_graded_functions_need_calls_included():
+    src = ("import torch\nimport torch.nn.functional as F\nfrom course_lib.quantization import qrange\n"
+           "EPS = torch.finfo(torch.float32).eps\ndevice = torch.device('cpu')\nteacher = train_for_an_hour()\n"
+           "def helper(x):\n    return x.clamp(min=EPS).to(device)\n"
+           "def soft_targets(logits, temperature):\n    return F.softmax(helper(logits) / temperature, -1)\n"
+           "@staticmethod\ndef decorated():\n    return qrange(8)\n"
+           "import course_lib.grading.spec as S\nS.compare_values = lambda *a: None\nprint('hi')\n"
+           "check('soft_targets', soft_targets)\nfor i in range(3):\n    EPS = i\n")
+    kept = definitions([CellCode(0, src)], {"soft_targets"})
+    assert [sorted(st.binds) for st in kept] == [["torch"], ["F"], ["EPS"], ["device"], ["helper"], ["soft_targets"]]
+    assert [sorted(st.binds) for st in definitions([CellCode(0, src)], {"decorated"})] == [
+        ["qrange"], ["decorated"]]
+    assert definitions([CellCode(0, src)], {"decorated"})[1].source.startswith("@staticmethod")
+
+
+def test_a_functions_own_local_names_do_not_pull_in_top_level_statements():
+    src = ("def magnitude_mask(weight, sparsity):\n    masks = [weight]\n    return [m for m in masks if model]\n"
+           "model = 1\nmasks = magnitude_mask(torch.zeros(3), 0.5)\nclass Helper:\n    masks = 2\n"
+           "    def f(self):\n        return masks\n")
+    assert [sorted(st.binds) for st in definitions([CellCode(0, src)], {"magnitude_mask"})] == [
+        ["magnitude_mask"], ["model"]]
+    assert [sorted(st.binds) for st in definitions([CellCode(0, src)], {"Helper"})] == [
+        ["magnitude_mask"], ["model"], ["masks"], ["Helper"]]
+
+
+def test_the_last_binding_wins_and_every_binding_of_a_needed_name_is_kept():
+    cells = [CellCode(0, "def f(x):\n    return 1"), CellCode(1, "K = 2"), CellCode(2, "def f(x):\n    return K")]
+    kept = definitions(cells, {"f"})
+    assert [(st.cell, sorted(st.binds)) for st in kept] == [(0, ["f"]), (1, ["K"]), (2, ["f"])]
 
 
 def test_cells_with_magics_and_syntax_errors():
-    from course_lib.grading.extract import cell_codes
     nb = new_notebook(cells=[new_code_cell("%%time\ndef f():\n    return 1"), new_code_cell("%matplotlib inline\nx = 1"),
                              new_code_cell("def g(:\n    pass"), new_markdown_cell("def h(): pass")])
     codes = cell_codes(nb)
     assert [c.index for c in codes] == [0, 1, 2]
-    assert defined_names(definition_nodes(codes[0].source, set())) == {"f"}
-    assert defined_names(definition_nodes(codes[1].source, set())) == {"x"}
+    assert [sorted(st.binds) for st in statements(codes)] == [["f"], ["x"]]
     assert codes[2].error is not None and "SyntaxError" in codes[2].error
 
 
-# --- grading -------------------------------------------------------------------------------------------
+# --- the fence -----------------------------------------------------------------------------------------
 
-GRADE = dict(cell_timeout=20, total_timeout=120, exercise_timeout=30)
+@pytest.mark.parametrize("name", NAMES)
+def test_fenced_files_keep_every_line_and_lose_every_reference_body(name):
+    spec = get_assignment(name)
+    for relative, text in fenced_files(spec).items():
+        original = (ROOT / "course_lib" / relative).read_text()
+        assert len(text.splitlines()) == len(original.splitlines())
+        compile(text, str(relative), "exec")
+        for ex in spec.exercises:
+            if ex.reference_fn().__code__.co_filename.endswith(str(relative)):
+                body = body_tokens(__import__("inspect").getsource(ex.reference_fn()))
+                assert " ".join(body[:8]) not in " ".join(text.split()), f"{ex.name}'s body survived"
+                assert f"trip('{ex.reference_fn().__module__}.{ex.name}')" in text
+
+
+def test_the_fence_takes_the_helpers_a_reference_uses_but_not_the_allowed_ones():
+    import ast
+    huffman = (ROOT / "course_lib/compression/huffman.py").read_text()
+    fenced = fenced_names(ast.parse(huffman), {"huffman_code"})
+    assert {"huffman_code", "huffman_lengths", "canonical_code"} <= fenced and "huffman_encode" not in fenced
+    affine = (ROOT / "course_lib/quantization/affine.py").read_text()
+    graded = {"compute_qparams", "quantize", "dequantize", "fake_quantize"}
+    assert "qrange" in fenced_names(ast.parse(affine), graded)
+    assert "qrange" not in fenced_names(ast.parse(affine), graded, {"qrange"})
+    fenced = fenced_files(get_assignment("quantization"))
+    text = fenced[Path("quantization/affine.py")]
+    assert "_FakeQuantizeSTE.forward')" in text and "def qrange" in text
+    assert "trip('course_lib.quantization.affine.qrange')" not in text  # the allowed helper keeps its body
+    names = tripwire_names(fenced)
+    assert "course_lib.quantization.affine.quantize" in names and "course_lib.quantization.affine.qrange" not in names
+
+
+def test_a_fenced_reference_trips_instead_of_computing():
+    source = (ROOT / "course_lib/distillation/__init__.py").read_text()
+    fenced = fence_source(source, {"soft_targets"}, "course_lib.distillation")
+    namespace = {"__name__": "course_lib.distillation.fenced_copy", "__package__": "course_lib.distillation"}
+    exec(compile(fenced, "fenced.py", "exec"), namespace)  # noqa: S102 - the course's own code
+    with pytest.raises(RuntimeError, match="fenced off"):
+        namespace["soft_targets"](torch.zeros(1, 3), 1.0)
+    assert float(namespace["hard_label_loss"](torch.zeros(2, 3), torch.zeros(2, 3), torch.tensor([0, 1]))) > 0
+
+
+def test_a_one_line_reference_is_fenced_too():
+    fenced = fence_source("import x\n@deco\ndef f(a): return (a +\n    1)\ny = 2\n", {"f"}, "m")
+    assert fenced.splitlines() == ["import x", "@deco", "def f(a): " + TRIPWIRE.format(qualname="m.f"), "", "y = 2"]
+
+
+def test_same_tokens_ignores_layout_comments_and_docstring_but_not_names():
+    import inspect
+
+    from course_lib.distillation import soft_targets
+    src = inspect.getsource(soft_targets)
+    reformatted = src.replace('"""', '"""Mine. ', 1).replace("    ", "  ") + "  # mine\n"
+    assert same_tokens(reformatted, soft_targets)
+    assert not same_tokens(src.replace("temperature", "t"), soft_targets)
+    assert not same_tokens("def soft_targets(logits, temperature):\n    return logits", soft_targets)
+
+
+# --- the channel ---------------------------------------------------------------------------------------
+
+def test_values_cross_the_channel_unchanged():
+    value = {"t": [torch.arange(6).reshape(2, 3).to(dtype) for dtype in (torch.float32, torch.int64, torch.bool,
+                                                                         torch.bfloat16, torch.float16)],
+             1: (None, True, 3, 2.5, "s", float("nan"), float("-inf")), "empty": torch.zeros(0, 4),
+             "scalar": torch.tensor(1.5), "odd": Unsupported("Foo")}
+    back = decode(json.loads(json.dumps(encode(value))))
+    assert set(back) == {"t", 1, "empty", "scalar", "odd"} and back["odd"] == Unsupported("Foo")
+    for a, b in zip(back["t"], value["t"]):
+        assert a.dtype == b.dtype and torch.equal(a, b) and type(a) is torch.Tensor
+    assert back[1][:5] == (None, True, 3, 2.5, "s") and back[1][5] != back[1][5] and back[1][6] == float("-inf")
+    assert back["empty"].shape == (0, 4) and back["scalar"].item() == 1.5
+
+
+def test_a_tensor_subclass_crosses_as_a_plain_tensor():
+    class Liar(torch.Tensor):
+        def __eq__(self, other):
+            return True
+    back = decode(encode(torch.zeros(3).as_subclass(Liar)))
+    assert type(back) is torch.Tensor and torch.equal(back, torch.zeros(3))
+
+
+@pytest.mark.parametrize("data", [{"__tensor__": ["object", [1], ""]},
+                                  {"__tensor__": ["float32", [2], base64.b64encode(b"\0" * 4).decode()]},
+                                  {"__tensor__": ["float32", [-1], ""]}, {"__pickle__": "x"}, {"a": 1, "b": 2},
+                                  {"__dict__": [[True, 1]]}, {"__float__": "1e999"}, {"__tuple__": "abc"}])
+def test_decode_refuses_anything_but_plain_data(data):
+    with pytest.raises(ChannelError):
+        decode(data)
+
+
+def test_decode_refuses_deep_nesting():
+    data: object = 1
+    for _ in range(100):
+        data = [data]
+    with pytest.raises(ChannelError, match="deeply"):
+        decode(data)
+
+
+def test_reader_reassembles_frames_and_refuses_a_long_one_before_reading_it():
+    r, w = os.pipe()
+    try:
+        reader = Reader(r, cap=1000)
+        frame = json.dumps({"type": "case", "index": 1}).encode()
+        os.write(w, len(frame).to_bytes(8, "big") + frame[:5])
+        assert reader.poll(0.1) == []
+        os.write(w, frame[5:])
+        send(w, {"type": "ready"})
+        assert [m["type"] for m in reader.poll(0.1)] == ["case", "ready"]
+        os.write(w, (10 ** 12).to_bytes(8, "big"))
+        with pytest.raises(ChannelError, match="limit"):
+            reader.poll(0.1)
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+def test_reader_refuses_a_frame_that_is_not_a_json_object():
+    r, w = os.pipe()
+    try:
+        os.write(w, (3).to_bytes(8, "big") + b"[1]")
+        with pytest.raises(ChannelError, match="object"):
+            Reader(r, cap=100).poll(0.1)
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+# --- scoring -------------------------------------------------------------------------------------------
+
+def _observations(exercise, cases, expected, wrong=(), statuses=None) -> Observations:
+    obs = Observations()
+    for (kind, i), value in expected.items():
+        status = (statuses or {}).get((kind, i))
+        if status is not None:
+            obs.cases[(kind, i)] = CaseOutcome(status, detail="10 s")
+        elif (kind, i) in wrong:
+            obs.cases[(kind, i)] = CaseOutcome(Status.ANSWERED, {"value": value * 0 + 0.5})
+        else:
+            obs.cases[(kind, i)] = CaseOutcome(Status.ANSWERED, {"value": decode(encode(value))})
+    return obs
 
 
 @pytest.fixture(scope="module")
-def solved(tmp_path_factory):
-    path = write_nb(tmp_path_factory.mktemp("solved") / "01_distillation.ipynb", IMPORTS, SOFT, LOSS, STEP,
-                    'check("distillation_step", distillation_step)')
-    return path, grade(path, **GRADE), grade(path, **GRADE)
+def soft():
+    spec = get_assignment("distillation")
+    exercise = spec.exercise("soft_targets")
+    cases = cases_of(exercise, spec.name, secret=7)
+    return exercise, cases, expected_answers(exercise, cases, secret=7)
 
 
-def test_correct_functions_score_full_marks_and_results_are_gradescope_shaped(solved):
-    _, results, _ = solved
-    assert results["score"] == results["max_score"] == get_assignment("distillation").max_score
-    assert set(results) >= {"score", "max_score", "execution_time", "output", "tests"}
+def test_scores_are_proportional_to_the_cases_passed_and_say_why(soft):
+    exercise, cases, expected = soft
+    obs = _observations(exercise, cases, expected, wrong={("hidden", 0)},
+                        statuses={("public", 2): Status.TIMEOUT, ("hidden", 5): Status.NOT_RUN})
+    result = score_exercise(exercise, obs, cases, expected)
+    assert (result.public_passed, result.hidden_passed) == (2, 4)
+    assert result.public_score == round(exercise.public_points * 2 / 3, 2)
+    assert result.hidden_score == round(exercise.hidden_points * 4 / 6, 2)
+    assert "did not finish within 10 s" in result.public_output
+    assert "was not run" in result.hidden_output and "[FAIL]" in result.hidden_output
+
+
+def test_scoring_the_same_observations_twice_gives_the_same_result(soft):
+    exercise, cases, expected = soft
+    obs = _observations(exercise, cases, expected, wrong={("public", 1)})
+    assert score_exercise(exercise, obs, cases, expected) == score_exercise(exercise, obs, cases, expected)
+
+
+def test_calling_the_reference_scores_zero_and_names_it_only_where_safe(soft):
+    exercise, cases, expected = soft
+    obs = _observations(exercise, cases, expected)
+    obs.status, obs.detail, obs.hidden_detail = Status.CALLS_REFERENCE, "a fenced reference", "course_lib.x.f"
+    result = score_exercise(exercise, obs, cases, expected)
+    assert result.score == 0
+    assert "calls course_lib's reference" in result.public_output and "course_lib.x.f" not in result.public_output
+    assert "course_lib.x.f" in result.hidden_output
+
+
+def test_every_status_has_a_message():
+    assert set(MESSAGES) == set(Status)
+    assert Status.from_sandbox("missing") is Status.MISSING and Status.from_sandbox("forged") is Status.START_CRASHED
+
+
+def test_time_limits_must_be_positive():
+    with pytest.raises(ValueError, match="case_cpu"):
+        TimeLimits(case_cpu=0)
+
+
+# --- reports -------------------------------------------------------------------------------------------
+
+def _results(soft) -> dict:
+    exercise, cases, expected = soft
+    result = score_exercise(exercise, _observations(exercise, cases, expected), cases, expected)
+    spec = get_assignment("distillation")
+    return gradescope(spec, [result], [], ["note"], 12.6, {"isolation": {"summative": True}})
+
+
+def test_results_follow_gradescopes_specification(soft):
+    results = _results(soft)
+    assert set(results) <= GRADESCOPE_KEYS
+    assert isinstance(results["execution_time"], int) and results["execution_time"] == 13
+    assert results["extra_data"]["max_score"] == get_assignment("distillation").max_score
     for t in results["tests"]:
-        assert set(t) >= {"name", "score", "max_score", "status", "output", "visibility"}
-        assert t["status"] == "passed"
+        assert {"name", "score", "max_score", "status", "output", "visibility"} <= set(t)
         assert t["visibility"] == ("after_published" if "hidden" in t["name"] else "visible")
+    assert exercise_scores(results) == {"soft_targets": 3.0}
     json.dumps(results)
 
 
-def test_grading_twice_gives_the_same_score(solved):
-    _, first, second = solved
-    assert [t["score"] for t in first["tests"]] == [t["score"] for t in second["tests"]]
+def test_a_fatal_error_is_still_a_results_file():
+    results = fatal("no notebook", 3.2)
+    assert set(results) <= GRADESCOPE_KEYS and results["score"] == 0 and "no notebook" in results["output"]
+    assert classroom(results)["status"] == "error"
 
 
-@pytest.fixture(scope="module")
-def mixed(tmp_path_factory):
-    """Cells reordered, duplicated, broken and dishonest: every way of losing points but one per exercise."""
-    broken_loss = LOSS.replace("alpha * temperature ** 2 * kl", "alpha * kl")  # forgot T^2
-    tamper = ("import course_lib.grading.spec as S, course_lib.grading.grader as G, course_lib.distillation as D\n"
-              "S.compare_values = lambda *a, **k: None\nG.score_exercise = None\n"
-              "D.distillation_loss = distillation_loss")
-    cheat = ("from course_lib.distillation import distillation_step as _ref\n"
-             "def distillation_step(*args, **kwargs):\n    return _ref(*args, **kwargs)")
-    body_tamper = SOFT.replace("    return", "    import course_lib.grading.spec as S\n"
-                                          "    S.compare_values = lambda *a, **k: None\n    return")
-    path = write_nb(tmp_path_factory.mktemp("mixed") / "01_distillation.ipynb",
-                    cheat, IMPORTS, "def soft_targets(logits, temperature):\n    return logits",  # replaced below
-                    broken_loss, "this is not python (", "raise RuntimeError('a cell that fails')",
-                    body_tamper, tamper, 'check("distillation_loss", distillation_loss)')
-    return grade(path, **GRADE)
+def test_classroom_result_is_what_the_reporter_reads(soft):
+    results = _results(soft)
+    line = classroom_output(results)
+    assert line.startswith("result=")
+    decoded = json.loads(base64.b64decode(line.removeprefix("result=")))
+    assert decoded["max_score"] == get_assignment("distillation").max_score
+    assert sum(t["score"] for t in decoded["tests"]) == results["score"]
+    assert all(t["status"] in ("pass", "fail") for t in decoded["tests"])
+    assert "[pass]" not in [t for t in decoded["tests"] if "hidden" in t["name"]][0]["message"]
 
 
-def test_broken_function_gets_partial_marks(mixed):
-    tests = by_name(mixed)
-    loss = tests["distillation_loss (hidden tests)"]
-    assert 0 < loss["score"] < loss["max_score"]  # right when temperature = 1 or alpha = 0, wrong otherwise
-    assert "[FAIL]" in loss["output"] and "[pass]" in loss["output"]
-    assert 0 < mixed["score"] < mixed["max_score"]
+# --- the notebook and the assignment -------------------------------------------------------------------
+
+def test_the_instructor_names_the_assignment_and_metadata_cannot_change_it(tmp_path):
+    nb = nbformat.read(write_nb(tmp_path / "04_deep_compression.ipynb", "x = 1"), as_version=4)
+    assert assignment_for(nb, "distillation").name == "distillation"  # the file name does not matter
+    nb.metadata["course_grading"]["assignment"] = "deep_compression"
+    with pytest.raises(GradingError, match="marked as assignment 'deep_compression'"):
+        assignment_for(nb, "distillation")
+    with pytest.raises(GradingError, match="unknown assignment"):
+        assignment_for(nb, "homework")
 
 
-def test_last_definition_wins_and_tampering_changes_nothing(mixed):
-    assert exercise_score(mixed, "soft_targets") == get_assignment("distillation").exercise("soft_targets").points
+def test_a_submission_folder_must_hold_one_notebook(tmp_path):
+    with pytest.raises(GradingError, match="found 0"):
+        notebook_path(tmp_path)
+    write_nb(tmp_path / "a.ipynb", "x = 1")
+    assert notebook_path(tmp_path) == tmp_path / "a.ipynb"
+    write_nb(tmp_path / "b.ipynb", "x = 1")
+    with pytest.raises(GradingError, match="found 2"):
+        notebook_path(tmp_path)
 
 
-def test_calling_the_reference_scores_zero_with_a_clear_message(mixed):
-    assert exercise_score(mixed, "distillation_step") == 0
-    out = by_name(mixed)["distillation_step (public tests)"]["output"]
-    assert "calls course_lib's reference" in out and "course_lib.distillation.distillation_step" in out
+def test_the_seed_comes_from_a_file_or_the_environment(tmp_path, monkeypatch):
+    (tmp_path / "seed").write_text("1234\n")
+    assert read_seed(tmp_path / "seed") == 1234
+    monkeypatch.setenv("COURSE_GRADING_SEED", "99")
+    assert read_seed(None) == 99
+    (tmp_path / "seed").write_text("secret words")
+    with pytest.raises(GradingError, match="integer"):
+        read_seed(tmp_path / "seed")
 
 
-def test_notebook_errors_are_reported_not_fatal(mixed):
-    assert "SyntaxError" in mixed["output"] and "RuntimeError: a cell that fails" in mixed["output"]
+def test_written_answers_are_collected_by_metadata_wherever_they_are():
+    spec = Assignment("demo", "Demo", (), questions=(Question("why-t2", "Why T^2?", 2), Question("other", "?")))
+    answer = new_markdown_cell("Because the gradients scale as 1/T^2.")
+    answer.metadata["course_grading"] = {"answer": "why-t2"}
+    more = new_markdown_cell("And the soft targets' magnitude.")
+    more.metadata["course_grading"] = {"answer": "why-t2"}
+    stray = new_markdown_cell("not an answer")
+    stray.metadata["course_grading"] = {"answer": "unknown-question"}
+    nb = new_notebook(cells=[more.copy(), new_code_cell("x = 1"), stray])
+    nb.cells = [answer, nb.cells[1], more, stray]
+    answers = collect_answers(nb, spec)
+    assert [a.id for a in answers] == ["why-t2", "other"]
+    assert answers[0].text == "Because the gradients scale as 1/T^2.\n\nAnd the soft targets' magnitude."
+    assert answers[0].points == 2 and answers[1].text == ""
 
 
-@pytest.fixture(scope="module")
-def hanging(tmp_path_factory):
-    hang = ("def distillation_loss(student_logits, teacher_logits, labels, temperature=4.0, alpha=0.9):\n"
-            "    while True:\n        pass")
-    path = write_nb(tmp_path_factory.mktemp("hang") / "01_distillation.ipynb", IMPORTS, SOFT, hang,
-                    'check("distillation_loss", distillation_loss)',
-                    "from course_lib.distillation import distillation_step", "print('after the hang')")
-    return grade(path, cell_timeout=5, total_timeout=60, exercise_timeout=8)
+# --- isolation helpers (no process started) ----------------------------------------------------------------
+
+@pytest.fixture
+def open_dir():
+    """A folder in /tmp that any user may enter (pytest's own are private to their owner)."""
+    import shutil
+    import tempfile
+    folder = Path(tempfile.mkdtemp(prefix="grading-test-", dir="/tmp"))
+    folder.chmod(0o755)
+    yield folder
+    shutil.rmtree(folder)
 
 
-def test_a_function_that_never_returns_costs_only_its_exercise(hanging):
-    assert exercise_score(hanging, "soft_targets") == 3
-    assert exercise_score(hanging, "distillation_loss") == 0
-    assert "did not finish" in by_name(hanging)["distillation_loss (public tests)"]["output"]
-    assert "Cells stopped at the time limit" in hanging["output"]
-    assert hanging["execution_time"] < 60
+def test_readable_by_follows_the_mode_bits(open_dir):
+    secret = open_dir / "inner" / "seed"
+    secret.parent.mkdir()
+    secret.write_text("1")
+    secret.chmod(0o644)
+    secret.parent.chmod(0o755)
+    assert readable_by(secret, 4242, 4242)
+    secret.chmod(0o600)
+    assert not readable_by(secret, 4242, 4242)
+    secret.chmod(0o644)
+    secret.parent.chmod(0o700)
+    assert not readable_by(secret, 4242, 4242)
 
 
-def test_re_exporting_the_reference_scores_zero(hanging):
-    assert exercise_score(hanging, "distillation_step") == 0
-    assert "is course_lib's reference" in by_name(hanging)["distillation_step (public tests)"]["output"]
+def test_the_checkout_the_grader_runs_from_is_hidden():
+    assert ROOT in course_sources() or ROOT / "course_lib" in course_sources()
 
 
-def test_missing_function_scores_zero(tmp_path):
-    path = write_nb(tmp_path / "01_distillation.ipynb", IMPORTS, SOFT)
-    from course_lib.grading.extract import cell_codes
-    from course_lib.grading.grader import run_sandboxes, score_exercise, snapshot_course_lib
-    spec = get_assignment("distillation")
-    cells = [{"index": c.index, "source": c.source} for c in cell_codes(read_notebook(path))]
-    reports = run_sandboxes(spec, cells, seed=0, timeout=30, snapshot=snapshot_course_lib(tmp_path / "copy"))
-    result = score_exercise(spec.exercise("distillation_loss"), reports["distillation_loss"], seed=0)
-    assert result.score == 0 and "no function `distillation_loss`" in result.public_output
-    assert score_exercise(spec.exercise("soft_targets"), reports["soft_targets"], seed=0).score == 3
+def test_confinement_round_trips_and_finds_what_blocks_a_user(open_dir):
+    spec = Confinement(cwd="/tmp", limits=Limits(cpu_seconds=3), uid=5, hide=("/a",), reach=("/b",))
+    assert Confinement.from_json(spec.to_json()) == spec
+    locked = open_dir / "locked"
+    (locked / "env" / "bin").mkdir(parents=True)
+    locked.chmod(0o700)
+    assert _blocked_dirs((str(locked / "env" / "bin"),), 4242, 4242) == {str(locked): {"env"}}
+    assert _needed_in(str(open_dir), (str(locked / "env"), "/elsewhere")) == {"locked"}
 
 
-def test_changed_course_lib_sources_are_reported(tmp_path, monkeypatch):
-    import course_lib.grading.grader as grader
-    digests = iter(["before", "after"])
-    monkeypatch.setattr(grader, "source_digest", lambda spec: next(digests))
-    monkeypatch.setattr(grader, "execute", lambda *a, **k: grader.Execution())
-    results = grade(write_nb(tmp_path / "01_distillation.ipynb", IMPORTS, SOFT), exercise_timeout=30)
-    assert "WARNING" in results["output"] and "changed on disk" in results["output"]
-    assert exercise_score(results, "soft_targets") == 3
+# --- the command line, in this process -------------------------------------------------------------------
+
+def test_grade_without_an_assignment_is_an_argument_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["grade", str(tmp_path / "x.ipynb")])
+    assert e.value.code == 2 and "--assignment" in capsys.readouterr().err
 
 
-def test_sandbox_imports_course_lib_from_the_copy_taken_before_the_notebook_ran(tmp_path):
-    """What the installed package looks like after the notebook ran does not matter: the copy is used."""
-    from course_lib.grading.grader import run_sandboxes, score_exercise, snapshot_course_lib
-    snapshot = snapshot_course_lib(tmp_path / "copy")
-    (snapshot / "course_lib" / "_probe_only_in_the_copy.py").write_text(
-        "import torch\ndef f(logits, temperature):\n    return torch.softmax(logits / temperature, dim=-1)\n")
-    cells = [{"index": 0, "source": "def soft_targets(logits, temperature):\n"
-                                    "    from course_lib._probe_only_in_the_copy import f\n"
-                                    "    return f(logits, temperature)"}]
-    spec = get_assignment("distillation")
-    report = run_sandboxes(spec, cells, seed=0, timeout=30, snapshot=snapshot)["soft_targets"]
-    assert score_exercise(spec.exercise("soft_targets"), report, seed=0).score == 3
-
-
-# --- the command line ----------------------------------------------------------------------------------
-
-def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "course_lib.grading", *args], capture_output=True, text=True,
-                          timeout=120)
+@pytest.mark.parametrize("option", ["--case-timeout=0", "--exercise-timeout=-1", "--memory=0"])
+def test_bad_limits_are_argument_errors(tmp_path, option, capsys):
+    with pytest.raises(SystemExit):
+        main(["grade", str(tmp_path / "x.ipynb"), "--assignment", "distillation", option])
+    assert "positive" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("content", [None, "not a notebook", '{"cells": 3}', b"\x89PNG\r\n\x1a\n\x00"])
-def test_missing_or_garbage_file_is_one_line_on_stderr(tmp_path, content):
+def test_a_missing_or_garbage_file_is_one_line_and_a_zero_results_file(tmp_path, content, capsys):
     path = tmp_path / "01_distillation.ipynb"
     if isinstance(content, bytes):
         path.write_bytes(content)
     elif content is not None:
         path.write_text(content)
-    proc = cli("grade", str(path))
-    assert proc.returncode != 0
-    assert "Traceback" not in proc.stderr
-    assert len(proc.stderr.strip().splitlines()) == 1 and str(path) in proc.stderr
+    out = tmp_path / "results" / "results.json"
+    assert main(["grade", str(path), "--assignment", "distillation", "--json", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1 and str(path) in err
+    results = json.loads(out.read_text())
+    assert results["score"] == 0 and str(path) in results["output"] and set(results) <= GRADESCOPE_KEYS
 
 
-def test_unknown_assignment_is_one_line(tmp_path):
-    nb = new_notebook(cells=[new_code_cell("x = 1")])
-    nbformat.write(nb, tmp_path / "homework.ipynb")
-    with pytest.raises(GradingError, match="not one of the graded exercises"):
-        grade(tmp_path / "homework.ipynb")
+def test_a_notebook_of_another_assignment_is_refused_with_a_results_file(tmp_path, capsys):
+    path = write_nb(tmp_path / "01_distillation.ipynb", "x = 1", assignment="deep_compression")
+    out, github = tmp_path / "results.json", tmp_path / "github_output"
+    code = main(["grade", str(path), "--assignment", "distillation", "--json", str(out),
+                 "--classroom-output", str(github)])
+    assert code == 2 and "marked as assignment 'deep_compression'" in capsys.readouterr().err
+    assert json.loads(out.read_text())["score"] == 0
+    assert json.loads(base64.b64decode(github.read_text().strip().removeprefix("result=")))["status"] == "error"
 
 
-def test_check_generated_command_passes_on_the_repository():
-    proc = cli("check-generated", str(SOLUTIONS), str(EXERCISES))
-    assert proc.returncode == 0, proc.stderr
+def test_the_classroom_example_is_the_generated_workflow(capsys):
+    assert main(["classroom-workflow", "--assignment", "distillation"]) == 0
+    generated = capsys.readouterr().out
+    assert (ROOT / "examples" / "github-classroom-distillation.yml").read_text() == generated
+    import course_lib
+    assert f"git+{course_lib.repository_url()}@v{course_lib.__version__}" in generated
+    assert "runners: grade" in generated and "GRADE_RESULTS" in generated and "--assignment distillation" in generated
+    assert main(["classroom-workflow", "--assignment", "nope"]) == 2
 
 
-# --- the real notebooks --------------------------------------------------------------------------------
+def test_the_gradescope_bundle_holds_the_scripts_the_wheel_and_a_root_only_seed(tmp_path, capsys):
+    import course_lib
+    wheel = tmp_path / f"course_lib-{course_lib.__version__}-py3-none-any.whl"
+    wheel.write_bytes(b"PK fake wheel")
+    (tmp_path / "seed").write_text("424242\n")
+    out = tmp_path / "bundle.zip"
+    assert main(["gradescope-bundle", "--assignment", "pruning", "--out", str(out), "--wheel", str(wheel),
+                 "--seed-file", str(tmp_path / "seed")]) == 0
+    with zipfile.ZipFile(out) as zf:
+        modes = {i.filename: stat.S_IMODE(i.external_attr >> 16) for i in zf.infolist()}
+        assert modes == {"setup.sh": 0o755, "run_autograder": 0o755, wheel.name: 0o644, "seed": 0o600}
+        assert zf.read("seed") == b"424242\n"
+        run = zf.read("run_autograder").decode()
+        setup = zf.read("setup.sh").decode()
+    assert "--assignment pruning" in run and "--seed-file" in run and "results/results.json" in run
+    assert wheel.name in setup and "chmod -R go-rwx" in setup and "torch==" in setup
+    assert main(["gradescope-bundle", "--assignment", "pruning", "--out", str(out), "--wheel",
+                 str(tmp_path / "seed")]) == 2
 
-@pytest.mark.slow
-@pytest.mark.parametrize("name", [p.name for p in sorted(SOLUTIONS.glob("*.ipynb"))])
-def test_real_solution_scores_full_marks_and_its_exercise_zero(name, tmp_path):
-    proc = cli("grade", str(SOLUTIONS / name), "--json", str(tmp_path / "results.json"))
-    assert proc.returncode == 0, proc.stderr
-    results = json.loads((tmp_path / "results.json").read_text())
-    assert results["score"] == results["max_score"], proc.stdout
-    assert "total" in proc.stdout
-    exercise = grade(EXERCISES / name, exercise_timeout=60)
-    assert exercise["score"] == 0
+
+def test_grade_all_on_an_empty_folder_writes_a_header_and_a_summary(tmp_path, capsys):
+    (tmp_path / "subs").mkdir()
+    assert main(["grade-all", str(tmp_path / "subs"), "--assignment", "pruning", "--csv",
+                 str(tmp_path / "g.csv")]) == 0
+    assert "graded 0 of 0 submissions of pruning" in capsys.readouterr().out
+    assert main(["grade-all", str(tmp_path / "missing"), "--assignment", "pruning", "--csv",
+                 str(tmp_path / "g.csv")]) == 2
+
+
+def test_submissions_are_files_or_folders_named_after_the_learner(tmp_path):
+    from course_lib.grading.batch import submissions
+    (tmp_path / "ann.ipynb").write_text("{}")
+    (tmp_path / "ann").mkdir()
+    (tmp_path / ".hidden").mkdir()
+    (tmp_path / "notes.txt").write_text("")
+    assert [s.learner for s in submissions(tmp_path)] == ["ann", "ann (ann.ipynb)"]
+
+
+def test_written_answers_reach_results_json_and_the_csv(soft):
+    from course_lib.grading.batch import Submission, row
+    from course_lib.grading.questions import Answer
+    exercise, cases, expected = soft
+    result = score_exercise(exercise, _observations(exercise, cases, expected), cases, expected)
+    answers = [Answer("why-t2", "Why T^2?", 2.0, "Gradients scale as 1/T^2.")]
+    results = gradescope(get_assignment("distillation"), [result], answers, [], 1.0, {})
+    question = {t["name"]: t for t in results["tests"]}["question why-t2 (graded by hand, 2 points)"]
+    assert question["max_score"] == 0 and "Gradients scale as 1/T^2." in question["output"]
+    assert results["score"] == result.score
+    csv_row = row(Submission("ann", Path("ann.ipynb")), results, ["soft_targets"], ["why-t2"])
+    assert csv_row["answer why-t2"] == "Gradients scale as 1/T^2." and csv_row["soft_targets"] == result.score

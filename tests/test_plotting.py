@@ -27,8 +27,8 @@ def test_plot_history_shows_accuracy_in_percent_only_when_recorded():
 
 
 def test_show_images_grid_and_errors():
-    fig = show_images(torch.rand(12, 1, 8, 8), [str(i) for i in range(12)], cols=5)
-    assert len(fig.axes) == 15 and fig.axes[11].get_title() == "11"
+    fig = show_images(torch.rand(12, 1, 8, 8), [str(i) for i in range(12)], cols=5, title="digits")
+    assert len(fig.axes) == 15 and fig.axes[11].get_title() == "11" and fig.get_suptitle() == "digits"
     with pytest.raises(ValueError, match="shape"):
         show_images(torch.rand(2, 2, 8, 8))
     with pytest.raises(TypeError, match="images must be a tensor"):

@@ -23,7 +23,8 @@ def _dedupe_scripts(app, pagename, templatename, context, doctree) -> None:
 def _repository_from_the_package(app, config) -> None:
     from course_lib import repository_url
 
-    config.html_theme_options = {**config.html_theme_options, "repository_url": repository_url()}
+    config.html_theme_options = {**config.html_theme_options, "repository_url": repository_url(),
+                                 "use_repository_button": True, "use_issues_button": True}
 
 
 def setup(app):

@@ -2,7 +2,7 @@
 
 Compiling fuses elementwise operations into the kernels before and after them and removes Python
 overhead per operator. It pays when many small operations dominate (batch 1, long chains of elementwise
-ops) and the model is called often enough to amortise the compile time (seconds to minutes, once per
+ops) and the model is called often enough to amortize the compile time (seconds to minutes, once per
 new input shape unless ``dynamic=True``). It does not pay when the time is already spent in large
 matrix products or convolutions that call the same oneDNN/MKL kernels either way, or for a model run
 only a few times. On a CPU it needs a working C++ compiler; :func:`try_compile` reports any failure

@@ -11,7 +11,7 @@ $$ W'_c = s_c W_c, \\qquad b'_c = s_c (b_c - \\mu_c) + \\beta_c , $$
 
 exact up to float rounding, one layer (and one pass over the activations) fewer. A ``BatchNorm1d`` after a
 ``Linear`` layer folds the same way (a Linear layer is a 1x1 convolution). It is only valid with the
-running statistics, i.e. for inference; in training mode BatchNorm normalises with each batch's own statistics.
+running statistics, i.e. for inference; in training mode BatchNorm normalizes with each batch's own statistics.
 :func:`fold_batchnorm` folds every such pair of a model (the formula is in :func:`_folded_weights`; it gives
 the weights ``torch.nn.utils.fusion.fuse_conv_bn_eval`` gives).
 """

@@ -3,7 +3,7 @@
 - *Intra-op threads* split one operator (a matrix product, a convolution) over cores:
   ``torch.set_num_threads``. Small layers gain little: the work per thread shrinks while the cost of
   starting and joining the threads does not.
-- *Batching* amortises the per-call overhead and reads each weight once per batch instead of once per
+- *Batching* amortizes the per-call overhead and reads each weight once per batch instead of once per
   sample: throughput (samples/s) grows with the batch size until the cores are saturated, while the
   latency of each call grows too.
 - *Data parallelism* (``torch.nn.parallel.DistributedDataParallel``, Li et al., 2020) runs one process per
@@ -148,7 +148,7 @@ def ddp_train(model: nn.Module, dataset: Dataset, *, world_size: int = 2, batch_
     ``batch_size`` is the *global* batch: each worker sees ``batch_size / world_size`` samples per step, drawn
     by a ``DistributedSampler`` (shuffled with ``seed``, so worker ``k`` takes positions ``k, k + W, ...`` of one
     shared permutation). Optimizer: plain SGD with learning rate ``lr``. The processes are started with
-    ``torch.multiprocessing.spawn`` and meet at ``127.0.0.1`` on a free port. Models with BatchNorm normalise
+    ``torch.multiprocessing.spawn`` and meet at ``127.0.0.1`` on a free port. Models with BatchNorm normalize
     with each worker's own shard (use ``nn.SyncBatchNorm`` to share the statistics), so they only match
     single-process training if they have none.
     """

@@ -25,7 +25,7 @@ Speed-ups are ratios of median latencies measured side by side (:func:`course_li
 with one intra-op thread (``threads: 1`` in each entry; ``batching`` too): on a machine shared with other jobs,
 two threads waiting on each other at every operator swamp the difference between two models (the ``threads``
 table measures that effect on purpose).
-Nothing is trained with a random seed here except the DDP models (seeded initialisation), so ``seeds`` is
+Nothing is trained with a random seed here except the DDP models (seeded initialization), so ``seeds`` is
 accepted for the common interface and not used. ``quick=True`` uses fewer repeats, ranks and DDP steps and
 skips ``compile``: it checks that the section runs, not the targets.
 """

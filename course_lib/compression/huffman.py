@@ -2,7 +2,7 @@
 
 A prefix code gives symbol $s$, seen $n_s$ times, a bit string of length $\\ell_s$; no code is a prefix
 of another, so a concatenation decodes without separators. Huffman's greedy construction (merge the two
-least frequent subtrees, repeatedly) minimises the total length $\\sum_s n_s \\ell_s$ over all prefix
+least frequent subtrees, repeatedly) minimizes the total length $\\sum_s n_s \\ell_s$ over all prefix
 codes, within one bit per symbol of the entropy bound $n H = -\\sum_s n_s \\log_2 (n_s / n)$.
 
 Codes are returned in *canonical* form (as in DEFLATE): symbols sorted by (length, symbol) receive
@@ -78,7 +78,7 @@ def canonical_code(lengths: Mapping[int, int]) -> dict[int, str]:
 def huffman_code(counts: Mapping[int, int]) -> dict[int, str]:
     """Optimal prefix code ``{symbol: bit string}`` for ``counts`` ``{symbol: occurrences >= 1}``, in canonical form.
 
-    Minimises $\\sum_s n_s \\ell_s$; a lone symbol gets ``"0"``. Raises ValueError on an empty mapping or
+    Minimizes $\\sum_s n_s \\ell_s$; a lone symbol gets ``"0"``. Raises ValueError on an empty mapping or
     a count that is not a positive integer.
 
     >>> huffman_code({0: 5, 1: 2, 2: 1, 3: 1})

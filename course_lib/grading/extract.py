@@ -3,24 +3,30 @@
 The grader tests the functions "as the executed notebook defines them": cells run top to bottom,
 so the last top-level binding of a name wins, whatever the cells' order, duplicates or deletions.
 From each code cell (IPython magics translated, the body of ``%%time``-like cell magics kept,
-cells with syntax errors skipped, as the kernel skips them) we keep only the top-level statements that *define* things:
+cells with syntax errors skipped, as the kernel skips them) :func:`definitions` keeps the top-level
+statements that *define* names, in notebook order:
 
 - ``import`` / ``from ... import``, ``def``, ``async def``, ``class``;
-- an assignment to a graded name (``soft_targets = ...``: it defines the answer, whatever it is);
-- an assignment to plain names whose right-hand side calls nothing (constants, ``EPS = 1e-12``).
+- assignments to plain names (``EPS = torch.finfo(torch.float32).eps``, ``device = torch.device("cpu")``,
+  ``soft_targets = make_it()``), whatever their right-hand side calls;
 
-Everything else (training loops, prints, monkeypatching such as ``course_lib.x.f = ...``) is left
-out, so it never runs where the learner's functions are tested.
+and of those only the ones the graded functions *need*: that bind a graded name, or a name used by a
+kept statement (the closure, so a constant used by a helper used by a graded function is kept).
+Everything else (bare expressions, ``print``, ``check(...)``, loops, training, assignments to
+attributes or items such as monkeypatching ``course_lib.x.f = ...``, and definitions nothing graded
+uses, such as ``teacher = get_model("teacher")``) never runs where the learner's functions are
+tested.
 """
 from __future__ import annotations
 
 import ast
+import symtable
 from dataclasses import dataclass
 
 from IPython.core.inputtransformer2 import TransformerManager
 
-
 PYTHON_CELL_MAGICS = ("%%time", "%%timeit", "%%capture", "%%prun")
+EVERYTHING = "*"  # what ``from m import *`` binds
 
 
 @dataclass(frozen=True)
@@ -30,6 +36,21 @@ class CellCode:
     index: int
     source: str
     error: str | None = None
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One top-level defining statement: where it is (cell index, line), its source, what it binds and uses."""
+
+    cell: int
+    line: int
+    source: str
+    binds: frozenset[str]
+    uses: frozenset[str]
+
+    @property
+    def where(self) -> str:
+        return f"cell {self.cell}, line {self.line}"
 
 
 def cell_codes(nb) -> list[CellCode]:
@@ -58,8 +79,17 @@ def cell_codes(nb) -> list[CellCode]:
 
 
 def _bound_names(node: ast.stmt) -> set[str] | None:
-    """The names an assignment binds, or ``None`` if it assigns to anything else (``obj.attr = ...``)."""
-    targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+    """The names a defining statement binds, or ``None`` if it is not one (``obj.attr = ...``, a loop...)."""
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return {node.name}
+    if isinstance(node, (ast.Import, ast.ImportFrom)):
+        return {EVERYTHING if a.name == "*" else (a.asname or a.name).split(".")[0] for a in node.names}
+    if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+    elif isinstance(node, ast.AugAssign):
+        targets = [node.target]
+    else:
+        return None
     names: set[str] = set()
     stack = list(targets)
     while stack:
@@ -75,35 +105,50 @@ def _bound_names(node: ast.stmt) -> set[str] | None:
     return names
 
 
-def _calls_outside_lambdas(node: ast.AST) -> bool:
-    if isinstance(node, ast.Lambda):
-        return False
-    if isinstance(node, ast.Call):
-        return True
-    return any(_calls_outside_lambdas(child) for child in ast.iter_child_nodes(node))
+def _used_names(source: str) -> set[str]:
+    """The global names the top-level statement ``source`` reads, when it runs or when what it defines is
+    called (Python's own scoping, from :mod:`symtable`: a function's locals and parameters are not globals)."""
+    def walk(table: symtable.SymbolTable) -> set[str]:
+        if table.get_type() == "function":
+            names = set(table.get_globals())
+        else:  # the module (the statement itself) or a class body: the names it reads and does not bind
+            names = {s.get_name() for s in table.get_symbols()
+                     if s.is_referenced() and (table.get_type() == "module" or s.is_global())}
+        for child in table.get_children():
+            names |= walk(child)
+        return names
+    return walk(symtable.symtable(source, "<cell>", "exec"))
 
 
-def definition_nodes(source: str, graded: set[str]) -> list[ast.stmt]:
-    """The defining top-level statements of ``source`` (see the module docstring), in order."""
-    kept = []
-    for node in ast.parse(source).body:
-        if isinstance(node, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            kept.append(node)
-        elif isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
-            names = _bound_names(node)
-            if names is not None and (names & graded or not _calls_outside_lambdas(node.value)):
-                kept.append(node)
-    return kept
+def statements(cells: list[CellCode]) -> list[Statement]:
+    """Every top-level defining statement of the cells that parse, in notebook order."""
+    out = []
+    for cell in cells:
+        if cell.error is not None:
+            continue
+        lines = cell.source.splitlines(keepends=True)
+        for node in ast.parse(cell.source).body:
+            binds = _bound_names(node)
+            if binds:
+                first = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
+                source = "".join(lines[first - 1:node.end_lineno])
+                out.append(Statement(cell.index, first, source, frozenset(binds), frozenset(_used_names(source))))
+    return out
 
 
-def defined_names(nodes: list[ast.stmt]) -> set[str]:
-    """The names that ``nodes`` bind at top level."""
-    names: set[str] = set()
-    for node in nodes:
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            names.add(node.name)
-        elif isinstance(node, (ast.Import, ast.ImportFrom)):
-            names |= {(a.asname or a.name).split(".")[0] for a in node.names}
-        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
-            names |= _bound_names(node) or set()
-    return names
+def needed(all_statements: list[Statement], graded: set[str]) -> list[Statement]:
+    """The statements that bind a graded name or a name a kept statement uses, in notebook order."""
+    wanted, kept, changed = set(graded), set(), True
+    while changed:
+        changed = False
+        for i, st in enumerate(all_statements):
+            if i not in kept and (st.binds & wanted or EVERYTHING in st.binds):
+                kept.add(i)
+                wanted |= st.uses
+                changed = True
+    return [st for i, st in enumerate(all_statements) if i in kept]
+
+
+def definitions(cells: list[CellCode], graded: set[str]) -> list[Statement]:
+    """What the sandbox runs before testing the functions ``graded`` (see the module docstring)."""
+    return needed(statements(cells), graded)

@@ -4,8 +4,10 @@ In a master (``solutions/NN_topic.ipynb``) the code the learner must write sits 
 ``### BEGIN SOLUTION`` and ``### END SOLUTION`` lines (nbgrader's markers), inside the function
 being written. :func:`exercise_notebook` replaces each block by
 ``raise NotImplementedError("<name>: <hint>")`` at the block's indentation (the hint comes from the
-exercise's spec, found by the enclosing ``def``), clears every output, execution count and
-execution timestamp, and keeps everything else.
+exercise's spec, found by the enclosing ``def``, and a pointer to its step-by-step hints when it has
+some), replaces the model answer in every written-answer cell (a markdown cell whose metadata is
+``{"course_grading": {"answer": id}}``) by :data:`ANSWER_PLACEHOLDER`, clears every output, execution
+count and execution timestamp, and keeps everything else.
 """
 from __future__ import annotations
 
@@ -15,7 +17,9 @@ from pathlib import Path
 
 import nbformat
 
+from .questions import ANSWER_PLACEHOLDER, answer_id
 from .specs import find_exercise
+
 
 BEGIN = re.compile(r"^(?P<indent>[ \t]*)### BEGIN SOLUTION\b.*$")
 END = re.compile(r"^[ \t]*### END SOLUTION\b.*$")
@@ -27,9 +31,11 @@ def _hint(lines: list[str], begin: int, indent: str) -> str:
         m = DEF.match(line)
         if m and len(m["indent"]) < len(indent):
             try:
-                return f"{m['name']}: {find_exercise(m['name'])[1].hint}"
+                exercise = find_exercise(m["name"])[1]
             except ValueError:
                 return f"{m['name']}: write this function"
+            more = f" (hint({m['name']!r}) shows how, one step at a time)" if exercise.hints else ""
+            return f"{m['name']}: {exercise.hint}{more}"
     return "write your solution here"
 
 
@@ -60,6 +66,8 @@ def exercise_notebook(master: nbformat.NotebookNode, where: str = "notebook") ->
             cell.source = strip_solutions(cell.source, f"{where}, cell {k}")
             cell.outputs = []
             cell.execution_count = None
+        elif cell.cell_type == "markdown" and answer_id(cell) is not None:
+            cell.source = ANSWER_PLACEHOLDER
         cell.metadata.pop("execution", None)
     return nb
 

@@ -1,168 +1,135 @@
-"""Run one exercise's tests on the learner's function, in a process of its own.
+"""The learner's side of grading: one process per exercise, confined, with ``course_lib`` fenced.
 
-``python -I -m course_lib.grading.sandbox JOB.json OUT_DIR`` is started by the grader for a
-notebook's exercises (again for the remaining ones if one of them hangs or ends the process). It
+The grader (:mod:`course_lib.grading.runner`) starts ``python -I -B -c BOOT SNAPSHOT IN_FD OUT_FD``
+through :mod:`course_lib.grading.confine`; ``SNAPSHOT`` holds the fenced copy of ``course_lib``
+(:mod:`course_lib.grading.fence`) that this process imports. Over ``IN_FD`` it receives, as frames of
+:mod:`course_lib.grading.channel`, first the job (the assignment, the one exercise, the notebook's
+definitions that exercise needs, the time for defining them), then one command per case. Over
+``OUT_FD``, a pipe of its own that no other process holds, it answers:
 
-1. fences off the reference implementations: every function and class defined in the
-   assignment's reference modules (``course_lib.distillation`` ...) is replaced, in every loaded
-   ``course_lib`` module, by a *tripwire* that, when called, names itself in
-   ``OUT_DIR/<exercise>.tripped`` and ends the process with status :data:`REFERENCE_EXIT`;
-2. executes only the defining statements of the notebook's code cells
-   (:func:`course_lib.grading.extract.definition_nodes`) in a fresh namespace;
-3. refuses a function that *is* a reference (by identity, through ``__wrapped__`` or
-   ``functools.partial``, or by its module of origin);
-4. runs the public and hidden cases on it and writes the raw observations and errors to
-   ``OUT_DIR/<exercise>.pt`` (plain tensors and Python data, loadable with ``weights_only=True``).
+1. ``{"type": "defining", "statement": k}`` before each definition, then ``{"type": "ready", ...}``
+   with the function's status (missing, the reference itself, not callable, or ok), the errors met
+   and the statements skipped when the definitions' time ran out;
+2. ``{"type": "case", "kind", "index", "result"}`` for each case, ``result`` being the raw
+   observation of the learner's function (:func:`course_lib.grading.spec.call_and_observe`),
+   encoded by :func:`course_lib.grading.channel.encode`.
 
-It never sees the expected answers: the grader computes those from the references in its own
-process, which never runs the learner's code, and compares. Anything the learner's code does here
-(monkeypatching torch, the specs or this module) can only change what this process reports about
-the learner's own function.
+The hidden cases' seed arrives with the first hidden command, never before the public cases have
+been answered. Nothing here knows an expected answer, and the grader trusts nothing it says beyond
+"this is what the function returned for this exercise": a forged observation is still compared
+with the reference's, in the grader.
 """
 from __future__ import annotations
 
 import ast
 import builtins
+import ctypes
 import functools
-import importlib
-import inspect
-import json
-import os
-import sys
-from pathlib import Path
+import signal
+import time
 from typing import Any
 
-import torch
-
-from .extract import definition_nodes
-from .spec import Assignment, Exercise, call_and_observe
-from .specs import get_assignment
+BOOT = ("import sys; sys.path.insert(0, sys.argv[1]); from course_lib.grading.sandbox import main; "
+        "main(int(sys.argv[2]), int(sys.argv[3]))")
+PR_SET_DUMPABLE = 4
 
 
-REFERENCE_EXIT = 86  # exit status of a sandbox whose learner code touched a reference
+class DefinitionTimeout(BaseException):
+    """Raised in a definition that is still running when the definitions' time is up."""
 
 
-class Tripwire:
-    """Stands in for a reference function or class: calling it, or reaching into it, ends the process.
-
-    It writes the reference's name to the fence's current ``log_path`` and exits with
-    :data:`REFERENCE_EXIT` at once (``os._exit``), so the learner's code cannot catch it and go on.
-    """
-
-    def __init__(self, qualname: str, fence: Fence):
-        object.__setattr__(self, "_qualname", qualname)
-        object.__setattr__(self, "_fence", fence)
-
-    def _trip(self) -> None:
-        with open(self._fence.log_path, "w") as f:
-            f.write(self._qualname)
-        os._exit(REFERENCE_EXIT)
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        self._trip()
-
-    def __getattr__(self, name: str) -> Any:
-        self._trip()
+def _on_alarm(signum: int, frame: Any) -> None:
+    raise DefinitionTimeout
 
 
-class Fence:
-    """The reference modules' functions and classes, replaced by tripwires in every ``course_lib`` module."""
+def define(statements: list[dict[str, Any]], seconds: float, out_fd: int) -> tuple[dict[str, Any], list[str], list[str]]:
+    """Execute ``statements`` in a fresh namespace within ``seconds``; return it, the errors, the skipped."""
+    from .channel import send
 
-    def __init__(self, modules: list[str]):
-        self.prefixes = tuple(modules)
-        self.log_path = os.devnull
-        self.originals: dict[int, tuple[Any, str]] = {}  # the objects are kept, so that their ids stay theirs
-        for name in modules:
-            importlib.import_module(name)
-        fenced = [m for n, m in list(sys.modules.items()) if self._fenced(n)]
-        for module in fenced:
-            for value in vars(module).values():
-                if (inspect.isfunction(value) or inspect.isclass(value)) and self._fenced(value.__module__):
-                    self.originals[id(value)] = (value, f"{value.__module__}.{value.__qualname__}")
-        for name, module in list(sys.modules.items()):
-            if name == "course_lib" or name.startswith("course_lib."):
-                for attr, value in list(vars(module).items()):
-                    if id(value) in self.originals:
-                        setattr(module, attr, Tripwire(self.originals[id(value)][1], self))
-
-    def _fenced(self, module_name: str | None) -> bool:
-        return bool(module_name) and any(module_name == p or module_name.startswith(p + ".") for p in self.prefixes)
-
-    def reference_behind(self, fn: Any) -> str | None:
-        """The reference ``fn`` is (or wraps), or ``None`` if it is the learner's own."""
-        for _ in range(20):
-            if isinstance(fn, Tripwire):
-                return fn._qualname
-            if id(fn) in self.originals:
-                return self.originals[id(fn)][1]
-            module = getattr(fn, "__module__", None)
-            if isinstance(module, str) and (self._fenced(module) or module.startswith("course_lib")):
-                return f"{module}.{getattr(fn, '__qualname__', '?')}"
-            if isinstance(fn, functools.partial):
-                fn = fn.func
-            elif hasattr(fn, "__wrapped__"):
-                fn = fn.__wrapped__
-            else:
-                return None
-        return None
-
-
-def learner_namespace(assignment: Assignment, cells: list[dict[str, Any]]) -> tuple[dict[str, Any], list[str]]:
-    """Execute the defining statements of ``cells`` in a fresh namespace; return it and the errors met."""
-    graded = {ex.name for ex in assignment.exercises}
-    namespace: dict[str, Any] = {"__name__": "__learner__", "__builtins__": builtins}
-    errors = []
-    for cell in cells:
-        for node in definition_nodes(cell["source"], graded):
+    namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
+    errors, skipped = [], []
+    deadline = time.monotonic() + seconds
+    signal.signal(signal.SIGALRM, _on_alarm)
+    for k, st in enumerate(statements):
+        where = f"cell {st['cell']}, line {st['line']}"
+        left = deadline - time.monotonic()
+        if left <= 0:
+            skipped.append(where)
+            continue
+        send(out_fd, {"type": "defining", "statement": k})
+        try:
+            tree = ast.parse(st["source"])
+            ast.increment_lineno(tree, st["line"] - 1)
+            code = compile(tree, f"<cell {st['cell']}>", "exec")
+            signal.setitimer(signal.ITIMER_REAL, left)
             try:
-                code = compile(ast.Module(body=[node], type_ignores=[]), f"<cell {cell['index']}>", "exec")
-                exec(code, namespace)  # noqa: S102 - the learner's definitions, in this throw-away process
-            except BaseException as e:  # noqa: BLE001 - report any failure of the learner's code
-                errors.append(f"cell {cell['index']}, line {node.lineno}: {type(e).__name__}: {e}")
-    return namespace, errors
+                exec(code, namespace)  # noqa: S102 - the learner's definitions, in this confined process
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+        except DefinitionTimeout:
+            skipped.append(where)
+        except BaseException as e:  # noqa: BLE001 - report any failure of the learner's code
+            errors.append(f"{where}: {type(e).__name__}: {e}"[:300])
+    return namespace, errors, skipped
 
 
-def run_exercise(exercise: Exercise, namespace: dict[str, Any], fence: Fence, seed: int) -> dict[str, Any]:
-    """Steps 3 and 4 of the module docstring for one exercise: the report the grader reads."""
-    report: dict[str, Any] = {"status": "ok", "message": "", "cases": []}
-    fn = namespace.get(exercise.name)
-    reference = fence.reference_behind(fn) if fn is not None else None
-    if fn is None:
-        report["status"] = "missing"
-    elif reference is not None:
-        report["status"] = "reference"
-        report["message"] = reference
-    elif not callable(fn):
-        report["status"] = "not_callable"
-        report["message"] = type(fn).__name__
-    else:
-        for case in list(exercise.public()) + list(exercise.hidden(seed)):
-            try:
-                report["cases"].append(call_and_observe(fn, exercise, case))
-            except BaseException as e:  # noqa: BLE001 - SystemExit, KeyboardInterrupt from the learner's code
-                report["cases"].append({"error": f"{type(e).__name__}: {e}"})
-    return report
+def course_function(fn: Any) -> str | None:
+    """The ``course_lib`` function ``fn`` is (or wraps, through ``functools.partial`` or ``__wrapped__``)."""
+    for _ in range(20):
+        module = getattr(fn, "__module__", None)
+        if isinstance(module, str) and (module == "course_lib" or module.startswith("course_lib.")):
+            return f"{module}.{getattr(fn, '__qualname__', '?')}"
+        if isinstance(fn, functools.partial):
+            fn = fn.func
+        elif hasattr(fn, "__wrapped__"):
+            fn = fn.__wrapped__
+        else:
+            return None
+    return None
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``JOB.json OUT_DIR``: write ``OUT_DIR/<exercise>.pt`` for each exercise of the job, in order."""
-    job_path, out_dir = argv if argv is not None else sys.argv[1:]
-    save, replace = torch.save, os.replace  # taken before any of the learner's code runs
-    job = json.loads(Path(job_path).read_text())
-    assignment = get_assignment(job["assignment"])
-    exercises = [assignment.exercise(name) for name in job["exercises"]]
-    fence = Fence(list(assignment.reference_modules))
-    fence.log_path = str(Path(out_dir, f"{exercises[0].name}.tripped"))
-    namespace, errors = learner_namespace(assignment, job["cells"])
-    for exercise in exercises:
-        fence.log_path = str(Path(out_dir, f"{exercise.name}.tripped"))
-        report = run_exercise(exercise, namespace, fence, int(job["seed"]))
-        report["definition_errors"] = errors
-        partial = Path(out_dir, f"{exercise.name}.partial")
-        save(report, partial)
-        replace(partial, Path(out_dir, f"{exercise.name}.pt"))
-    return 0
+def function_status(namespace: dict[str, Any], name: str) -> tuple[str, str]:
+    """``(status, detail)`` of the learner's ``name``: missing, reference, not_callable or ok."""
+    if name not in namespace:
+        return "missing", ""
+    fn = namespace[name]
+    reference = course_function(fn)
+    if reference is not None:
+        return "reference", reference
+    if not callable(fn):
+        return "not_callable", type(fn).__name__
+    return "ok", ""
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def main(in_fd: int, out_fd: int) -> None:
+    """Serve one exercise: the job, then one command per case, until the grader closes ``IN_FD``."""
+    libc = ctypes.CDLL(None)
+    if hasattr(libc, "prctl"):  # Linux: no ptrace, no /proc/PID/mem, environ or fd for other processes
+        libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+    from . import tripwire
+    from .channel import encode, receive, send
+
+    tripwire.CHANNEL = out_fd
+    job = receive(in_fd)
+    import torch
+
+    from .spec import call_and_observe
+    from .specs import get_assignment
+
+    torch.set_num_threads(1)
+    exercise = get_assignment(job["assignment"]).exercise(job["exercise"])
+    namespace, errors, skipped = define(job["statements"], job["definition_seconds"], out_fd)
+    status, detail = function_status(namespace, exercise.name)
+    send(out_fd, {"type": "ready", "status": status, "detail": detail, "errors": errors, "skipped": skipped})
+    if status != "ok":
+        return
+    fn, cases = namespace[exercise.name], {"public": exercise.public()}
+    while (command := receive(in_fd)) is not None:
+        kind, index = command["kind"], command["index"]
+        if kind == "hidden" and "hidden" not in cases:
+            cases["hidden"] = exercise.hidden(command["hidden_seed"])
+        try:
+            result = call_and_observe(fn, exercise, cases[kind][index], seed=command["rng_seed"])
+        except BaseException as e:  # noqa: BLE001 - SystemExit, KeyboardInterrupt... from the learner's code
+            result = {"error": f"{type(e).__name__}: {e}"}
+        send(out_fd, {"type": "case", "kind": kind, "index": index, "result": encode(result)})

@@ -13,12 +13,24 @@ effects, the arguments after the call) into plain data: tensors, numbers, string
 ``compare(got, expected, args, kwargs)`` returns ``None`` when the answer is right, otherwise a
 sentence for the learner. Both run on the grader's side for the reference; only ``observe`` runs
 next to the learner's code, and only to extract raw data that the grader then checks itself.
+
+A case that passes a bad argument says so with ``raises``: a word its error message must contain
+(the argument's name). Its answer is then the exception itself (:func:`raised`: its type, the types
+it derives from, its message), and the learner's function passes when it raises the reference's
+type (or a subclass) with a message that names the argument (:func:`compare_raised`). Returning
+instead of raising, or raising something else, is a wrong answer like any other.
+
+An exercise also carries the learner's help: ``hint`` says *what* to compute (it becomes the stub's
+``raise NotImplementedError(...)`` message), ``hints`` say *how*, one step at a time, shown on request
+by :func:`course_lib.grading.checks.hint`.
 """
 from __future__ import annotations
 
+import hashlib
 import importlib
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,10 +41,15 @@ Args = tuple[tuple, dict]
 
 @dataclass(frozen=True)
 class Case:
-    """One test input: ``description`` is what a learner reads, ``make()`` builds ``(args, kwargs)``."""
+    """One test input: ``description`` is what a learner reads, ``make()`` builds ``(args, kwargs)``.
+
+    ``raises``: for a bad argument, a word the error message must contain (the argument's name); the
+    function must then raise the reference's exception type instead of returning.
+    """
 
     description: str
     make: Callable[[], Args]
+    raises: str | None = None
 
 
 def identity_observe(result: Any, args: tuple, kwargs: dict) -> Any:
@@ -45,7 +62,10 @@ class Exercise:
     """A function the learner writes, its reference, its cases, and its points.
 
     ``public_points`` go to the public cases, ``hidden_points`` to the hidden ones, each in
-    proportion to the cases passed. ``rtol``/``atol`` are the tolerances of :func:`compare_values`.
+    proportion to the cases passed. ``rtol``/``atol`` are the tolerances of :func:`compare_values`;
+    with ``dtypes`` a tensor must also have the reference's dtype (int64 codes, not floats holding
+    integers). ``hint`` says what the function computes (the stub's message); ``hints`` are the steps
+    :func:`course_lib.grading.checks.hint` shows one at a time.
     """
 
     name: str
@@ -59,34 +79,52 @@ class Exercise:
     compare: Callable[[Any, Any, tuple, dict], str | None] | None = None
     rtol: float = 1e-4
     atol: float = 1e-5
+    dtypes: bool = False
+    hints: tuple[str, ...] = ()
 
     @property
     def points(self) -> float:
         return self.public_points + self.hidden_points
 
     def reference_fn(self) -> Callable:
-        module, _, name = self.reference.partition(":")
-        return getattr(importlib.import_module(module), name)
+        return resolve(self.reference)
 
     def check_answer(self, got: Any, expected: Any, args: tuple, kwargs: dict) -> str | None:
         """``None`` if ``got`` is right, else a sentence saying how it differs from ``expected``."""
+        if is_raised(expected):
+            return compare_raised(got, expected)
         if self.compare is not None:
             return self.compare(got, expected, args, kwargs)
-        return compare_values(got, expected, self.rtol, self.atol)
+        return compare_values(got, expected, self.rtol, self.atol, dtypes=self.dtypes)
+
+
+@dataclass(frozen=True)
+class Question:
+    """A written question: the learner answers in a markdown cell whose metadata is
+    ``{"course_grading": {"answer": id}}``; the grader collects the answer for the instructor.
+    ``points`` are awarded by hand (0 for an ungraded question)."""
+
+    id: str
+    prompt: str
+    points: float = 0.0
 
 
 @dataclass(frozen=True)
 class Assignment:
-    """One exercise notebook: its exercises and the ``course_lib`` modules that hold their references.
+    """One exercise notebook: its exercises, the helpers a learner may use, its written questions.
 
-    ``reference_modules`` are fenced off while the learner's functions are tested: a learner's
-    function that calls anything defined in them scores 0 (see :mod:`course_lib.grading.sandbox`).
+    While the learner's functions are tested, the references and what they use in their modules
+    are fenced off (:mod:`course_lib.grading.fence`): reaching them scores the exercise 0. ``allowed``
+    names the course functions (``"module:function"``) that the notebook gives the learner and that
+    stay usable. ``questions`` are the written answers collected for the instructor
+    (:mod:`course_lib.grading.questions`).
     """
 
     name: str
     title: str
     exercises: Sequence[Exercise]
-    reference_modules: Sequence[str] = field(default_factory=tuple)
+    allowed: Sequence[str] = field(default_factory=tuple)
+    questions: Sequence[Question] = field(default_factory=tuple)
 
     def exercise(self, name: str) -> Exercise:
         for ex in self.exercises:
@@ -100,16 +138,113 @@ class Assignment:
         return sum(ex.points for ex in self.exercises)
 
 
-def call_and_observe(fn: Callable, exercise: Exercise, case: Case) -> dict[str, Any]:
-    """Run ``fn`` on fresh arguments of ``case``: ``{"value": plain data}`` or ``{"error": "Type: message"}``."""
+def resolve(reference: str) -> Callable:
+    """The object named by ``"package.module:name"``."""
+    module, _, name = reference.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def derived_seed(*parts: object) -> int:
+    """A seed in ``[0, 2**31)`` drawn from ``parts`` (SHA-256): the same parts, the same seed, on any machine."""
+    digest = hashlib.sha256("/".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:8], "big") % (2 ** 31)
+
+
+def hidden_seed(secret: int, assignment: str, exercise: str) -> int:
+    """The seed of an exercise's hidden cases: learning it reveals nothing about other exercises' cases."""
+    return derived_seed("hidden", secret, assignment, exercise)
+
+
+def rng_seed(exercise: str, kind: str, index: int, secret: int | None) -> int:
+    """The seed of the random generators during one case (public cases: independent of the secret, so
+    that :func:`course_lib.grading.check` in the notebook seeds them the same way)."""
+    return derived_seed("rng", exercise, kind, index, secret if kind == "hidden" else "public")
+
+
+@contextmanager
+def seeded(seed: int | None) -> Iterator[None]:
+    """Seed ``torch``, ``random`` and ``numpy`` with ``seed`` inside the block, and restore their states after."""
+    if seed is None:
+        yield
+        return
+    import random
+
+    import numpy as np
+    states = torch.get_rng_state(), random.getstate(), np.random.get_state()
+    torch.manual_seed(seed)
+    random.seed(seed)
+    np.random.seed(seed)
+    try:
+        yield
+    finally:
+        torch.set_rng_state(states[0])
+        random.setstate(states[1])
+        np.random.set_state(states[2])
+
+
+def call_and_observe(fn: Callable, exercise: Exercise, case: Case, seed: int | None = None) -> dict[str, Any]:
+    """Run ``fn`` on fresh arguments of ``case``, random generators seeded with ``seed``:
+    ``{"value": plain data}`` or ``{"error": "Type: message"}``. For a case that ``raises``, the value
+    is what the call did: :func:`raised` for an exception, ``{RETURNED: description}`` otherwise."""
     args, kwargs = case.make()
     try:
-        value = to_plain(exercise.observe(fn(*args, **kwargs), args, kwargs))
+        with seeded(seed):
+            result = fn(*args, **kwargs)
+            if case.raises is None:
+                return {"value": to_plain(exercise.observe(result, args, kwargs))}
     except NotImplementedError as e:
         return {"error": f"NotImplementedError: {e}", "not_implemented": True}
     except Exception as e:  # noqa: BLE001 - a learner's function may raise anything; report it
+        if case.raises is not None:
+            return {"value": raised(e, case.raises)}
         return {"error": f"{type(e).__name__}: {e}"}
-    return {"value": value}
+    # a bad argument that did not raise: described from plain data only (no method of the result runs)
+    try:
+        description = describe(from_plain(to_plain(result)))[:MAX_MESSAGE]
+    except Exception as e:  # noqa: BLE001 - a learner's object that cannot even be copied
+        description = f"an object that could not be read ({type(e).__name__})"
+    return {"value": {RETURNED: description}}
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad arguments: the exception is the answer.
+
+RAISED, RETURNED = "__raised__", "__returned__"
+MAX_MESSAGE = 500
+
+
+def raised(error: Exception, mentions: str) -> dict[str, Any]:
+    """The observation of a call that raised ``error`` in a case whose message must mention ``mentions``."""
+    types = [c.__name__ for c in type(error).__mro__ if c not in (object, BaseException)]
+    try:
+        message = str(error)[:MAX_MESSAGE]
+    except Exception as e:  # noqa: BLE001 - a learner's exception whose message cannot be read
+        message = f"(a message that could not be read: {type(e).__name__})"
+    return {RAISED: type(error).__name__, "types": types, "message": message, "mentions": mentions}
+
+
+def is_raised(value: Any) -> bool:
+    """Whether ``value`` is the observation of an exception (:func:`raised`)."""
+    return isinstance(value, dict) and RAISED in value
+
+
+def compare_raised(got: Any, expected: dict[str, Any]) -> str | None:
+    """``None`` if ``got`` raised ``expected``'s exception type (or a subclass of it) with a message that
+    contains ``expected["mentions"]`` (case-insensitive), else what differs. Only ``expected`` (the
+    reference's observation, made by the grader) says what the message must mention."""
+    wanted, word = str(expected[RAISED]), str(expected["mentions"])
+    what = f"{wanted} whose message names {word!r}"
+    if isinstance(got, dict) and RETURNED in got:
+        return f"returned {str(got[RETURNED])[:200]} instead of raising {what}"
+    if not is_raised(got) or not isinstance(got.get("types"), list) or not isinstance(got.get("message"), str):
+        return f"did not raise {what}"
+    message = got["message"][:200]
+    if wanted not in got["types"]:
+        return f"raised {got[RAISED]}: {message}; expected {what}"
+    if word.lower() not in got["message"].lower():
+        return (f"raised {got[RAISED]}: {message}; the message must name {word!r}, the argument that is wrong, "
+                "and say what is allowed")
+    return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -204,18 +339,24 @@ def from_plain(value: Any) -> Any:
 # ---------------------------------------------------------------------------------------------
 # Comparing.
 
-def compare_values(got: Any, expected: Any, rtol: float = 1e-4, atol: float = 1e-5, where: str = "") -> str | None:
+def compare_values(got: Any, expected: Any, rtol: float = 1e-4, atol: float = 1e-5, where: str = "",
+                   dtypes: bool = False) -> str | None:
     """``None`` if ``got`` matches ``expected`` (values, within tolerances), else what differs.
 
     Tensors are compared by shape and values (``bool``, integer and float tensors holding the same
-    numbers are equal: a mask of ``0.``/``1.`` matches a mask of ``False``/``True``); Python numbers
-    and 0-d tensors are interchangeable; lists, tuples and dicts are compared item by item.
+    numbers are equal: a mask of ``0.``/``1.`` matches a mask of ``False``/``True``), and by dtype too
+    with ``dtypes``; Python numbers and 0-d tensors are interchangeable; lists, tuples and dicts are
+    compared item by item.
     """
     at = f" as {where}" if where else ""
     if isinstance(got, Unsupported):
         return f"returned {describe(got)}{at}, expected {describe(expected)}"
     if isinstance(expected, torch.Tensor) or (isinstance(expected, (int, float)) and not isinstance(expected, bool)
                                               and isinstance(got, torch.Tensor)):
+        if dtypes and isinstance(expected, torch.Tensor) and isinstance(got, torch.Tensor) \
+                and got.dtype != expected.dtype:
+            return (f"returned a tensor of dtype {got.dtype}{at}, expected dtype {expected.dtype}: "
+                    f"{describe(expected)}")
         return _compare_tensors(got, torch.as_tensor(expected), rtol, atol, at)
     if isinstance(expected, bool) or expected is None or isinstance(expected, str):
         return None if got == expected and type(got) is type(expected) else \
@@ -230,7 +371,7 @@ def compare_values(got: Any, expected: Any, rtol: float = 1e-4, atol: float = 1e
         if len(got) != len(expected):
             return f"returned {len(got)} items{at}, expected {len(expected)}"
         for i, (g, e) in enumerate(zip(got, expected)):
-            msg = compare_values(g, e, rtol, atol, f"{where} item {i}".strip() if where else f"item {i}")
+            msg = compare_values(g, e, rtol, atol, f"{where} item {i}".strip() if where else f"item {i}", dtypes)
             if msg:
                 return msg
         return None
@@ -240,7 +381,7 @@ def compare_values(got: Any, expected: Any, rtol: float = 1e-4, atol: float = 1e
         if set(got) != set(expected):
             return f"returned keys {sorted(got, key=repr)}{at}, expected keys {sorted(expected, key=repr)}"
         for k in expected:
-            msg = compare_values(got[k], expected[k], rtol, atol, f"{where}, {k}" if where else str(k))
+            msg = compare_values(got[k], expected[k], rtol, atol, f"{where}, {k}" if where else str(k), dtypes)
             if msg:
                 return msg
         return None

@@ -16,7 +16,7 @@ Every verb returns a new model and leaves its argument untouched (see :mod:`cour
 :func:`quantization_aware_train`, which trains, returns a :class:`~course_lib.training.Trained`. Binary and
 shared weights are :mod:`torch.nn.utils.parametrize` parametrizations, like pruning masks.
 """
-from .affine import compute_qparams, dequantize, fake_quantize, quantize
+from .affine import compute_qparams, dequantize, fake_quantize, qrange, quantize
 from .binary import binarize, binarize_weights, binary_alpha
 from .deploy import compile_int8
 from .kmeans import kmeans_codebook, share_weights
@@ -24,6 +24,10 @@ from .ptq import post_training_quantize
 from .qat import quantization_aware_train
 
 __all__ = [
-    "compute_qparams", "quantize", "dequantize", "fake_quantize", "binary_alpha", "binarize", "kmeans_codebook",
+    "qrange", "compute_qparams", "quantize", "dequantize", "fake_quantize", "binary_alpha", "binarize", "kmeans_codebook",
     "post_training_quantize", "quantization_aware_train", "binarize_weights", "share_weights", "compile_int8",
 ]
+
+from .integer import quantized_linear  # noqa: E402  (exercise 3)
+
+__all__ += ["quantized_linear"]

@@ -1,14 +1,11 @@
 """The graded assignments, one module per exercise notebook, each exposing ``ASSIGNMENT``.
 
-A notebook is matched to its assignment by ``metadata["course_grading"]["assignment"]``, else by
-its file name without the leading number (``01_distillation.ipynb`` -> ``distillation``).
+The instructor names the assignment a notebook is graded against (``--assignment``); a notebook's
+``metadata["course_grading"]["assignment"]`` only lets the grader refuse the wrong notebook.
 """
 from __future__ import annotations
 
 import importlib
-import re
-from pathlib import Path
-from typing import Any
 
 from ..spec import Assignment, Exercise
 
@@ -31,15 +28,3 @@ def find_exercise(name: str) -> tuple[Assignment, Exercise]:
                 return assignment, ex
     known = [ex.name for a in NAMES for ex in get_assignment(a).exercises]
     raise ValueError(f"no exercise is called {name!r}; the graded functions are {', '.join(known)}")
-
-
-def assignment_name_for(path: Path, metadata: dict[str, Any]) -> str:
-    """The assignment of the notebook at ``path`` with notebook ``metadata`` (see the module docstring)."""
-    name = (metadata.get("course_grading") or {}).get("assignment")
-    if isinstance(name, str) and name in NAMES:
-        return name
-    stem = re.sub(r"^\d+[_-]", "", path.stem)
-    if stem in NAMES:
-        return stem
-    raise ValueError(f"{path} is not one of the graded exercises ({', '.join(NAMES)}): "
-                     f"name it NN_<assignment>.ipynb or pass --assignment")

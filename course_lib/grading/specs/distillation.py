@@ -133,7 +133,6 @@ def step_hidden(seed: int) -> list[Case]:
 ASSIGNMENT = Assignment(
     name="distillation",
     title="Knowledge distillation",
-    reference_modules=("course_lib.distillation",),
     exercises=(
         Exercise("soft_targets", "course_lib.distillation:soft_targets", soft_public, soft_hidden,
                  hint="divide the logits by the temperature and take a softmax over the last dimension"),

@@ -2,7 +2,7 @@ r"""Knowledge distillation (Hinton et al., 2015): a small student learns from a 
 
 The teacher's logits $v$ and the student's logits $z$ (both ``(N, K)``, $K$ classes) are softened
 with a temperature $T$, $p = \mathrm{softmax}(v / T)$ and $q = \mathrm{softmax}(z / T)$, and the
-student minimises
+student minimizes
 
 $$\mathcal{L} = \alpha \, T^2 \, \mathrm{KL}(p \,\|\, q) + (1 - \alpha) \, \mathrm{CE}(y, q^{(1)}),$$
 
@@ -12,10 +12,18 @@ $T$; the factor $T^2$ keeps the soft term on the same scale whatever $T$ (see th
 ``algorithms/distillation`` page). Hard-label distillation replaces the soft targets by the
 teacher's arg-max predictions ("rounded teacher outputs").
 
+Unlabeled examples (a *transfer set*) carry the label :data:`UNLABELED`: they get the soft term only,
+and the hard term is the cross-entropy summed over the labeled examples of the batch divided by the
+batch size ``N``, so that a fully labeled batch gives exactly the formula above.
+:func:`with_few_labels` hides all labels but a stratified, seeded fraction; :func:`labeled` keeps the
+labeled examples (Hinton et al., section 6: soft targets let a student learn from few labels).
+
 Pure tensor functions first (:func:`soft_targets`, :func:`distillation_loss`,
 :func:`hard_label_loss`), then one optimizer step (:func:`distillation_step`, what a training loop
-calls) and the model-level verb :func:`distill` (a distilled copy of the student), then the helpers of
-Hinton et al.'s omitted-class experiment.
+calls) and the model-level verb :func:`distill` (a distilled copy of the student), then the few-label
+helpers and those of Hinton et al.'s omitted-class experiment. Feature (hint) distillation, FitNets
+(Romero et al., 2015), is in :mod:`course_lib.distillation.features`: :func:`intermediate`,
+:class:`HintRegressor`, :func:`hint_loss` and the verb :func:`hint_train`, all importable from here.
 """
 from __future__ import annotations
 
@@ -26,11 +34,18 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from ._validation import (check_bool, check_float_tensor, check_fraction, check_int, check_module, check_positive,
-                          check_tensor)
-from .training import Trained, pick_device, predict, train
+from .._validation import (check_bool, check_float_tensor, check_fraction, check_int, check_module,
+                           check_number, check_positive, check_tensor)
+from ..data import stratified_split
+from ..training import Trained, pick_device, predict, train
+from .features import HintRegressor, hint_loss, hint_train, intermediate
 
 EVAL_BATCH_SIZE = 500  # batch size of the evaluation passes of class_accuracy (any value gives the same result)
+UNLABELED = -1  # the label of an example of the transfer set whose label is not used (soft term only)
+
+__all__ = ["UNLABELED", "soft_targets", "distillation_loss", "hard_label_loss", "distillation_step", "distill",
+           "with_few_labels", "labeled", "without_class", "class_accuracy", "best_bias_shift",
+           "intermediate", "HintRegressor", "hint_loss", "hint_train"]
 
 
 def _check_temperature(temperature: float) -> None:
@@ -55,6 +70,11 @@ def _check_logits(student_logits: torch.Tensor, teacher_logits: torch.Tensor, la
                          f"{tuple(student_logits.shape)}, got {tuple(labels.shape)}")
 
 
+def _labels_cross_entropy(student_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy summed over the labeled examples (label != UNLABELED), divided by the batch size."""
+    return F.cross_entropy(student_logits, labels, ignore_index=UNLABELED, reduction="sum") / len(labels)
+
+
 def soft_targets(logits: torch.Tensor, temperature: float) -> torch.Tensor:
     """Softened class probabilities $\\mathrm{softmax}(z / T)$ over the last dimension.
 
@@ -73,13 +93,15 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
     Args:
         student_logits: ``(N, K)`` logits of the student (gradients flow into these).
         teacher_logits: ``(N, K)`` logits of the teacher; detached, so no gradient reaches the teacher.
-        labels: ``(N,)`` integer class labels in ``[0, K)``.
+        labels: ``(N,)`` integer class labels in ``[0, K)``, or :data:`UNLABELED` for an example of the
+            transfer set without a label (it gets the soft term only).
         temperature: ``T > 0``, the softmax temperature of both soft distributions.
         alpha: weight in ``[0, 1]`` of the soft term; ``alpha = 0`` is plain cross-entropy.
 
     Returns:
         A scalar: the KL divergence summed over classes and averaged over the batch (``batchmean``),
-        plus the mean cross-entropy, both in nats.
+        plus the cross-entropy summed over the labeled examples and divided by ``N`` (the mean
+        cross-entropy when every example is labeled), both in nats.
     """
     _check_temperature(temperature)
     _check_alpha(alpha)
@@ -87,8 +109,7 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
     log_p_student = F.log_softmax(student_logits / temperature, dim=-1)
     log_p_teacher = F.log_softmax(teacher_logits.detach() / temperature, dim=-1)
     soft = F.kl_div(log_p_student, log_p_teacher, reduction="batchmean", log_target=True)
-    hard = F.cross_entropy(student_logits, labels)
-    return alpha * temperature ** 2 * soft + (1.0 - alpha) * hard
+    return alpha * temperature ** 2 * soft + (1.0 - alpha) * _labels_cross_entropy(student_logits, labels)
 
 
 def hard_label_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor,
@@ -97,13 +118,14 @@ def hard_label_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, 
 
     The teacher's arg-max predictions (its "rounded" outputs, ``(N,)``) replace the soft targets, so
     only the teacher's decision is transferred, not how sure it is nor which classes it finds
-    similar. ``alpha = 1`` trains on the teacher's labels alone. Shapes as in :func:`distillation_loss`.
+    similar. ``alpha = 1`` trains on the teacher's labels alone. Shapes, and :data:`UNLABELED` examples
+    (the teacher's term only), as in :func:`distillation_loss`.
     """
     _check_alpha(alpha)
     _check_logits(student_logits, teacher_logits, labels)
     teacher_labels = teacher_logits.detach().argmax(dim=-1)
     return (alpha * F.cross_entropy(student_logits, teacher_labels)
-            + (1.0 - alpha) * F.cross_entropy(student_logits, labels))
+            + (1.0 - alpha) * _labels_cross_entropy(student_logits, labels))
 
 
 def distillation_step(student: nn.Module, teacher: nn.Module, inputs: torch.Tensor, labels: torch.Tensor,
@@ -132,7 +154,8 @@ def distill(student: nn.Module, teacher: nn.Module, loader: DataLoader, *, epoch
 
     The loss is :func:`distillation_loss` (soft targets at ``temperature``) or, with ``hard=True``,
     :func:`hard_label_loss` (the teacher's arg-max; ``temperature`` then plays no role). The labels
-    of ``loader`` enter with weight ``1 - alpha``. A copy of the teacher, in eval mode on the training
+    of ``loader`` enter with weight ``1 - alpha``; examples labeled :data:`UNLABELED` (a transfer set, see
+    :func:`with_few_labels`) learn from the teacher alone. A copy of the teacher, in eval mode on the training
     device, runs under ``torch.no_grad()``; it sees the same (possibly augmented) inputs as the student.
     ``train_kwargs`` go to :func:`course_lib.training.train` (``lr``, ``weight_decay``, ``augment``,
     ``val_loader``, ``seed``, ``progress``, ...). Neither ``student`` nor ``teacher`` is changed.
@@ -163,14 +186,51 @@ def distill(student: nn.Module, teacher: nn.Module, loader: DataLoader, *, epoch
     return Trained(student, history)
 
 
+# --- Few labels: a labeled subset and an unlabeled transfer set (Hinton et al., 2015, section 6) ---
+
+def _check_dataset(dataset: object) -> TensorDataset:
+    if not isinstance(dataset, TensorDataset) or len(dataset.tensors) != 2:
+        raise TypeError(f"dataset must be a TensorDataset of (images, labels), got {type(dataset).__name__}")
+    return dataset
+
+
+def with_few_labels(dataset: TensorDataset, fraction: float, *, seed: int) -> TensorDataset:
+    """``dataset`` with the labels of all but a stratified, seeded ``fraction`` of its examples replaced by
+    :data:`UNLABELED`; the images are shared, not copied.
+
+    The ``round(fraction * N)`` examples that keep their label are drawn class by class in proportion to the
+    class counts (:func:`course_lib.data.stratified_split`, largest remainders, seeded by ``seed``), so even
+    35 labels out of 3,500 cover every digit. ``fraction`` is in ``(0, 1]``; at least one label must remain.
+    """
+    images, labels = _check_dataset(dataset).tensors
+    fraction = check_number(fraction, "fraction", 0.0, 1.0, low_open=True, meaning="the share of labels kept")
+    check_int(seed, "seed", 0)
+    if (labels == UNLABELED).any():
+        raise ValueError("dataset already has unlabeled examples; pass the fully labeled dataset")
+    n_labeled = round(fraction * len(labels))
+    if n_labeled < 1:
+        raise ValueError(f"fraction {fraction:g} of {len(labels)} examples keeps no label; use a larger fraction")
+    _, keep = stratified_split(labels.numpy(), n_labeled, seed)
+    hidden = torch.full_like(labels, UNLABELED)
+    hidden[keep] = labels[keep]
+    return TensorDataset(images, hidden)
+
+
+def labeled(dataset: TensorDataset) -> TensorDataset:
+    """The examples of ``dataset`` that have a label (not :data:`UNLABELED`)."""
+    images, labels = _check_dataset(dataset).tensors
+    keep = labels != UNLABELED
+    if not keep.any():
+        raise ValueError("dataset has no labeled example")
+    return TensorDataset(images[keep], labels[keep])
+
+
 # --- The omitted-class experiment (Hinton et al., 2015, section 3) ---------------------------------
 
 def without_class(dataset: TensorDataset, label: int) -> TensorDataset:
     """The examples of a ``TensorDataset`` of (images, labels) whose label is not ``label``."""
-    if not isinstance(dataset, TensorDataset):
-        raise TypeError(f"dataset must be a TensorDataset of (images, labels), got {type(dataset).__name__}")
+    images, labels = _check_dataset(dataset).tensors
     check_int(label, "label")
-    images, labels = dataset.tensors
     keep = labels != label
     if keep.all():
         raise ValueError(f"label {label!r} does not occur in dataset (labels {sorted(labels.unique().tolist())})")
@@ -189,7 +249,7 @@ def class_accuracy(model: nn.Module, dataset: TensorDataset, label: int) -> floa
 
 def best_bias_shift(model: nn.Module, loader: DataLoader, label: int, *,
                     shifts: tuple[float, ...] = tuple(0.5 * i for i in range(21))) -> float:
-    """The shift of class ``label``'s logit, among ``shifts``, that maximises accuracy on ``loader``.
+    """The shift of class ``label``'s logit, among ``shifts``, that maximizes accuracy on ``loader``.
 
     Adding ``shift`` to the output bias of one class adds it to that class's logit for every input
     (a student that never saw the class under-rates it), so the choice is made on the logits of
