@@ -47,9 +47,10 @@ def _soft_case(logits: list | torch.Tensor, temperature: float, text: str | None
 def soft_public() -> list[Case]:
     return [_soft_case([[1.0, 2.0, 3.0]], 1.0),
             _soft_case([[1.0, 2.0, 3.0]], 4.0),
-            _soft_case([[[1000.0, 0.0, -1000.0, 998.0]], [[2.0, -1.0, 0.5, 0.0]]], 2.0,
-                       "float64 logits [[[1000, 0, -1000, 998]], [[2, -1, 0.5, 0]]] of shape (2, 1, 4), temperature=2 "
-                       "(a softmax over the last dimension; exp(500) overflows; the result stays float64)",
+            _soft_case([[[2000.0, 0.0, -2000.0, 1998.0]], [[2.0, -1.0, 0.5, 0.0]]], 2.0,
+                       "float64 logits [[[2000, 0, -2000, 1998]], [[2, -1, 0.5, 0]]] of shape (2, 1, 4), temperature=2 "
+                       "(a softmax over the last dimension; exp(1000) overflows even in float64; the result stays "
+                       "float64)",
                        dtype=torch.float64)]
 
 
@@ -365,7 +366,7 @@ ASSIGNMENT = Assignment(
     exercises=(
         Exercise("soft_targets", "course_lib.distillation:soft_targets", soft_public, soft_hidden,
                  hint="divide the logits by the temperature: the probabilities p_T(z) over the last dimension, "
-                      "finite for any logits, in the logits' dtype",
+                      "finite for any logits, in the dtype of the logits",
                  dtypes=True,
                  hints=("Which dimension holds the classes? The last one, whatever the number of dimensions: "
                         "dim=-1.",
