@@ -7,18 +7,18 @@ Ground floor: :mod:`~course_lib.data`, :mod:`~course_lib.models`; then :mod:`~co
 :mod:`~course_lib.compression`, which builds on pruning and quantization); on top, :mod:`~course_lib.grading`
 and :mod:`~course_lib.benchmark`.
 
-The contract of every model-level verb (``distill``, ``magnitude_prune``, ``random_prune``, ``taylor_prune``,
-``gradual_prune``, ``prune_channels``, ``apply_masks``, ``make_permanent``, ``post_training_quantize``,
-``quantization_aware_train``, ``binarize_weights``, ``share_weights``, ``compile_int8``, ``fold_batchnorm``,
-``factorize_linears``, ``to_channels_last``, ``deep_compress``, ``fine_tune``):
+The contract of every model-level verb (``distill``, ``hint_train``, ``magnitude_prune``, ``random_prune``,
+``taylor_prune``, ``gradual_prune``, ``prune_channels``, ``apply_masks``, ``make_permanent``,
+``post_training_quantize``, ``quantization_aware_train``, ``binarize_weights``, ``share_weights``, ``compile_int8``,
+``fold_batchnorm``, ``factorize_linears``, ``to_channels_last``, ``deep_compress``, ``fine_tune``):
 
 1. **It returns a new model and leaves its argument untouched** (it deep-copies first). This is the one
    rule every verb can keep (PT2E conversion and channel surgery can only build a new module), and a zoo
    model reused across a chapter's experiments stays as it was. :func:`course_lib.training.train` is the
    exception by design: it is the training loop, and it trains the model it is given, in place.
-2. **It returns the model**, or, if it trains (``distill``, ``gradual_prune``, ``quantization_aware_train``,
-   ``fine_tune``), a :class:`~course_lib.training.Trained` ``(model, history)``; ``deep_compress`` returns
-   its :class:`~course_lib.compression.Result` (the model, the stage table and the widths used).
+2. **It returns the model**, or, if it trains (``distill``, ``hint_train``, ``gradual_prune``,
+   ``quantization_aware_train``, ``fine_tune``), a :class:`~course_lib.training.Trained` ``(model, history)``;
+   ``deep_compress`` returns its :class:`~course_lib.compression.Result` (the model, the stage table and the widths used).
 3. **The model and its data come first, everything else is keyword-only**: ``magnitude_prune(model,
    sparsity=0.9)``, ``distill(student, teacher, loader, epochs=3, temperature=4.0)``.
 4. **One keyword chooses layers**: ``layers=`` (an iterable of names as in ``model.named_modules()``;

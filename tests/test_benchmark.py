@@ -235,3 +235,14 @@ def test_plot_tradeoffs_and_load_results(tmp_path):
     assert len(fig_empty.axes) == 2
     with pytest.raises(FileNotFoundError, match="python -m course_lib.benchmark"):
         load_results(tmp_path / "missing.json")
+
+
+def test_quantization_tables_and_claim_give_the_cpu_time_when_measured():
+    cpu = {"fp32_eager_ms": 40.0, "fp32_compiled_ms": 12.0, "int8_ms": 4.0, "speedup_vs_compiled": 3.0,
+           "speedup_vs_eager": 10.0}
+    q = {**RESULTS["quantization"], "pt2e": {**RESULTS["quantization"]["pt2e"], "cpu_1thread": cpu}}
+    tables = section_tables({"quantization": q}, "quantization")
+    assert len(section_tables(RESULTS, "quantization")) == len(tables) - 1  # no CPU times, no table
+    assert "| fp32, compiled (torch.compile, freezing) | 12.0 ms | 3.00x |" in tables[-1]
+    speed = next(r for r in check_claims({"quantization": q}) if r["statement"].startswith("int8 kernels are faster"))
+    assert "CPU time on one thread: 3.00x against compiled fp32" in speed["evidence"] and speed["holds"] is False

@@ -71,7 +71,9 @@ def expected_title(page: str) -> str:
 
 
 def _plain(text: str) -> str:
-    """Text without the Markdown/TeX markup that a title may or may not keep."""
+    """Text without the Markdown/TeX markup that a title may or may not keep, with Sphinx's typographic
+    quotes (smartquotes) written as the plain ones of the source."""
+    text = text.translate(str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"'}))
     return re.sub(r"[`*_$\\]", "", text).strip()
 
 

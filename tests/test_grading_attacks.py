@@ -172,7 +172,7 @@ def test_frames_written_to_every_descriptor_are_not_answers_and_leak_nothing(for
 SOURCE_READER = '''def soft_targets(logits, temperature):
     # read the reference's source from disk and run it
     import course_lib.distillation as D
-    namespace = {"__name__": "course_lib.copied", "__package__": "course_lib"}
+    namespace = {"__name__": "course_lib.distillation.copied", "__package__": "course_lib.distillation"}
     exec(compile(open(D.__file__).read(), D.__file__, "exec"), namespace)
     return namespace["soft_targets"](logits, temperature)'''
 HUNTER = '''def distillation_step(student, teacher, inputs, labels, optimizer, temperature=4.0, alpha=0.9):
@@ -186,12 +186,15 @@ HUNTER = '''def distillation_step(student, teacher, inputs, labels, optimizer, t
     paths = [p for place in places for p in (place, os.path.join(place, "distillation.py"),
                                               os.path.join(place, "distillation", "__init__.py"))]
     for path in paths:
+        if not path.endswith(".py"):
+            continue
         try:
             source = open(path).read()
-        except OSError:
+        except (OSError, ValueError):  # not a file, or not text
             continue
-        if "optimizer.step()" in source:
-            namespace = {"__name__": "course_lib.copied", "__package__": "course_lib"}
+        if "def distillation_step(" in source:
+            package = "course_lib.distillation" if path.endswith("__init__.py") else "course_lib"
+            namespace = {"__name__": package + ".copied", "__package__": package}
             exec(compile(source, path, "exec"), namespace)
             return namespace["distillation_step"](student, teacher, inputs, labels, optimizer, temperature, alpha)
     raise RuntimeError("no reference found")'''

@@ -11,7 +11,7 @@ from course_lib.quantization import (binarize, binarize_weights, binary_alpha, c
                                      quantize)
 from course_lib.quantization.deploy import convert_int8
 from course_lib.quantization.observers import MinMaxObserver, MovingAverageObserver, MSEObserver, PercentileObserver
-from course_lib.quantization.ptq import calibrate, prepare
+from course_lib.quantization.ptq import calibrate, prepare, quantize_weight
 from course_lib.training import Trained
 
 
@@ -307,6 +307,27 @@ def test_ptq_at_16_bits_is_nearly_exact_and_matches_manual_fake_quantization():
     assert torch.allclose(q8(x), expected, atol=1e-5)
 
 
+def test_one_bit_weights_are_alpha_sign_per_channel_or_per_tensor():
+    model = _tiny_convnet()
+    x = torch.randn(8, 1, 6, 6)
+    folded = fold_batchnorm(model)
+    for per_channel in (True, False):
+        q = post_training_quantize(model, [x], bits=1, activation_bits=None, per_channel=per_channel)
+        for wrapped, layer in ((q[0], folded[0]), (q[4], folded[4])):
+            w = layer.weight.detach()
+            flat = w.reshape(w.shape[0], -1)
+            alpha = flat.abs().mean(1) if per_channel else flat.abs().mean().expand(w.shape[0])
+            expected = alpha[:, None] * torch.where(flat >= 0, 1.0, -1.0)  # mean|w| * sign(w), by hand
+            got = quantize_weight(wrapped.layer.weight, 1, per_channel).detach().reshape_as(flat)
+            assert torch.allclose(got, expected)
+            assert len(torch.unique(got.abs())) == (w.shape[0] if per_channel else 1)
+        with torch.no_grad():
+            h = torch.relu(nn.functional.conv2d(x, quantize_weight(folded[0].weight, 1, per_channel), folded[0].bias,
+                                                padding=1)).flatten(1)
+            expected = nn.functional.linear(h, quantize_weight(folded[4].weight, 1, per_channel), folded[4].bias)
+            assert torch.allclose(q(x), expected, atol=1e-5)
+
+
 def test_prepare_and_calibrate_errors():
     model = _tiny_convnet()
     with pytest.raises(ValueError, match="observer must be one of 'minmax'"):
@@ -341,6 +362,7 @@ def _int8_pair():
     return model, x
 
 
+@pytest.mark.slow  # torch.export, prepare_pt2e and convert_pt2e capture and rewrite graphs (seconds)
 def test_pt2e_int8_graph_uses_quantize_ops_and_matches_fp32():
     model, x = _int8_pair()
     q = convert_int8(model, [x], example_input=x)
@@ -358,9 +380,15 @@ def test_pt2e_int8_graph_uses_quantize_ops_and_matches_fp32():
 @pytest.mark.slow  # compiles with Inductor (a C++ compiler, tens of seconds)
 def test_compile_int8_runs_onednn_int8_kernels_and_leaves_freezing_off():
     import torch._inductor.config as inductor_config
+    from torch._inductor.utils import run_and_get_code
 
     model, x = _int8_pair()
-    q = compile_int8(model, [x], example_input=x)
+    q, sources = run_and_get_code(compile_int8, model, [x], example_input=x)  # the code Inductor generated
+    code = "\n".join(sources)
+    # freezing on: the int8 weights are constants pre-packed for oneDNN, and each quantized Conv/Linear is one
+    # oneDNN int8 call (no dequantize -> float conv -> quantize left over)
+    assert "onednn.qconv_pointwise" in code and "onednn.qlinear_pointwise" in code and "_frozen_param" in code
+    assert "aten.convolution" not in code and "dequantize_per_channel" not in code
     with torch.no_grad():
         out, ref = q(x), model(x)
     assert (out - ref).abs().max() < 0.05 * ref.abs().max()

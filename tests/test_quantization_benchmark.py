@@ -1,9 +1,89 @@
-"""The quantization benchmark section runs (quick mode) and returns the keys of its contract with the right types."""
+"""The quantization benchmark section: the bit-width curve's layout on a tiny model, and the quick run's contract."""
 import json
+import statistics
+from types import SimpleNamespace
 
 import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
 
-from course_lib.benchmark.quantization import run
+from course_lib.benchmark.quantization import (SWEEPS, bit_width_curve, cpu_time_per_call, qat_lr_scan, run,
+                                              sweep_widths)
+from course_lib.training import evaluate
+
+
+@pytest.fixture(scope="module")
+def tiny_task():
+    """A linear 3-class problem and a small MLP trained on it (60 steps, a fraction of a second)."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(384, 8, generator=g)
+    y = (x[:, :3] * torch.tensor([3.0, 2.0, 1.0])).argmax(1)
+    loader = DataLoader(TensorDataset(x, y), batch_size=32, shuffle=True, generator=torch.Generator().manual_seed(0))
+    loaders = SimpleNamespace(train=loader, val=DataLoader(TensorDataset(x[:128], y[:128]), batch_size=64),
+                              test=DataLoader(TensorDataset(x[128:], y[128:]), batch_size=64))
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 3))
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-2)
+    for _ in range(5):
+        for inputs, targets in loader:
+            optimizer.zero_grad()
+            nn.functional.cross_entropy(model(inputs), targets).backward()
+            optimizer.step()
+    return model.eval(), loaders
+
+
+def test_sweep_widths():
+    assert sweep_widths("weights", 2) == (2, None)  # activations stay in fp32
+    assert sweep_widths("activations", 2) == (8, 2)  # weights at 8 bits
+    assert sweep_widths("both", 2) == (2, 2)
+    assert SWEEPS["activations"] == (True,)  # activations have one scale per tensor whatever the weights do
+
+
+def test_bit_width_curve_layout_and_means(tiny_task):
+    model, loaders = tiny_task
+    curve = bit_width_curve(model, loaders, bits=(8,), seeds=(0, 1), qat_epochs=1, qat_lr=1e-3)
+    assert curve["fp32"] == evaluate(model, loaders.test) and curve["fp32"] > 0.9
+    for sweep, granularities in SWEEPS.items():
+        keys = {"per_channel" if pc else "per_tensor" for pc in granularities}
+        assert set(curve[sweep]["ptq"]) == keys
+        assert set(curve[sweep]["qat"]) == keys | {f"{k}_per_seed" for k in keys}
+        for key in keys:
+            per_seed = curve[sweep]["qat"][f"{key}_per_seed"]
+            assert len(per_seed) == 2 and all(len(accuracies) == 1 for accuracies in per_seed)
+            assert curve[sweep]["qat"][key] == pytest.approx([statistics.fmean(a) for a in zip(*per_seed)])
+            assert all(0.0 <= a <= 1.0 for a in curve[sweep]["ptq"][key] + curve[sweep]["qat"][key])
+    # 8 bits everywhere loses at most a few of the 256 test points (a tolerance, not a copied value)
+    assert curve["both"]["ptq"]["per_channel"][0] >= curve["fp32"] - 0.02
+    json.dumps(curve)
+
+
+def test_qat_lr_scan_keys_are_the_learning_rates(tiny_task):
+    model, loaders = tiny_task
+    scan = qat_lr_scan(model, loaders, lrs=(1e-3, 1e-2), epochs=1)
+    assert list(scan) == ["0.001", "0.01"] and all(0.0 <= a <= 1.0 for a in scan.values())
+
+
+class _Repeat(nn.Module):
+    """``times`` products of a 256x256 matrix with itself: CPU work proportional to ``times``."""
+
+    def __init__(self, times):
+        super().__init__()
+        self.times = times
+
+    def forward(self, x):
+        for _ in range(self.times):
+            x = torch.tanh(x @ x)
+        return x
+
+
+def test_cpu_time_per_call_counts_the_work_and_restores_the_threads():
+    threads = torch.get_num_threads()
+    x = torch.randn(256, 256, generator=torch.Generator().manual_seed(0))
+    cpu = cpu_time_per_call({"one": _Repeat(1), "eight": _Repeat(8)}, x, repeats=5)
+    assert set(cpu) == {"one", "eight"} and cpu["one"] > 0
+    assert cpu["eight"] > 3 * cpu["one"]  # eight times the work; CPU time is not stretched by other processes
+    assert torch.get_num_threads() == threads
 
 
 @pytest.mark.slow  # trains, calibrates and compiles (Inductor) the zoo teacher
@@ -13,11 +93,16 @@ def test_quick_run_returns_the_contract():
     fractions = [result["fp32_accuracy"], result["ptq"]["int8"], result["ptq"]["int4"],
                  result["qat"]["int4"], result["qat"]["binary"], result["pt2e"]["accuracy"]]
     assert all(isinstance(a, float) and 0.0 <= a <= 1.0 for a in fractions)
+    curve = result["curve"]
+    assert curve["bits"] == [8, 2] and set(result["qat_lr_scan"]) == {"lenet300"}
+    assert len(curve["lenet300"]["both"]["qat"]["per_tensor"]) == 2
     pt2e = result["pt2e"]
     assert {"fp32_eager_ms", "fp32_compiled_ms", "int8_ms", "speedup_vs_compiled", "speedup_vs_eager",
             "accuracy", "fp32_accuracy"} <= pt2e.keys()
     assert pt2e["speedup_vs_eager"] == pytest.approx(pt2e["fp32_eager_ms"] / pt2e["int8_ms"])
     assert pt2e["speedup_vs_compiled"] == pytest.approx(pt2e["fp32_compiled_ms"] / pt2e["int8_ms"])
-    assert pt2e["fp32_accuracy"] == result["fp32_accuracy"] and pt2e["batch_size"] == 256
+    assert pt2e["fp32_accuracy"] == result["fp32_accuracy"] and pt2e["batch_size"] == 256 and pt2e["threads"] == 2
     assert abs(pt2e["accuracy"] - pt2e["fp32_accuracy"]) <= 0.01  # int8 kernels within a point of fp32
     assert pt2e["size_ratio"] > 3  # one byte per weight instead of four, plus scales and fp32 biases
+    cpu = pt2e["cpu_1thread"]
+    assert cpu["speedup_vs_compiled"] == pytest.approx(cpu["fp32_compiled_ms"] / cpu["int8_ms"])

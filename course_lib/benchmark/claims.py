@@ -140,9 +140,10 @@ def _pt2e_speed(q: dict) -> Evidence:
     compiled, eager = number(get(q, "pt2e.speedup_vs_compiled")), number(get(q, "pt2e.speedup_vs_eager"))
     if compiled is None:
         return None
-    batch = get(q, "pt2e.batch_size")
+    batch, cpu = get(q, "pt2e.batch_size"), number(get(q, "pt2e.cpu_1thread.speedup_vs_compiled"))
     return (f"{times(compiled)} against compiled fp32, {times(eager)} against eager fp32"
-            + (f" (batch {batch})" if batch else "")), compiled > 1
+            + (f" (batch {batch})" if batch else "")
+            + (f"; CPU time on one thread: {times(cpu)} against compiled fp32" if cpu is not None else "")), compiled > 1
 
 
 def _pt2e_size(q: dict) -> Evidence:

@@ -293,6 +293,15 @@ def _quantization_tables(q: dict) -> list[str]:
              times(number(pt2e.get("speedup_vs_compiled")))],
             ["int8, PT2E, compiled", ms("int8_ms"), ""],
             ["file size, fp32 / int8", "", times(number(pt2e.get("size_ratio")))]]))
+        cpu = pt2e.get("cpu_1thread") or {}
+        if cpu:  # CPU time per call on one thread, which other processes on the machine do not inflate
+            cpu_ms = lambda key: MISSING if number(cpu.get(key)) is None else f"{cpu[key]:.1f} ms"  # noqa: E731
+            tables.append(markdown_table([f"batch {pt2e.get('batch_size')}, CPU time per call, 1 thread", "mean",
+                                          "int8 is faster by"], [
+                ["fp32, eager PyTorch", cpu_ms("fp32_eager_ms"), times(number(cpu.get("speedup_vs_eager")))],
+                ["fp32, compiled (torch.compile, freezing)", cpu_ms("fp32_compiled_ms"),
+                 times(number(cpu.get("speedup_vs_compiled")))],
+                ["int8, PT2E, compiled", cpu_ms("int8_ms"), ""]]))
     return tables
 
 

@@ -52,6 +52,19 @@ class Case:
     raises: str | None = None
 
 
+def generator(seed: int) -> torch.Generator:
+    """A CPU random generator seeded with ``seed``: hidden cases draw from it, never from the global state."""
+    return torch.Generator().manual_seed(seed)
+
+
+def fixed_case(description: str, args: tuple, kwargs: dict | None = None, raises: str | None = None) -> Case:
+    """A :class:`Case` with fixed arguments; each call of ``make()`` gives fresh clones of the tensors among
+    ``args``, so a function that writes into its input cannot change the next case or the reference's call."""
+    def make() -> Args:
+        return tuple(a.clone() if isinstance(a, torch.Tensor) else a for a in args), dict(kwargs or {})
+    return Case(description, make, raises)
+
+
 def identity_observe(result: Any, args: tuple, kwargs: dict) -> Any:
     """The default ``observe``: what the function returned."""
     return result

@@ -78,10 +78,13 @@ def compile_int8(model: nn.Module, batches: Iterable, *, example_input: torch.Te
                  num_batches: int | None = 8) -> nn.Module:
     """``model`` quantized to int8 by PT2E (:func:`convert_int8`) and compiled with Inductor's freezing on.
 
-    Arguments as in :func:`convert_int8`. The first call, on ``example_input``, compiles (seconds); each new
-    input shape compiles again on its first call. Freezing is switched on around each call only
-    (:class:`course_lib.acceleration.compiling.Frozen`), so no global setting is left changed.
-    RuntimeError if compilation fails (int8 kernels need Inductor, hence a C++ compiler).
+    Arguments as in :func:`convert_int8`. The first call, on ``example_input``, compiles (seconds) for that
+    shape; each new input shape compiles again on its first call. Freezing is switched on around each call
+    only (:class:`course_lib.acceleration.compiling.Frozen`), so no global setting is left changed; with it,
+    Inductor pre-packs the int8 weights and lowers each quantized Conv2d/Linear (with its ReLU) to one oneDNN
+    int8 kernel (``onednn.qconv_pointwise``, ``onednn.qlinear_pointwise``). Compile with the intra-op thread
+    count the model will run with: Inductor shapes its loops for the count it sees. RuntimeError if
+    compilation fails (int8 kernels need Inductor, hence a C++ compiler).
     """
     converted = convert_int8(model, batches, example_input=example_input, num_batches=num_batches)
     result = try_compile(converted, example_input.cpu(), freezing=True)

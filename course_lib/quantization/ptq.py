@@ -27,6 +27,7 @@ from .._validation import check_bool, check_choice, check_int, check_module, wei
 from ..acceleration import fold_batchnorm
 from ..training import model_device
 from .affine import compute_qparams, fake_quantize, qrange
+from .binary import binarize
 from .observers import OBSERVERS, make_observer
 
 
@@ -56,7 +57,14 @@ def weight_qparams(weight: torch.Tensor, bits: int, per_channel: bool = True) ->
 
 
 def quantize_weight(weight: torch.Tensor, bits: int, per_channel: bool = True) -> torch.Tensor:
-    """``weight`` fake-quantized to symmetric signed ``bits``-bit codes (gradient by the STE)."""
+    """``weight`` fake-quantized to symmetric signed ``bits``-bit codes (gradient by the STE).
+
+    One bit is the binary grid $\\{-\\alpha, +\\alpha\\}$, $\\alpha = \\operatorname{mean}|w|$
+    (:func:`~course_lib.quantization.binary.binarize`): the signed 1-bit codes $\\{-1, 0\\}$ of the
+    affine map would put every weight of a symmetric range on the code 0.
+    """
+    if bits == 1:
+        return binarize(weight, per_channel)
     scale, zero_point = weight_qparams(weight, bits, per_channel)
     return fake_quantize(weight, scale, zero_point, bits, signed=True, axis=0 if per_channel else None)
 

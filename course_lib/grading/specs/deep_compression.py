@@ -20,48 +20,38 @@ from typing import Any
 
 import torch
 
-from ..spec import Assignment, Case, Exercise, Question, compare_values, describe
-
-
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
-
-def _case(text: str, args: tuple, kwargs: dict | None = None, raises: str | None = None) -> Case:
-    def make() -> tuple[tuple, dict]:
-        return tuple(a.clone() if isinstance(a, torch.Tensor) else a for a in args), dict(kwargs or {})
-    return Case(text, make, raises)
+from ..spec import Assignment, Case, Exercise, Question, compare_values, describe, fixed_case, generator
 
 
 # --- kmeans_codebook ---------------------------------------------------------------------------------
 
 def kmeans_public() -> list[Case]:
     w = torch.tensor([-1.0, -0.8, 0.1, 0.3, 2.0])
-    return [_case("weight=[-1, -0.8, 0.1, 0.3, 2], bits=1: centroids start at -1 and 2 and end at -0.35 and 2", (w, 1)),
-            _case("the same weight, bits=1, iters=0 (the linear initialisation and its assignment only)", (w, 1),
+    return [fixed_case("weight=[-1, -0.8, 0.1, 0.3, 2], bits=1: centroids start at -1 and 2 and end at -0.35 and 2", (w, 1)),
+            fixed_case("the same weight, bits=1, iters=0 (the linear initialisation and its assignment only)", (w, 1),
                   {"iters": 0}),
-            _case("weight=[0, 4, 4, 4, 5.2, 10], bits=1, iters=1: one update (centroids 3 and 7.6) then one "
+            fixed_case("weight=[0, 4, 4, 4, 5.2, 10], bits=1, iters=1: one update (centroids 3 and 7.6) then one "
                   "reassignment (5.2 moves to the first), not converged yet",
                   (torch.tensor([0.0, 4.0, 4.0, 4.0, 5.2, 10.0]), 1), {"iters": 1}),
-            _case("weight=[0, 0.1, 0.2, 3], bits=2: centroids start at 0, 1, 2, 3; the clusters of 1 and 2 are empty "
+            fixed_case("weight=[0, 0.1, 0.2, 3], bits=2: centroids start at 0, 1, 2, 3; the clusters of 1 and 2 are empty "
                   "and keep their centroids", (torch.tensor([0.0, 0.1, 0.2, 3.0]), 2)),
-            _case("a (2, 4) weight with zeros, bits=2, skip_zeros=True (code 0 is 0.0 for the zeros; the other 3 "
+            fixed_case("a (2, 4) weight with zeros, bits=2, skip_zeros=True (code 0 is 0.0 for the zeros; the other 3 "
                   "centroids cluster the non-zero weights)",
                   (torch.tensor([[0.0, 0.5, -0.4, 0.0], [0.9, 0.0, -0.1, 0.6]]), 2), {"skip_zeros": True}),
-            _case("bits=0 (must raise ValueError naming bits)", (w, 0), raises="bits")]
+            fixed_case("bits=0 (must raise ValueError naming bits)", (w, 0), raises="bits")]
 
 
 def kmeans_hidden(seed: int) -> list[Case]:
-    g = _gen(seed)
+    g = generator(seed)
     normal = torch.randn(30, 20, generator=g)
     laplace = torch.log(torch.rand(400, generator=g)) * torch.sign(torch.rand(400, generator=g) - 0.5) * 0.1
     pruned = torch.randn(20, 30, generator=g) * (torch.rand(20, 30, generator=g) > 0.8)
-    return [_case("a random (30, 20) weight, bits=3", (normal, 3)),
-            _case("a random (30, 20) weight, bits=4, iters=2", (normal, 4), {"iters": 2}),
-            _case("400 heavy-tailed weights, bits=5 (empty clusters between the outliers)", (laplace, 5)),
-            _case("a random (20, 30) weight with 80% zeros, bits=3, skip_zeros=True", (pruned, 3), {"skip_zeros": True}),
-            _case("the same weight, bits=2, skip_zeros=False (the zeros are clustered like any weight)", (pruned, 2)),
-            _case("bits=17 (must raise ValueError naming bits)", (normal, 17), raises="bits")]
+    return [fixed_case("a random (30, 20) weight, bits=3", (normal, 3)),
+            fixed_case("a random (30, 20) weight, bits=4, iters=2", (normal, 4), {"iters": 2}),
+            fixed_case("400 heavy-tailed weights, bits=5 (empty clusters between the outliers)", (laplace, 5)),
+            fixed_case("a random (20, 30) weight with 80% zeros, bits=3, skip_zeros=True", (pruned, 3), {"skip_zeros": True}),
+            fixed_case("the same weight, bits=2, skip_zeros=False (the zeros are clustered like any weight)", (pruned, 2)),
+            fixed_case("bits=17 (must raise ValueError naming bits)", (normal, 17), raises="bits")]
 
 
 def compare_codebook(got: Any, expected: Any, args: tuple, kwargs: dict) -> str | None:
@@ -97,27 +87,27 @@ I = torch.tensor([[0, 1, 1], [2, 1, 0]])
 
 
 def centroid_public() -> list[Case]:
-    return [_case("weight_grad=[[0.1, -0.2, 0.3], [0.4, 0.5, -0.6]], indices=[[0, 1, 1], [2, 1, 0]], codes=4 "
+    return [fixed_case("weight_grad=[[0.1, -0.2, 0.3], [0.4, 0.5, -0.6]], indices=[[0, 1, 1], [2, 1, 0]], codes=4 "
                   "(sums: -0.5, 0.6, 0.4, and 0 for the unused code 3)", (G, I, 4)),
-            _case("the same, skip_zeros=True (code 0 is the pinned zero: its gradient is 0)", (G, I, 4),
+            fixed_case("the same, skip_zeros=True (code 0 is the pinned zero: its gradient is 0)", (G, I, 4),
                   {"skip_zeros": True}),
-            _case("the same gradient in float64 (the result is float64)", (G.double(), I, 4)),
-            _case("indices of shape (3, 2) for a (2, 3) gradient (must raise ValueError naming indices)",
+            fixed_case("the same gradient in float64 (the result is float64)", (G.double(), I, 4)),
+            fixed_case("indices of shape (3, 2) for a (2, 3) gradient (must raise ValueError naming indices)",
                   (G, I.reshape(3, 2), 4), raises="indices"),
-            _case("an index 4 with codes=4 (must raise ValueError naming indices)", (G, I + 2, 4), raises="indices")]
+            fixed_case("an index 4 with codes=4 (must raise ValueError naming indices)", (G, I + 2, 4), raises="indices")]
 
 
 def centroid_hidden(seed: int) -> list[Case]:
-    g = _gen(seed)
+    g = generator(seed)
     grad = torch.randn(100, 78, generator=g) * 1e-3
     idx = torch.randint(0, 32, (100, 78), generator=g)
     conv = torch.randn(8, 4, 3, 3, generator=g)
-    return [_case("a random (100, 78) gradient, 32 codes", (grad, idx, 32)),
-            _case("the same, skip_zeros=True", (grad, idx, 32), {"skip_zeros": True}),
-            _case("a (8, 4, 3, 3) conv gradient, 4 codes", (conv, torch.randint(0, 4, conv.shape, generator=g), 4)),
-            _case("a float64 gradient, 256 codes, most unused", (grad.double(), idx, 256)),
-            _case("a negative index (must raise ValueError naming indices)", (grad, idx - 1, 32), raises="indices"),
-            _case("a flattened index tensor (must raise ValueError naming indices)", (grad, idx.reshape(-1), 32),
+    return [fixed_case("a random (100, 78) gradient, 32 codes", (grad, idx, 32)),
+            fixed_case("the same, skip_zeros=True", (grad, idx, 32), {"skip_zeros": True}),
+            fixed_case("a (8, 4, 3, 3) conv gradient, 4 codes", (conv, torch.randint(0, 4, conv.shape, generator=g), 4)),
+            fixed_case("a float64 gradient, 256 codes, most unused", (grad.double(), idx, 256)),
+            fixed_case("a negative index (must raise ValueError naming indices)", (grad, idx - 1, 32), raises="indices"),
+            fixed_case("a flattened index tensor (must raise ValueError naming indices)", (grad, idx.reshape(-1), 32),
                   raises="indices")]
 
 
@@ -128,27 +118,27 @@ def _codes(values: list[int]) -> torch.Tensor:
 
 
 def relative_public() -> list[Case]:
-    return [_case("codes=[0, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7, 2], index_bits=3: offsets [2, 7, 3, 0], "
+    return [fixed_case("codes=[0, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7, 2], index_bits=3: offsets [2, 7, 3, 0], "
                   "codes [4, 0, 7, 2] (a gap of 11 zeros needs one filler)",
                   (_codes([0, 0, 4] + [0] * 11 + [7, 2]), 3)),
-            _case("codes=[5, 0, 1, 3, 0, 0, 2, 0, 0], index_bits=8 (no filler; trailing zeros are not stored)",
+            fixed_case("codes=[5, 0, 1, 3, 0, 0, 2, 0, 0], index_bits=8 (no filler; trailing zeros are not stored)",
                   (_codes([5, 0, 1, 3, 0, 0, 2, 0, 0]), 8)),
-            _case("index_bits=2: a gap of 3 zeros fits in the offset (3), a gap of 4 needs a filler",
+            fixed_case("index_bits=2: a gap of 3 zeros fits in the offset (3), a gap of 4 needs a filler",
                   (_codes([1, 0, 0, 0, 2, 0, 0, 0, 0, 3]), 2)),
-            _case("index_bits=1: 5 zeros before the first code need two fillers", (_codes([0, 0, 0, 0, 0, 6]), 1)),
-            _case("codes all zero: nothing is stored", (_codes([0, 0, 0, 0]), 3))]
+            fixed_case("index_bits=1: 5 zeros before the first code need two fillers", (_codes([0, 0, 0, 0, 0, 6]), 1)),
+            fixed_case("codes all zero: nothing is stored", (_codes([0, 0, 0, 0]), 3))]
 
 
 def relative_hidden(seed: int) -> list[Case]:
-    g = _gen(seed)
+    g = generator(seed)
     sparse = torch.randint(1, 32, (2000,), generator=g) * (torch.rand(2000, generator=g) > 0.9)
     very = torch.randint(1, 16, (3000,), generator=g) * (torch.rand(3000, generator=g) > 0.99)
     dense = torch.randint(0, 8, (300,), generator=g)
-    return [_case("2,000 codes, 90% zeros, index_bits=5", (sparse, 5)),
-            _case("3,000 codes, 99% zeros, index_bits=3 (many fillers)", (very, 3)),
-            _case("300 codes, few zeros, index_bits=4", (dense, 4)),
-            _case("2,000 codes, 90% zeros, index_bits=8", (sparse, 8)),
-            _case("a single non-zero code at the end of 1,000, index_bits=4", (_codes([0] * 999 + [9]), 4))]
+    return [fixed_case("2,000 codes, 90% zeros, index_bits=5", (sparse, 5)),
+            fixed_case("3,000 codes, 99% zeros, index_bits=3 (many fillers)", (very, 3)),
+            fixed_case("300 codes, few zeros, index_bits=4", (dense, 4)),
+            fixed_case("2,000 codes, 90% zeros, index_bits=8", (sparse, 8)),
+            fixed_case("a single non-zero code at the end of 1,000, index_bits=4", (_codes([0] * 999 + [9]), 4))]
 
 
 def relative_observe(result: Any, args: tuple, kwargs: dict) -> Any:
@@ -182,7 +172,7 @@ def huffman_public() -> list[Case]:
 
 
 def huffman_hidden(seed: int) -> list[Case]:
-    g = _gen(seed)
+    g = generator(seed)
     random10 = {s: int(c) for s, c in enumerate(torch.randint(1, 100, (10,), generator=g))}
     random32 = {s: int(c) for s, c in enumerate(torch.randint(1, 1000, (32,), generator=g))}
     powers = {s: 2 ** s for s in range(12)}
@@ -260,7 +250,7 @@ def encode_public() -> list[Case]:
 
 
 def encode_hidden(seed: int) -> list[Case]:
-    g = _gen(seed)
+    g = generator(seed)
     symbols = torch.randint(0, 6, (1000,), generator=g).tolist()
     code = {0: "00", 1: "01", 2: "100", 3: "101", 4: "110", 5: "111"}
     return [_encode_case("1,000 random symbols over a 6-symbol code", symbols, code),

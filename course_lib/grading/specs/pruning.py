@@ -17,11 +17,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from ..spec import Assignment, Case, Exercise, Question, compare_values, describe
-
-
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
+from ..spec import Assignment, Case, Exercise, Question, compare_values, describe, generator
 
 
 def _tensor_case(text: str, *tensors: torch.Tensor, extra: tuple = (), raises: str | None = None) -> Case:
@@ -48,9 +44,9 @@ def mask_hidden(seed: int) -> list[Case]:
     cases = []
     for i, (shape, sparsity) in enumerate([((10, 10), 0.9), ((20, 30), 0.5), ((8, 4, 3, 3), 0.95), ((50,), 1.0),
                                            ((6, 7), 0.0), ((300, 100), 0.8), ((5,), 0.5)]):
-        w = torch.randn(shape, generator=_gen(seed + i))
+        w = torch.randn(shape, generator=generator(seed + i))
         cases.append(_tensor_case(f"a random weight of shape {shape}, sparsity={sparsity}", w, extra=(sparsity,)))
-    w = torch.randn(4, 4, generator=_gen(seed))
+    w = torch.randn(4, 4, generator=generator(seed))
     cases += [_tensor_case("sparsity=-0.1 (must raise ValueError naming sparsity)", w, extra=(-0.1,), raises="sparsity"),
               _tensor_case("sparsity=2.0 (must raise ValueError naming sparsity)", w, extra=(2.0,), raises="sparsity")]
     return cases
@@ -74,7 +70,7 @@ def global_public() -> list[Case]:
 
 
 def global_hidden(seed: int) -> list[Case]:
-    g = _gen(seed)
+    g = generator(seed)
     layers = [torch.randn(16, 1, 3, 3, generator=g) * 0.5, torch.randn(32, 16, 3, 3, generator=g) * 0.1,
               torch.randn(10, 128, generator=g) * 0.05]
     cases = [_global_case(f"three layers of scales 0.5, 0.1 and 0.05, sparsity={s}", layers, s)
@@ -98,7 +94,7 @@ def taylor_public() -> list[Case]:
 def taylor_hidden(seed: int) -> list[Case]:
     cases = []
     for i, shape in enumerate([(10, 20), (8, 4, 3, 3), (100,)]):
-        g = _gen(seed + i)
+        g = generator(seed + i)
         cases.append(_tensor_case(f"random weight and gradient of shape {shape}", torch.randn(shape, generator=g),
                                   torch.randn(shape, generator=g) * 1e-2))
     return cases
@@ -115,7 +111,7 @@ def channel_public() -> list[Case]:
 def channel_hidden(seed: int) -> list[Case]:
     cases = []
     for i, shape in enumerate([(8, 3, 3, 3), (16, 8, 1, 1), (4, 2, 5, 5)]):
-        cases.append(_tensor_case(f"a random conv weight of shape {shape}", torch.randn(shape, generator=_gen(seed + i))))
+        cases.append(_tensor_case(f"a random conv weight of shape {shape}", torch.randn(shape, generator=generator(seed + i))))
     return cases
 
 
@@ -196,7 +192,7 @@ def step_hidden(seed: int) -> list[Case]:
 # --- layer_sensitivity --------------------------------------------------------------------------
 
 def _loader(seed: int, image: bool) -> DataLoader:
-    g = _gen(seed)
+    g = generator(seed)
     x = torch.randn(96, 1, 6, 6, generator=g) if image else torch.randn(96, 8, generator=g)
     labels = (x.flatten(1)[:, :3].argmax(1) + (x.flatten(1)[:, 3] > 0).long()) % 3
     return DataLoader(TensorDataset(x, labels), batch_size=32)
@@ -270,7 +266,7 @@ def keep_public() -> list[Case]:
 
 
 def keep_hidden(seed: int) -> list[Case]:
-    g = _gen(seed)
+    g = generator(seed)
     return [_keep_case("32 random scores, sparsity=0.5", torch.rand(32, generator=g), 0.5),
             _keep_case("64 random scores, sparsity=0.75", torch.rand(64, generator=g), 0.75),
             _keep_case("7 random scores, sparsity=0.3", torch.rand(7, generator=g), 0.3),
@@ -308,7 +304,7 @@ def _surgery_case(text: str, seed: int, keep: list[int], *, channels: int = 6, s
 
 
 def _block_output(conv: nn.Module, bn: nn.Module, nxt: nn.Module) -> torch.Tensor:
-    x = torch.randn(2, 3, 7, 7, generator=_gen(0))
+    x = torch.randn(2, 3, 7, 7, generator=generator(0))
     with torch.no_grad():
         return nn.Sequential(conv, bn, nn.ReLU(), nxt).eval()(x)
 
@@ -365,7 +361,7 @@ def surgery_public() -> list[Case]:
 
 
 def surgery_hidden(seed: int) -> list[Case]:
-    g = _gen(seed)
+    g = generator(seed)
     keep16 = torch.randperm(16, generator=g)[:9].sort().values.tolist()
     keep8 = torch.randperm(8, generator=g)[:3].tolist()
     return [_surgery_case("16 channels, 9 kept at random, the removed ones silent", seed + 1, keep16, channels=16,

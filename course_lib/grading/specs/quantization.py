@@ -14,46 +14,36 @@ from typing import Any
 
 import torch
 
-from ..spec import Assignment, Case, Exercise, Question, compare_values, describe
-
-
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
-
-def _case(text: str, args: tuple, kwargs: dict | None = None, raises: str | None = None) -> Case:
-    def make() -> tuple[tuple, dict]:
-        return tuple(a.clone() if isinstance(a, torch.Tensor) else a for a in args), dict(kwargs or {})
-    return Case(text, make, raises)
+from ..spec import Assignment, Case, Exercise, Question, compare_values, describe, fixed_case, generator
 
 
 # --- compute_qparams ---------------------------------------------------------------------------
 
 def qparams_public() -> list[Case]:
-    return [_case("x_min=-1.0, x_max=3.0 (8 bits, signed, asymmetric: scale 4/255, zero_point -64)", (-1.0, 3.0)),
-            _case("x_min=-1.0, x_max=3.0, symmetric=True (scale 3/127.5, zero_point 0)", (-1.0, 3.0),
+    return [fixed_case("x_min=-1.0, x_max=3.0 (8 bits, signed, asymmetric: scale 4/255, zero_point -64)", (-1.0, 3.0)),
+            fixed_case("x_min=-1.0, x_max=3.0, symmetric=True (scale 3/127.5, zero_point 0)", (-1.0, 3.0),
                   {"symmetric": True}),
-            _case("x_min=0.0, x_max=6.0, bits=4, signed=False", (0.0, 6.0), {"bits": 4, "signed": False}),
-            _case("x_min=0.5, x_max=2.0 (a range above 0 is widened to [0, 2])", (0.5, 2.0)),
-            _case("per-channel ranges x_min=tensor([-1, -0.5, 0]), x_max=tensor([1, 2, 0]) (the last channel is "
+            fixed_case("x_min=0.0, x_max=6.0, bits=4, signed=False", (0.0, 6.0), {"bits": 4, "signed": False}),
+            fixed_case("x_min=0.5, x_max=2.0 (a range above 0 is widened to [0, 2])", (0.5, 2.0)),
+            fixed_case("per-channel ranges x_min=tensor([-1, -0.5, 0]), x_max=tensor([1, 2, 0]) (the last channel is "
                   "all zero: its scale is float32's eps)", (torch.tensor([-1.0, -0.5, 0.0]),
                                                              torch.tensor([1.0, 2.0, 0.0])))]
 
 
 def qparams_hidden(seed: int) -> list[Case]:
-    g = _gen(seed)
+    g = generator(seed)
     cases = []
     for bits, signed, symmetric in [(8, True, False), (8, False, False), (4, True, True), (2, True, False),
                                     (8, True, True), (3, False, False)]:
         lo = -float(torch.rand(1, generator=g)) * 5
         hi = float(torch.rand(1, generator=g)) * 5
-        cases.append(_case(f"x_min={lo:.3f}, x_max={hi:.3f}, bits={bits}, signed={signed}, symmetric={symmetric}",
+        cases.append(fixed_case(f"x_min={lo:.3f}, x_max={hi:.3f}, bits={bits}, signed={signed}, symmetric={symmetric}",
                            (lo, hi), {"bits": bits, "signed": signed, "symmetric": symmetric}))
     lo, hi = -torch.rand(8, generator=g) * 3, torch.rand(8, generator=g) * 3
-    cases += [_case("a range below 0: x_min=-2.0, x_max=-0.5 (the range must still contain 0)", (-2.0, -0.5)),
-              _case("8 random per-channel ranges, 4 bits, symmetric", (lo, hi), {"bits": 4, "symmetric": True}),
-              _case("8 random per-channel ranges, 8 bits, unsigned", (lo, hi), {"signed": False}),
-              _case("x_min=x_max=0.0 (scale eps)", (0.0, 0.0))]
+    cases += [fixed_case("a range below 0: x_min=-2.0, x_max=-0.5 (the range must still contain 0)", (-2.0, -0.5)),
+              fixed_case("8 random per-channel ranges, 4 bits, symmetric", (lo, hi), {"bits": 4, "symmetric": True}),
+              fixed_case("8 random per-channel ranges, 8 bits, unsigned", (lo, hi), {"signed": False}),
+              fixed_case("x_min=x_max=0.0 (scale eps)", (0.0, 0.0))]
     return cases
 
 
@@ -65,55 +55,55 @@ W = torch.tensor([[0.31, -0.12, 0.05], [1.4, -2.2, 0.6]])
 
 
 def quantize_public() -> list[Case]:
-    return [_case("x=[-1, 0, 0.26, -0.24, 1, 5, 20], scale=0.1, zero_point=0, 8 bits signed (2.6 rounds to 3, -2.4 to "
+    return [fixed_case("x=[-1, 0, 0.26, -0.24, 1, 5, 20], scale=0.1, zero_point=0, 8 bits signed (2.6 rounds to 3, -2.4 to "
                   "-2, and 200 clamps to 127)", (X_SIGNED, 0.1, 0)),
-            _case("x=[-2, 0, 0.25, 0.75, 1.25, 6.2, 7], scale=0.5, zero_point=3, bits=4, signed=False (-2 clamps to 0 "
+            fixed_case("x=[-2, 0, 0.25, 0.75, 1.25, 6.2, 7], scale=0.5, zero_point=3, bits=4, signed=False (-2 clamps to 0 "
                   "and 7 to 15; 0.5 rounds to 0 and 2.5 to 2, half to even)", (X_UNSIGNED, 0.5, 3),
                   {"bits": 4, "signed": False}),
-            _case("per channel along axis=0: weight [[0.31, -0.12, 0.05], [1.4, -2.2, 0.6]], scale=tensor([0.01, 0.1]), "
+            fixed_case("per channel along axis=0: weight [[0.31, -0.12, 0.05], [1.4, -2.2, 0.6]], scale=tensor([0.01, 0.1]), "
                   "zero_point=tensor([0, -2])", (W, torch.tensor([0.01, 0.1]), torch.tensor([0, -2])), {"axis": 0}),
-            _case("per channel along axis=1: the transposed weight, the same scales and zero points",
+            fixed_case("per channel along axis=1: the transposed weight, the same scales and zero points",
                   (W.t().contiguous(), torch.tensor([0.01, 0.1]), torch.tensor([0, -2])), {"axis": 1}),
-            _case("scale=0.0 (must raise ValueError naming scale)", (X_SIGNED, 0.0, 0), raises="scale")]
+            fixed_case("scale=0.0 (must raise ValueError naming scale)", (X_SIGNED, 0.0, 0), raises="scale")]
 
 
 def quantize_hidden(seed: int) -> list[Case]:
-    g = _gen(seed)
+    g = generator(seed)
     x = torch.randn(64, generator=g) * 2
     w = torch.randn(4, 6, generator=g)
     scales = torch.rand(4, generator=g) * 0.05 + 0.01
     zps = torch.randint(-3, 4, (4,), generator=g)
-    return [_case("random x, scale=0.02, zero_point=-5", (x, 0.02, -5)),
-            _case("random x, scale=0.3, zero_point=2, bits=4, signed=False", (x, 0.3, 2), {"bits": 4, "signed": False}),
-            _case("random x, scale=0.5, zero_point=0, bits=2", (x, 0.5, 0), {"bits": 2}),
-            _case("x far outside the range (clamping)", (x * 100, 0.01, 0)),
-            _case("per-channel: a (4, 6) weight, 4 scales and zero points, axis=0", (w, scales, zps), {"axis": 0}),
-            _case("per-channel along axis=1", (w.t().contiguous(), scales, zps), {"axis": 1}),
-            _case("a negative scale (must raise ValueError naming scale)", (x, -0.1, 0), raises="scale"),
-            _case("per-channel scales with a 0 (must raise ValueError naming scale)",
+    return [fixed_case("random x, scale=0.02, zero_point=-5", (x, 0.02, -5)),
+            fixed_case("random x, scale=0.3, zero_point=2, bits=4, signed=False", (x, 0.3, 2), {"bits": 4, "signed": False}),
+            fixed_case("random x, scale=0.5, zero_point=0, bits=2", (x, 0.5, 0), {"bits": 2}),
+            fixed_case("x far outside the range (clamping)", (x * 100, 0.01, 0)),
+            fixed_case("per-channel: a (4, 6) weight, 4 scales and zero points, axis=0", (w, scales, zps), {"axis": 0}),
+            fixed_case("per-channel along axis=1", (w.t().contiguous(), scales, zps), {"axis": 1}),
+            fixed_case("a negative scale (must raise ValueError naming scale)", (x, -0.1, 0), raises="scale"),
+            fixed_case("per-channel scales with a 0 (must raise ValueError naming scale)",
                   (w, torch.tensor([0.1, 0.0, 0.1, 0.1]), zps), {"axis": 0}, raises="scale")]
 
 
 def dequantize_public() -> list[Case]:
-    return [_case("q=[-10, 0, 3, 10], scale=0.1, zero_point=0", (torch.tensor([-10, 0, 3, 10]), 0.1, 0)),
-            _case("q=[0, 3, 15], scale=0.5, zero_point=3", (torch.tensor([0, 3, 15]), 0.5, 3)),
-            _case("per channel along axis=0: q=[[31, -12, 5], [16, -20, 8]], scale=tensor([0.01, 0.1]), "
+    return [fixed_case("q=[-10, 0, 3, 10], scale=0.1, zero_point=0", (torch.tensor([-10, 0, 3, 10]), 0.1, 0)),
+            fixed_case("q=[0, 3, 15], scale=0.5, zero_point=3", (torch.tensor([0, 3, 15]), 0.5, 3)),
+            fixed_case("per channel along axis=0: q=[[31, -12, 5], [16, -20, 8]], scale=tensor([0.01, 0.1]), "
                   "zero_point=tensor([0, -2])", (torch.tensor([[31, -12, 5], [16, -20, 8]]), torch.tensor([0.01, 0.1]),
                                                  torch.tensor([0, -2])), {"axis": 0}),
-            _case("per channel along axis=1: the transposed codes", (torch.tensor([[31, 16], [-12, -20], [5, 8]]),
+            fixed_case("per channel along axis=1: the transposed codes", (torch.tensor([[31, 16], [-12, -20], [5, 8]]),
                                                                       torch.tensor([0.01, 0.1]), torch.tensor([0, -2])),
                   {"axis": 1})]
 
 
 def dequantize_hidden(seed: int) -> list[Case]:
-    g = _gen(seed)
+    g = generator(seed)
     q = torch.randint(-128, 128, (50,), generator=g)
     qc = torch.randint(0, 16, (4, 6), generator=g)
     scales = torch.rand(4, generator=g) * 0.05 + 0.01
     zps = torch.randint(0, 16, (4,), generator=g)
-    return [_case("random int8 codes, scale=0.03, zero_point=-7", (q, 0.03, -7)),
-            _case("per-channel: (4, 6) codes, 4 scales and zero points, axis=0", (qc, scales, zps), {"axis": 0}),
-            _case("per-channel along axis=1", (qc.t().contiguous(), scales, zps), {"axis": 1})]
+    return [fixed_case("random int8 codes, scale=0.03, zero_point=-7", (q, 0.03, -7)),
+            fixed_case("per-channel: (4, 6) codes, 4 scales and zero points, axis=0", (qc, scales, zps), {"axis": 0}),
+            fixed_case("per-channel along axis=1", (qc.t().contiguous(), scales, zps), {"axis": 1})]
 
 
 def gradient_observe(result: Any, args: tuple, kwargs: dict) -> dict[str, Any]:
@@ -146,7 +136,7 @@ def fake_public() -> list[Case]:
 
 
 def fake_hidden(seed: int) -> list[Case]:
-    g = _gen(seed)
+    g = generator(seed)
     x = torch.randn(64, generator=g) * 2
     w = torch.randn(4, 6, generator=g)
     scales = torch.rand(4, generator=g) * 0.05 + 0.01
@@ -179,7 +169,7 @@ def binarize_public() -> list[Case]:
 
 
 def binarize_hidden(seed: int) -> list[Case]:
-    g = _gen(seed)
+    g = generator(seed)
     return [_grad_case("a random (16, 32) weight, per_channel=True", torch.randn(16, 32, generator=g),
                        kwargs={"per_channel": True}),
             _grad_case("a random (16, 32) weight of scale 3 (many |w| > 1), per_channel=False",
@@ -202,7 +192,7 @@ def _int8(values: Any) -> torch.Tensor:
 
 def _linear_case(text: str, x_q: torch.Tensor, x_scale: float, x_zero_point: int, w_q: torch.Tensor, w_scale: Any,
                  bias: torch.Tensor | None, y_scale: float, y_zero_point: int, raises: str | None = None) -> Case:
-    return _case(text, (x_q, x_scale, x_zero_point, w_q, w_scale, bias, y_scale, y_zero_point), raises=raises)
+    return fixed_case(text, (x_q, x_scale, x_zero_point, w_q, w_scale, bias, y_scale, y_zero_point), raises=raises)
 
 
 def _random_linear(g: torch.Generator, n: int, inputs: int, outputs: int, spread: float = 1.0) -> tuple:
@@ -239,7 +229,7 @@ def linear_public() -> list[Case]:
                          big, 0.01, -20, _int8(torch.full((2, 256), 100)), torch.tensor([0.01, 0.002]), None, 8.0e-2,
                          0),
             _linear_case("a LeNet-like layer quantized from floats, 4 x 32 inputs, 8 outputs (the dequantized output "
-                         "is the float layer's within one output step)", *_random_linear(_gen(0), 4, 32, 8)),
+                         "is the float layer's within one output step)", *_random_linear(generator(0), 4, 32, 8)),
             _linear_case("x_q as float32 (must raise TypeError naming x_q)", x.float(), 0.05, 5, w, ws, b, 0.03, -3,
                          raises="x_q"),
             _linear_case("w_q as int32 (must raise TypeError naming w_q)", x, 0.05, 5, w.int(), ws, b, 0.03, -3,
@@ -249,7 +239,7 @@ def linear_public() -> list[Case]:
 
 
 def linear_hidden(seed: int) -> list[Case]:
-    g = _gen(seed)
+    g = generator(seed)
     without_bias = _random_linear(g, 5, 16, 4)
     w = _int8([[1, 2, 3], [4, 5, 6]])
     return [_linear_case("random 16 x 64 inputs, 10 outputs", *_random_linear(g, 16, 64, 10)),
