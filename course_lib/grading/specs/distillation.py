@@ -26,13 +26,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from ..spec import Assignment, Case, Exercise, Question, compare_values, describe
+from ..spec import Assignment, Case, Exercise, Question, compare_values, describe, generator
 
 UNLABELED = -1  # as course_lib.distillation.UNLABELED; the notebook states the value
-
-
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
 # --- soft_targets ------------------------------------------------------------------------------
@@ -60,7 +56,7 @@ def soft_hidden(seed: int) -> list[Case]:
                 ((5, 7), 5.0, 10.0, torch.float32), ((2, 3, 5), 2.0, 2.5, torch.float32),
                 ((4, 10), 1.0, 0.5, torch.float32), ((3, 6), 1000.0, 1.0, torch.float64)]
     for i, (shape, scale, temperature, dtype) in enumerate(settings):
-        logits = torch.randn(shape, generator=_gen(seed + i), dtype=dtype) * scale
+        logits = torch.randn(shape, generator=generator(seed + i), dtype=dtype) * scale
         cases.append(_soft_case(logits, temperature, f"random {str(dtype).removeprefix('torch.')} logits of shape "
                                                      f"{shape} (scale {scale:g}), temperature={temperature}",
                                 dtype=dtype))
@@ -124,7 +120,7 @@ def loss_public() -> list[Case]:
 
 def _random_logits(seed: int, shape: tuple[int, int], scale: float, unlabeled: float,
                    dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    g = _gen(seed)
+    g = generator(seed)
     s = torch.randn(shape, generator=g, dtype=dtype) * scale
     t = torch.randn(shape, generator=g, dtype=dtype) * scale
     y = torch.randint(0, shape[1], (shape[0],), generator=g)
@@ -254,7 +250,7 @@ def _loop_case(seed: int, text: str, steps: int, kwargs: dict | None = None, *, 
             labels = torch.randint(0, 4, (examples,))
             labels[torch.rand(examples) < unlabeled] = UNLABELED
         loader = DataLoader(TensorDataset(inputs, labels), batch_size=8, shuffle=shuffle,
-                            generator=_gen(seed) if shuffle else None)
+                            generator=generator(seed) if shuffle else None)
         optimizer = torch.optim.Adam(student.parameters(), lr=0.05)
         return (student, teacher, loader, optimizer, steps), dict(kwargs or {})
     return Case(text, make, raises)
