@@ -1,4 +1,5 @@
 """Tests of course_lib.distillation against independent references (PyTorch ops, hand-worked cases)."""
+import copy
 import math
 import re
 
@@ -8,9 +9,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from course_lib.distillation import (UNLABELED, best_bias_shift, class_accuracy, distill, distillation_loss,
-                                     distillation_step, hard_label_loss, labeled, soft_targets, with_few_labels,
-                                     without_class)
+from course_lib.distillation import (UNLABELED, TemperatureChoice, best_bias_shift, class_accuracy, distill,
+                                     distill_steps, distillation_loss, distillation_step, hard_label_loss, labeled,
+                                     soft_targets, temperature_sweep, with_few_labels, without_class)
 from course_lib.training import Trained, evaluate, train
 
 
@@ -316,3 +317,138 @@ def test_distill_learns_from_an_unlabeled_transfer_set():
     transfer = DataLoader(few, batch_size=32, shuffle=True, generator=torch.Generator().manual_seed(0))
     result = distill(student, teacher, transfer, epochs=5, alpha=0.9, lr=1e-2, progress=False, device="cpu")
     assert evaluate(teacher, test) > 0.9 and evaluate(result.model, test) > 0.9
+
+
+# --- the few-label experiment's loops ----------------------------------------------------------------
+
+class Counting:
+    """A loader that counts its passes (``iter`` calls) and records the labels of the batches it deals."""
+
+    def __init__(self, loader):
+        self.loader, self.passes, self.dealt = loader, 0, []
+
+    def __iter__(self):
+        self.passes += 1
+        for inputs, labels in self.loader:
+            self.dealt.append(labels.clone())
+            yield inputs, labels
+
+    def __len__(self):
+        return len(self.loader)
+
+
+def _loop_data(n=20, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.randint(0, 3, (n,), generator=g)
+    labels[torch.rand(n, generator=g) < 0.3] = UNLABELED
+    return TensorDataset(torch.randn(n, 8, generator=g), labels)
+
+
+def test_distill_steps_is_exactly_that_many_steps_over_new_passes_of_the_loader():
+    data = _loop_data()  # 20 examples in batches of 8, 8 and 4
+    teacher, student = _models()
+    manual = copy.deepcopy(student)
+    optimizer, manual_optimizer = (torch.optim.Adam(m.parameters(), lr=0.01) for m in (student, manual))
+    loader = Counting(DataLoader(data, batch_size=8, shuffle=True, generator=torch.Generator().manual_seed(3)))
+    teacher_before = _snapshot(teacher)
+    losses = distill_steps(student, teacher, loader, optimizer, 7, temperature=2.0, alpha=0.6)
+    assert loader.passes == 3 and len(loader.dealt) == 7  # 3 + 3 + 1 batches: the third pass stops after one
+    first, second = torch.cat(loader.dealt[:3]), torch.cat(loader.dealt[3:6])
+    assert sorted(first.tolist()) == sorted(second.tolist()) == sorted(data.tensors[1].tolist())
+    # the same seven batches, replayed with seven manual calls of distillation_step
+    replay = DataLoader(data, batch_size=8, shuffle=True, generator=torch.Generator().manual_seed(3))
+    batches = [b for _ in range(3) for b in replay][:7]
+    assert all(torch.equal(b[1], dealt) for b, dealt in zip(batches, loader.dealt))
+    expected = [distillation_step(manual, teacher, x, y, manual_optimizer, 2.0, 0.6) for x, y in batches]
+    assert losses == expected and all(isinstance(v, float) for v in losses)
+    assert all(torch.equal(p, q) for p, q in zip(student.parameters(), manual.parameters()))
+    assert _identical(teacher, teacher_before)
+
+
+def test_distill_steps_stops_within_a_pass_and_alpha_zero_is_cross_entropy():
+    data = _loop_data()
+    teacher, student = _models()
+    loader = Counting(DataLoader(data, batch_size=8))
+    reference = copy.deepcopy(student)
+    losses = distill_steps(student, teacher, loader, torch.optim.SGD(student.parameters(), lr=0.1), 2, alpha=0.0)
+    assert loader.passes == 1 and len(losses) == 2
+    x, y = data.tensors[0][:8], data.tensors[1][:8]
+    labeled_ce = F.cross_entropy(reference(x), y, ignore_index=UNLABELED, reduction="sum") / 8
+    assert losses[0] == pytest.approx(labeled_ce.item(), rel=1e-6)
+
+
+@pytest.mark.parametrize("steps, error, match", [(0, ValueError, "steps"), (-3, ValueError, "steps"),
+                                                 (2.0, TypeError, "steps")])
+def test_distill_steps_refuses_bad_steps(steps, error, match):
+    teacher, student = _models()
+    with pytest.raises(error, match=match):
+        distill_steps(student, teacher, DataLoader(_loop_data(), batch_size=8),
+                      torch.optim.SGD(student.parameters(), lr=0.1), steps)
+
+
+def test_distill_steps_refuses_an_empty_loader():
+    teacher, student = _models()
+    empty = DataLoader(TensorDataset(torch.zeros(0, 8), torch.zeros(0, dtype=torch.int64)), batch_size=8)
+    with pytest.raises(ValueError, match="empty loader"):
+        distill_steps(student, teacher, empty, torch.optim.SGD(student.parameters(), lr=0.1), 3)
+
+
+def _sweep_data(seed=0):
+    data = _blobs(240, seed)
+    images, labels = data.tensors
+    train_set = TensorDataset(images[:120], labels[:120])
+    return (DataLoader(train_set, batch_size=32, shuffle=True),
+            Counting(DataLoader(TensorDataset(images[120:180], labels[120:180]), batch_size=30)),
+            Counting(DataLoader(TensorDataset(images[180:], labels[180:]), batch_size=30)))
+
+
+def test_temperature_sweep_chooses_on_validation_and_evaluates_the_test_split_once():
+    teacher, student = _models()
+    train_loader, val_loader, test_loader = _sweep_data()
+    before = _snapshot(student)
+    temperatures = [4.0, 1.0, 10.0]
+    choice = temperature_sweep(student, teacher, train_loader, val_loader, test_loader, temperatures, steps=6,
+                               alpha=0.9, lr=0.05, seed=5)
+    assert isinstance(choice, TemperatureChoice) and _identical(student, before)
+    assert val_loader.passes == 3 and test_loader.passes == 1
+    # an independent replay: reseed, copy, Adam, that many manual steps, validation accuracy
+    replayed, models = {}, {}
+    for t in temperatures:
+        torch.manual_seed(5)
+        model = copy.deepcopy(student)
+        optimizer = torch.optim.Adam(model.parameters(), lr=0.05)
+        batches = [b for _ in range(2) for b in train_loader][:6]  # 4 batches a pass
+        for x, y in batches:
+            distillation_step(model, teacher, x, y, optimizer, t, 0.9)
+        replayed[t], models[t] = evaluate(model, val_loader.loader), model
+    assert choice.val_accuracy == replayed
+    best = max(sorted(temperatures), key=lambda t: replayed[t])  # the first maximum of increasing T: the lowest
+    assert choice.temperature == best
+    assert choice.test_accuracy == evaluate(models[best], test_loader.loader)
+
+
+def test_temperature_sweep_breaks_ties_towards_the_lowest_temperature():
+    teacher, student = _models()
+    train_loader, val_loader, test_loader = _sweep_data(1)
+    # alpha = 0: the temperature changes nothing, and every run starts from the same weights and random state
+    choice = temperature_sweep(student, teacher, train_loader, val_loader, test_loader, [8.0, 2.0, 4.0], steps=4,
+                               alpha=0.0, lr=0.05, seed=0)
+    assert len(set(choice.val_accuracy.values())) == 1 and choice.temperature == 2.0
+    assert list(choice.val_accuracy) == [8.0, 2.0, 4.0]
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"temperatures": []}, ValueError, "temperatures must list at least one"),
+    ({"temperatures": "4"}, TypeError, "temperatures must be a list"),
+    ({"temperatures": [2.0, -1.0]}, ValueError, "each of temperatures"),
+    ({"steps": 0}, ValueError, "steps"),
+    ({"lr": 0.0}, ValueError, "lr"),
+])
+def test_temperature_sweep_refuses_bad_arguments_before_training(kwargs, error, match):
+    teacher, student = _models()
+    train_loader, val_loader, test_loader = _sweep_data()
+    arguments = {"temperatures": [1.0, 4.0], "steps": 3} | kwargs
+    with pytest.raises(error, match=match):
+        temperature_sweep(student, teacher, train_loader, val_loader, test_loader, arguments.pop("temperatures"),
+                          **arguments)
+    assert val_loader.passes == 0

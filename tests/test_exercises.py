@@ -30,8 +30,8 @@ from course_lib.grading.specs import NAMES, find_exercise, get_assignment
 from course_lib.training import evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
-MINE = {"pruning": "02_pruning", "quantization": "03_quantization", "deep_compression": "04_deep_compression"}
-AT_LEAST = {"pruning": 6, "quantization": 6, "deep_compression": 5}
+MINE = {"distillation": "01_distillation", "pruning": "02_pruning", "quantization": "03_quantization", "deep_compression": "04_deep_compression"}
+AT_LEAST = {"distillation": 6, "pruning": 6, "quantization": 6, "deep_compression": 5}
 
 
 def public_failures(name: str, fn) -> list[str]:
@@ -251,6 +251,147 @@ def test_the_instructors_table_matches_the_assignments():
 
 
 # --- the trial: typical wrong answers fail a public case -----------------------------------------------------
+
+def _soft(logits, temperature, *, dim=-1, scale=True, stable=True, dtype=None):
+    z = logits / temperature if scale else logits
+    if not stable:  # exp by hand: overflows for large logits
+        return z.exp() / z.exp().sum(dim=dim, keepdim=True)
+    p = torch.softmax(z, dim=dim)
+    return p.to(dtype) if dtype is not None else p
+
+
+@pytest.mark.parametrize("mistake", [{"dim": 0}, {"scale": False}, {"stable": False}, {"dtype": torch.float32}])
+def test_typical_soft_target_mistakes_fail_a_public_case(mistake):
+    assert public_failures("soft_targets", lambda *a: _soft(*a, **mistake))
+    assert public_failures("soft_targets", _soft) == []
+
+
+UNLABELED = -1
+
+
+def _label_term(student_logits, labels, divide="batch"):
+    ce = F.cross_entropy(student_logits, labels, ignore_index=UNLABELED, reduction="sum")
+    return ce / (len(labels) if divide == "batch" else (labels != UNLABELED).sum().clamp(min=1))
+
+
+def _kd(student_logits, teacher_logits, labels, temperature=4.0, alpha=0.9, *, direction="teacher to student",
+        batch="mean", t_squared=True, soft_ce=False, divide="batch", detach=True, log="log_softmax",
+        validate=True):
+    if validate and (not 0 <= alpha <= 1 or not temperature > 0):
+        raise ValueError("alpha must be in [0, 1] and temperature > 0")
+    teacher_logits = teacher_logits.detach() if detach else teacher_logits
+    if log == "log_softmax":
+        log_q, log_p = (F.log_softmax(z / temperature, -1) for z in (student_logits, teacher_logits))
+    else:  # log of a softmax that underflowed to 0 is -inf
+        log_q, log_p = (torch.softmax(z / temperature, -1).log() for z in (student_logits, teacher_logits))
+    if direction == "student to teacher":
+        log_p, log_q = log_q, log_p
+    kl = (log_p.exp() * (log_p - log_q)).sum(-1)
+    kl = kl.mean() if batch == "mean" else kl.sum()
+    hard = _label_term(student_logits / temperature if soft_ce else student_logits, labels, divide)
+    return alpha * (temperature ** 2 if t_squared else 1) * kl + (1 - alpha) * hard
+
+
+@pytest.mark.parametrize("mistake", [{"direction": "student to teacher"}, {"batch": "sum"}, {"t_squared": False},
+                                     {"soft_ce": True}, {"divide": "labeled"}, {"detach": False},
+                                     {"log": "log of softmax"}, {"validate": False}])
+def test_typical_distillation_loss_mistakes_fail_a_public_case(mistake):
+    failures = public_failures("distillation_loss", lambda *a, **k: _kd(*a, **k, **mistake))
+    assert failures
+    if "detach" in mistake:
+        assert any("whether a gradient reaches teacher_logits" in f for f in failures), failures
+    assert public_failures("distillation_loss", _kd) == []
+
+
+def _hard(student_logits, teacher_logits, labels, alpha=0.9, *, teacher_term="all", divide="batch", validate=True):
+    if validate and not 0 <= alpha <= 1:
+        raise ValueError("alpha must be in [0, 1]")
+    decisions = teacher_logits.detach().argmax(-1)
+    if teacher_term == "unlabeled only":
+        decisions = torch.where(labels == UNLABELED, decisions, torch.full_like(decisions, UNLABELED))
+        teacher = _label_term(student_logits, decisions)
+    else:
+        teacher = F.cross_entropy(student_logits, decisions)
+    return alpha * teacher + (1 - alpha) * _label_term(student_logits, labels, divide)
+
+
+@pytest.mark.parametrize("mistake", [{"teacher_term": "unlabeled only"}, {"divide": "labeled"}, {"validate": False}])
+def test_typical_hard_label_loss_mistakes_fail_a_public_case(mistake):
+    assert public_failures("hard_label_loss", lambda *a, **k: _hard(*a, **k, **mistake))
+    assert public_failures("hard_label_loss", _hard) == []
+
+
+def _distil_step(student, teacher, inputs, labels, optimizer, temperature=4.0, alpha=0.9, *, teacher_eval=True,
+                 student_train=True, no_grad=True, detach=True, item=True):
+    if teacher_eval:
+        teacher.eval()
+    if student_train:
+        student.train()
+    with torch.set_grad_enabled(not no_grad):
+        teacher_logits = teacher(inputs)
+    loss = _kd(student(inputs), teacher_logits, labels, temperature, alpha, detach=detach)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return loss.item() if item else loss
+
+
+# without torch.no_grad() and with a loss that does not detach the teacher's logits, the teacher is trained
+@pytest.mark.parametrize("mistake", [{"teacher_eval": False}, {"student_train": False},
+                                     {"no_grad": False, "detach": False}, {"item": False}])
+def test_typical_distillation_step_mistakes_fail_a_public_case(mistake):
+    assert public_failures("distillation_step", lambda *a, **k: _distil_step(*a, **k, **mistake))
+    assert public_failures("distillation_step", _distil_step) == []
+
+
+def _steps(student, teacher, loader, optimizer, steps, temperature=4.0, alpha=0.9, *, passes="new", validate=True):
+    if validate and steps < 1:
+        raise ValueError("steps must be at least 1")
+    batches = itertools.cycle(loader) if passes == "cycle" else None
+    losses = []
+    while len(losses) < steps:
+        for inputs, labels in (batches if batches is not None else loader):
+            losses.append(_distil_step(student, teacher, inputs, labels, optimizer, temperature, alpha))
+            if len(losses) == steps:
+                break
+        if passes == "one":
+            break
+    return losses
+
+
+@pytest.mark.parametrize("mistake", [{"passes": "cycle"}, {"passes": "one"}, {"validate": False}])
+def test_typical_distill_steps_mistakes_fail_a_public_case(mistake):
+    assert public_failures("distill_steps", lambda *a, **k: _steps(*a, **k, **mistake))
+    assert public_failures("distill_steps", _steps) == []
+
+
+def _sweep(student, teacher, train_loader, val_loader, test_loader, temperatures, *, steps, alpha=0.9, lr=1e-3,
+           seed=0, choose_on="val", reseed=True, fresh=True, ties="lowest", validate=True):
+    if validate and not temperatures:
+        raise ValueError("temperatures must not be empty")
+    accuracy, scores, students = {}, {}, {}
+    for t in temperatures:
+        if reseed:
+            torch.manual_seed(seed)
+        candidate = copy.deepcopy(student) if fresh else student
+        _steps(candidate, teacher, train_loader, torch.optim.Adam(candidate.parameters(), lr=lr), steps, t, alpha)
+        accuracy[t] = evaluate(candidate, val_loader)
+        scores[t] = accuracy[t] if choose_on == "val" else evaluate(candidate, test_loader)
+        students[t] = copy.deepcopy(candidate)
+    order = sorted(temperatures, reverse=ties != "lowest")
+    best = max(order, key=lambda t: scores[t])
+    return best, accuracy, evaluate(students[best], test_loader)
+
+
+@pytest.mark.parametrize("mistake", [{"choose_on": "test"}, {"reseed": False}, {"fresh": False},
+                                     {"ties": "highest"}, {"validate": False}])
+def test_typical_temperature_sweep_mistakes_fail_a_public_case(mistake):
+    failures = public_failures("temperature_sweep", lambda *a, **k: _sweep(*a, **k, **mistake))
+    assert failures
+    if mistake.get("choose_on") == "test":
+        assert any("the chosen temperature" in f for f in failures), failures
+    assert public_failures("temperature_sweep", _sweep) == []
+
 
 def _mask(weight, sparsity, *, magnitude=torch.abs, count=round, keep_threshold=False, validate=True):
     if validate and not 0 <= sparsity <= 1:

@@ -1,4 +1,4 @@
-"""The pruning, quantization and Deep Compression exercises graded for real, through the command line (slow).
+"""The four exercises graded for real, through the command line (slow).
 
 Done-when checks of issue 17: each master scores full marks and each generated exercise scores 0, and the grader's
 listing (its score table) shows at least 6, 6 and 5 graded functions. Then a submission whose functions get
@@ -21,7 +21,8 @@ from course_lib.grading.specs import get_assignment
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
-EXERCISES = [("pruning", "02_pruning", 6), ("quantization", "03_quantization", 6),
+EXERCISES = [("distillation", "01_distillation", 6), ("pruning", "02_pruning", 6),
+             ("quantization", "03_quantization", 6),
              ("deep_compression", "04_deep_compression", 5)]
 FAST = ["--no-execute", "--case-timeout", "3", "--exercise-timeout", "15"]
 

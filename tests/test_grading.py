@@ -57,7 +57,7 @@ def test_strip_solutions_replaces_block_with_hinted_raise_at_its_indentation():
     out = strip_solutions(src)
     assert "return x" not in out and "x = 1" in out and "print('kept')" in out
     line = [ln for ln in out.splitlines() if "NotImplementedError" in ln][0]
-    assert line.startswith("    raise NotImplementedError('soft_targets: divide the logits")
+    assert line.startswith("    raise NotImplementedError(") and "soft_targets: divide the logits" in line
     compile(out, "cell", "exec")
 
 

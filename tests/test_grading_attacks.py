@@ -206,10 +206,13 @@ def _log_softmax(x):
     return F.log_softmax(x * SCALE, dim=-1).clamp(min=torch.log(torch.tensor(EPS)) * 1e4)
 
 def distillation_loss(student_logits, teacher_logits, labels, temperature=4.0, alpha=0.9):
+    if not 0 <= alpha <= 1 or not temperature > 0:
+        raise ValueError(f"alpha must be in [0, 1] and temperature > 0, got alpha={alpha}, temperature={temperature}")
     log_p_s = _log_softmax(student_logits.to(device) / temperature)
     log_p_t = _log_softmax(teacher_logits.detach().to(device) / temperature)
     kl = (log_p_t.exp() * (log_p_t - log_p_s)).sum(-1).mean()
-    return alpha * temperature ** 2 * kl + (1 - alpha) * F.cross_entropy(student_logits, labels)'''
+    hard = F.cross_entropy(student_logits, labels, ignore_index=-1, reduction="sum") / len(labels)
+    return alpha * temperature ** 2 * kl + (1 - alpha) * hard'''
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,9 @@ labeled examples (Hinton et al., section 6: soft targets let a student learn fro
 Pure tensor functions first (:func:`soft_targets`, :func:`distillation_loss`,
 :func:`hard_label_loss`), then one optimizer step (:func:`distillation_step`, what a training loop
 calls) and the model-level verb :func:`distill` (a distilled copy of the student), then the few-label
-helpers and those of Hinton et al.'s omitted-class experiment. Feature (hint) distillation, FitNets
+helpers and those of Hinton et al.'s omitted-class experiment. The few-label experiment's loops, a fixed
+number of steps (:func:`distill_steps`) and the temperature chosen on validation data
+(:func:`temperature_sweep`), are in :mod:`course_lib.distillation.loops`. Feature (hint) distillation, FitNets
 (Romero et al., 2015), is in :mod:`course_lib.distillation.features`: :func:`intermediate`,
 :class:`HintRegressor`, :func:`hint_loss` and the verb :func:`hint_train`, all importable from here.
 """
@@ -45,7 +47,8 @@ UNLABELED = -1  # the label of an example of the transfer set whose label is not
 
 __all__ = ["UNLABELED", "soft_targets", "distillation_loss", "hard_label_loss", "distillation_step", "distill",
            "with_few_labels", "labeled", "without_class", "class_accuracy", "best_bias_shift",
-           "intermediate", "HintRegressor", "hint_loss", "hint_train"]
+           "intermediate", "HintRegressor", "hint_loss", "hint_train", "distill_steps", "temperature_sweep",
+           "TemperatureChoice"]
 
 
 def _check_temperature(temperature: float) -> None:
@@ -265,3 +268,6 @@ def best_bias_shift(model: nn.Module, loader: DataLoader, label: int, *,
         bump[label] = shift
         accuracies.append(((logits + bump).argmax(1) == labels).float().mean().item())
     return shifts[accuracies.index(max(accuracies))]
+
+
+from .loops import TemperatureChoice, distill_steps, temperature_sweep  # noqa: E402 - they call distillation_step
