@@ -271,6 +271,17 @@ def _pruning_tables(p: dict) -> list[str]:
     return tables
 
 
+def _int8_speed_table(stats: dict, header: list[str], extra: list[list[str]] | None = None) -> str:
+    """The times of fp32 eager, fp32 compiled and int8 (``stats``: a ``pt2e`` entry or its ``cpu_1thread``)."""
+    def ms(key: str) -> str:
+        return MISSING if number(stats.get(key)) is None else f"{stats[key]:.1f} ms"
+    return markdown_table(header, [
+        ["fp32, eager PyTorch", ms("fp32_eager_ms"), times(number(stats.get("speedup_vs_eager")))],
+        ["fp32, compiled (torch.compile, freezing)", ms("fp32_compiled_ms"),
+         times(number(stats.get("speedup_vs_compiled")))],
+        ["int8, PT2E, compiled", ms("int8_ms"), ""], *(extra or [])])
+
+
 def _quantization_tables(q: dict) -> list[str]:
     fp32 = number(q.get("fp32_accuracy"))
     models = [["fp32 teacher", percent(fp32, 2), ""],
@@ -286,23 +297,13 @@ def _quantization_tables(q: dict) -> list[str]:
     tables = [markdown_table(["model", "test accuracy", "runs"], models)]
     pt2e = q.get("pt2e") or {}
     if pt2e:
-        ms = lambda key: MISSING if number(pt2e.get(key)) is None else f"{pt2e[key]:.1f} ms"  # noqa: E731
-        tables.append(markdown_table([f"batch {pt2e.get('batch_size')}, {pt2e.get('threads')} thread(s)", "median",
-                                      "int8 is faster by"], [
-            ["fp32, eager PyTorch", ms("fp32_eager_ms"), times(number(pt2e.get("speedup_vs_eager")))],
-            ["fp32, compiled (torch.compile, freezing)", ms("fp32_compiled_ms"),
-             times(number(pt2e.get("speedup_vs_compiled")))],
-            ["int8, PT2E, compiled", ms("int8_ms"), ""],
-            ["file size, fp32 / int8", "", times(number(pt2e.get("size_ratio")))]]))
-        cpu = pt2e.get("cpu_1thread") or {}
-        if cpu:  # CPU time per call on one thread, which other processes on the machine do not inflate
-            cpu_ms = lambda key: MISSING if number(cpu.get(key)) is None else f"{cpu[key]:.1f} ms"  # noqa: E731
-            tables.append(markdown_table([f"batch {pt2e.get('batch_size')}, CPU time per call, 1 thread", "mean",
-                                          "int8 is faster by"], [
-                ["fp32, eager PyTorch", cpu_ms("fp32_eager_ms"), times(number(cpu.get("speedup_vs_eager")))],
-                ["fp32, compiled (torch.compile, freezing)", cpu_ms("fp32_compiled_ms"),
-                 times(number(cpu.get("speedup_vs_compiled")))],
-                ["int8, PT2E, compiled", cpu_ms("int8_ms"), ""]]))
+        batch = f"batch {pt2e.get('batch_size')}"
+        tables.append(_int8_speed_table(pt2e, [f"{batch}, {pt2e.get('threads')} thread(s)", "median",
+                                               "int8 is faster by"],
+                                        [["file size, fp32 / int8", "", times(number(pt2e.get("size_ratio")))]]))
+        if pt2e.get("cpu_1thread"):  # CPU time per call on one thread, which other processes do not inflate
+            tables.append(_int8_speed_table(pt2e["cpu_1thread"], [f"{batch}, CPU time per call, 1 thread", "mean",
+                                                                  "int8 is faster by"]))
     return tables
 
 
