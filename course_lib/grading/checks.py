@@ -51,6 +51,8 @@ def check(name: str, fn: Callable) -> None:
     verdict = "all passed" if passed == len(cases) else "not there yet"
     print(f"{name}: {passed} of {len(cases)} public tests passed ({verdict}).")
     print("\n".join(lines))
+    if passed < len(cases) and exercise.relies_on:
+        print(f"  Note: {exercise.relies_on_note()}")
 
 
 _shown: dict[str, int] = {}  # hint steps already printed, by exercise, in this kernel

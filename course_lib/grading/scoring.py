@@ -58,6 +58,9 @@ def expected_answers(exercise: Exercise, cases: dict[str, list[Case]], secret: i
     return expected
 
 
+NOT_WRITTEN = "is not written yet (raises NotImplementedError)"
+
+
 def _judge(exercise: Exercise, case: Case, outcome: Any, expected: Any) -> str | None:
     """``None`` if the case passed, else what follows "your function" in the feedback."""
     if outcome is None:
@@ -67,7 +70,7 @@ def _judge(exercise: Exercise, case: Case, outcome: Any, expected: Any) -> str |
     got = outcome.result
     if "error" in got:
         if got.get("not_implemented"):
-            return "is not written yet (raises NotImplementedError)"
+            return NOT_WRITTEN
         return f"raised {str(got['error'])[:500]}"
     args, kwargs = case.make()
     try:
@@ -93,8 +96,8 @@ def score_exercise(exercise: Exercise, obs: Observations, cases: dict[str, list[
     result.hidden_passed = sum(m is None for _, m in outcomes["hidden"])
     result.public_score = round(exercise.public_points * result.public_passed / max(1, len(public)), 2)
     result.hidden_score = round(exercise.hidden_points * result.hidden_passed / max(1, len(hidden)), 2)
-    result.public_output = _feedback(exercise.name, outcomes["public"], "public")
-    result.hidden_output = _feedback(exercise.name, outcomes["hidden"], "hidden")
+    result.public_output = _feedback(exercise, outcomes["public"], "public")
+    result.hidden_output = _feedback(exercise, outcomes["hidden"], "hidden")
     result.public_output += _definition_notes(obs)
     return result
 
@@ -108,9 +111,11 @@ def _definition_notes(obs: Observations) -> str:
     return notes
 
 
-def _feedback(name: str, outcomes: list[tuple[str, str | None]], kind: str) -> str:
+def _feedback(exercise: Exercise, outcomes: list[tuple[str, str | None]], kind: str) -> str:
     passed = sum(m is None for _, m in outcomes)
-    lines = [f"{name}: {passed} of {len(outcomes)} {kind} tests passed."]
+    lines = [f"{exercise.name}: {passed} of {len(outcomes)} {kind} tests passed."]
     for description, msg in outcomes:
         lines.append(f"  [pass] {description}" if msg is None else f"  [FAIL] {description}: your function {msg}")
+    if exercise.relies_on and any(m is not None and m != NOT_WRITTEN for _, m in outcomes):
+        lines.append(f"  Note: {exercise.relies_on_note()}")
     return "\n".join(lines)

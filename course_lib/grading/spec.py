@@ -78,7 +78,9 @@ class Exercise:
     proportion to the cases passed. ``rtol``/``atol`` are the tolerances of :func:`compare_values`;
     with ``dtypes`` a tensor must also have the reference's dtype (int64 codes, not floats holding
     integers). ``hint`` says what the function computes (the stub's message); ``hints`` are the steps
-    :func:`course_lib.grading.checks.hint` shows one at a time.
+    :func:`course_lib.grading.checks.hint` shows one at a time. ``relies_on`` names the learner's earlier
+    functions that this one calls (directly or through another): when a test fails, the feedback says to make
+    those pass their own tests first (:meth:`relies_on_note`), since a mistake there fails these tests too.
     """
 
     name: str
@@ -94,10 +96,22 @@ class Exercise:
     atol: float = 1e-5
     dtypes: bool = False
     hints: tuple[str, ...] = ()
+    relies_on: tuple[str, ...] = ()
 
     @property
     def points(self) -> float:
         return self.public_points + self.hidden_points
+
+    def relies_on_note(self) -> str:
+        """The line added to the feedback of a failed test when the function calls the learner's earlier ones
+        (``""`` when it calls none)."""
+        if not self.relies_on:
+            return ""
+        names = list(self.relies_on)
+        listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+        pass_ = "it passes its" if len(names) == 1 else "those pass their"
+        return (f"{self.name} calls your {listed}: make sure {pass_} own checks first, as a mistake there fails "
+                "these tests too.")
 
     def reference_fn(self) -> Callable:
         return resolve(self.reference)
@@ -368,16 +382,18 @@ def compare_values(got: Any, expected: Any, rtol: float = 1e-4, atol: float = 1e
                                               and isinstance(got, torch.Tensor)):
         if dtypes and isinstance(expected, torch.Tensor) and isinstance(got, torch.Tensor) \
                 and got.dtype != expected.dtype:
-            return (f"returned a tensor of dtype {got.dtype}{at}, expected dtype {expected.dtype}: "
-                    f"{describe(expected)}")
-        return _compare_tensors(got, torch.as_tensor(expected), rtol, atol, at)
+            return (f"returned a tensor of dtype {got.dtype}{at}, expected dtype {expected.dtype} (values not "
+                    f"compared): {describe(expected)}")
+        return _compare_tensors(got, torch.as_tensor(expected), rtol, atol, at, shown_expected=expected)
     if isinstance(expected, bool) or expected is None or isinstance(expected, str):
         return None if got == expected and type(got) is type(expected) else \
             f"returned {describe(got)}{at}, expected {describe(expected)}"
     if isinstance(expected, (int, float)):
         if isinstance(got, bool) or not isinstance(got, (int, float)):
             return f"returned {describe(got)}{at}, expected a number like {describe(expected)}"
-        return _compare_tensors(torch.tensor(float(got)), torch.tensor(float(expected)), rtol, atol, at)
+        if _compare_tensors(torch.tensor(float(got)), torch.tensor(float(expected)), rtol, atol, at) is None:
+            return None
+        return f"returned {describe(got)}{at}, expected {describe(expected)}"  # numbers shown as numbers
     if isinstance(expected, (list, tuple)):
         if not isinstance(got, (list, tuple)):
             return f"returned {describe(got)}{at}, expected a {type(expected).__name__} of {len(expected)} items"
@@ -401,16 +417,19 @@ def compare_values(got: Any, expected: Any, rtol: float = 1e-4, atol: float = 1e
     return f"cannot compare {describe(got)} with {describe(expected)}{at}"
 
 
-def _compare_tensors(got: Any, expected: torch.Tensor, rtol: float, atol: float, at: str) -> str | None:
+def _compare_tensors(got: Any, expected: torch.Tensor, rtol: float, atol: float, at: str,
+                     shown_expected: Any = None) -> str | None:
+    # what the function returned and what was expected, as the feedback shows them: a Python number stays a number
+    shown, shown_expected = got, expected if shown_expected is None else shown_expected
     if isinstance(got, (int, float)) and not isinstance(got, bool) and expected.dim() == 0:
         got = torch.tensor(float(got))
     if not isinstance(got, torch.Tensor):
         return f"returned {describe(got)}{at}, expected a tensor {describe(expected)}"
     if got.shape != expected.shape:
         return (f"returned a tensor of shape {tuple(got.shape)}{at}, expected shape {tuple(expected.shape)}: "
-                f"{describe(expected)}")
+                f"{describe(shown_expected)}")
     if got.is_complex() or expected.is_complex():
-        return f"returned a complex tensor{at}, expected {describe(expected)}"
+        return f"returned a complex tensor{at}, expected {describe(shown_expected)}"
     g, e = got.double(), expected.double()
     nan_mismatch = torch.isnan(g) != torch.isnan(e)
     close = torch.isclose(g, e, rtol=rtol, atol=atol, equal_nan=True) & ~nan_mismatch
@@ -420,7 +439,7 @@ def _compare_tensors(got: Any, expected: torch.Tensor, rtol: float, atol: float,
     idx = tuple(int(i) for i in torch.unravel_index(diff.flatten().argmax(), diff.shape)) if diff.dim() else ()
     wrong = int((~close).sum())
     if g.numel() == 1:
-        return f"returned {describe(got)}{at}, expected {describe(expected)}"
+        return f"returned {describe(shown)}{at}, expected {describe(shown_expected)}"
     where = f" at index {idx}" if idx else ""
     return (f"returned {describe(got)}{at}, expected {describe(expected)}; {wrong} of {g.numel()} values differ, "
             f"the largest difference{where}: {_fmt_number(g[idx].item())} instead of {_fmt_number(e[idx].item())}")
