@@ -182,6 +182,20 @@ def test_distillation_step_matches_manual_step():
     assert _identical(teacher, teacher_before) and not teacher.training and student.training
 
 
+def test_distillation_step_clears_stale_gradients_and_checks_its_models():
+    teacher, student = _models()
+    fresh = nn.Sequential(nn.Linear(8, 3))
+    fresh.load_state_dict(student.state_dict())
+    x, y = torch.randn(10, 8), torch.randint(0, 3, (10,))
+    for p in student.parameters():  # gradients left from an earlier step must not enter this one
+        p.grad = torch.randn(p.shape)
+    distillation_step(student, teacher, x, y, torch.optim.SGD(student.parameters(), lr=0.1))
+    distillation_step(fresh, teacher, x, y, torch.optim.SGD(fresh.parameters(), lr=0.1))
+    assert all(torch.equal(p, q) for p, q in zip(student.parameters(), fresh.parameters()))
+    with pytest.raises(TypeError, match="teacher"):
+        distillation_step(student, lambda inputs: inputs, x, y, torch.optim.SGD(student.parameters(), lr=0.1))
+
+
 def _blobs(n=300, seed=0):
     g = torch.Generator().manual_seed(seed)
     centres = torch.randn(3, 8, generator=g) * 2

@@ -322,7 +322,7 @@ def test_typical_hard_label_loss_mistakes_fail_a_public_case(mistake):
 
 
 def _distil_step(student, teacher, inputs, labels, optimizer, temperature=4.0, alpha=0.9, *, teacher_eval=True,
-                 student_train=True, no_grad=True, detach=True, item=True):
+                 student_train=True, no_grad=True, detach=True, zero=True, item=True):
     if teacher_eval:
         teacher.eval()
     if student_train:
@@ -330,7 +330,8 @@ def _distil_step(student, teacher, inputs, labels, optimizer, temperature=4.0, a
     with torch.set_grad_enabled(not no_grad):
         teacher_logits = teacher(inputs)
     loss = _kd(student(inputs), teacher_logits, labels, temperature, alpha, detach=detach)
-    optimizer.zero_grad()
+    if zero:
+        optimizer.zero_grad()
     loss.backward()
     optimizer.step()
     return loss.item() if item else loss
@@ -338,10 +339,58 @@ def _distil_step(student, teacher, inputs, labels, optimizer, temperature=4.0, a
 
 # without torch.no_grad() and with a loss that does not detach the teacher's logits, the teacher is trained
 @pytest.mark.parametrize("mistake", [{"teacher_eval": False}, {"student_train": False},
-                                     {"no_grad": False, "detach": False}, {"item": False}])
+                                     {"no_grad": False, "detach": False}, {"zero": False}, {"item": False}])
 def test_typical_distillation_step_mistakes_fail_a_public_case(mistake):
-    assert public_failures("distillation_step", lambda *a, **k: _distil_step(*a, **k, **mistake))
+    failures = public_failures("distillation_step", lambda *a, **k: _distil_step(*a, **k, **mistake))
+    assert failures
+    if mistake == {"zero": False}:  # stale gradients: the case says the optimizer holds some from an earlier step
+        assert all("gradients from an earlier step" in f for f in failures), failures
     assert public_failures("distillation_step", _distil_step) == []
+
+
+def test_stale_gradients_have_a_hidden_case_too():
+    _, exercise = find_exercise("distillation_step")
+    assert any("gradients from an earlier step" in c.description for c in exercise.hidden(0))
+
+
+HINTED_STEP = '''def distillation_step(student, teacher, inputs, labels, optimizer, temperature=4.0, alpha=0.9):
+    teacher.eval()
+    student.train()
+    with torch.no_grad():
+        teacher_logits = teacher(inputs)
+    loss = distillation_loss(student(inputs), teacher_logits, labels, temperature, alpha)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+'''
+
+
+def test_a_step_written_naturally_from_the_hints_is_not_flagged_as_a_copy():
+    """The trial's learner followed the hints to the letter and was flagged: the hints no longer dictate the code,
+    and the most natural code they lead to is not the reference token for token."""
+    from course_lib.distillation import distillation_step
+    from course_lib.grading.fence import same_tokens
+    assert not same_tokens(HINTED_STEP, distillation_step)
+    hints = " ".join(find_exercise("distillation_step")[1].hints)
+    for code in ("teacher.eval()", "student.train()", "optimizer.zero_grad()", "loss.backward()", "with torch.no_grad",
+                 "loss.item()", "distillation_loss("):
+        assert code not in hints, code
+    loss_hints = find_exercise("distillation_loss")[1].hints
+    assert "F.kl_div(" not in loss_hints[2] and "len(labels)" not in loss_hints[3]
+
+
+def test_the_functions_that_call_earlier_ones_say_so_when_a_check_fails(capsys):
+    def wrong_step(*args, **kwargs):
+        return _distil_step(*args, **kwargs) + 1.0
+    check("distillation_step", wrong_step)
+    out = capsys.readouterr().out
+    assert "distillation_step calls your distillation_loss: make sure it passes its own checks first" in out
+    # the learner's float is shown as a number, not as tensor(...)
+    assert re.search(r"returned \d\.\d+ as the returned loss, expected \d\.\d+", out) and "tensor(" not in out, out
+    check("distillation_step", _distil_step)
+    assert "Note:" not in capsys.readouterr().out
+    assert "distillation_loss and distillation_step" in find_exercise("distill_steps")[1].relies_on_note()
 
 
 def _steps(student, teacher, loader, optimizer, steps, temperature=4.0, alpha=0.9, *, passes="new", validate=True):
@@ -366,7 +415,7 @@ def test_typical_distill_steps_mistakes_fail_a_public_case(mistake):
 
 
 def _sweep(student, teacher, train_loader, val_loader, test_loader, temperatures, *, steps, alpha=0.9, lr=1e-3,
-           seed=0, choose_on="val", reseed=True, fresh=True, ties="lowest", validate=True):
+           seed=0, choose_on="val", reseed=True, fresh=True, ties="lowest", validate=True, test_each=False):
     if validate and not temperatures:
         raise ValueError("temperatures must not be empty")
     accuracy, scores, students = {}, {}, {}
@@ -377,6 +426,8 @@ def _sweep(student, teacher, train_loader, val_loader, test_loader, temperatures
         _steps(candidate, teacher, train_loader, torch.optim.Adam(candidate.parameters(), lr=lr), steps, t, alpha)
         accuracy[t] = evaluate(candidate, val_loader)
         scores[t] = accuracy[t] if choose_on == "val" else evaluate(candidate, test_loader)
+        if test_each:  # chooses on validation, but evaluates every temperature's student on test too
+            evaluate(candidate, test_loader)
         students[t] = copy.deepcopy(candidate)
     order = sorted(temperatures, reverse=ties != "lowest")
     best = max(order, key=lambda t: scores[t])
@@ -384,12 +435,15 @@ def _sweep(student, teacher, train_loader, val_loader, test_loader, temperatures
 
 
 @pytest.mark.parametrize("mistake", [{"choose_on": "test"}, {"reseed": False}, {"fresh": False},
-                                     {"ties": "highest"}, {"validate": False}])
+                                     {"ties": "highest"}, {"validate": False}, {"test_each": True}])
 def test_typical_temperature_sweep_mistakes_fail_a_public_case(mistake):
     failures = public_failures("temperature_sweep", lambda *a, **k: _sweep(*a, **k, **mistake))
     assert failures
     if mistake.get("choose_on") == "test":
         assert any("the chosen temperature" in f for f in failures), failures
+    if mistake.get("test_each"):
+        assert failures == [f for f in failures if "counts its passes" in f], failures
+        assert "returned 4 as the number of passes over test_loader, expected 1" in failures[0], failures
     assert public_failures("temperature_sweep", _sweep) == []
 
 

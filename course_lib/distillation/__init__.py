@@ -139,6 +139,8 @@ def distillation_step(student: nn.Module, teacher: nn.Module, inputs: torch.Tens
     go into :func:`distillation_loss`, and ``optimizer`` (over the student's parameters) steps once.
     ``inputs`` ``(N, ...)`` and ``labels`` ``(N,)`` must be on the models' device.
     """
+    check_module(student, "student")
+    check_module(teacher, "teacher")
     teacher.eval()
     student.train()
     with torch.no_grad():

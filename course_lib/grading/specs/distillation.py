@@ -12,7 +12,10 @@ size; no gradient into the teacher's logits (every case passes teacher logits th
 teacher in eval mode, unchanged and without gradients, the student in train mode, the loss as a Python float; a
 new pass over the loader when it runs out; each temperature from the same weights and random state, Adam,
 the choice on validation with ties to the lowest temperature, the test split evaluated for the chosen student
-only. The errors the notebook names have public and hidden cases.
+only (a test loader that counts its passes: one). An optimizer that holds gradients from an earlier step has a
+public and a hidden case of ``distillation_step``. The errors the notebook names have public and hidden cases.
+``distillation_step``, ``distill_steps`` and ``temperature_sweep`` call the learner's earlier functions: their
+``relies_on`` note says so in the feedback of a failed test.
 
 The three public cases and six hidden cases of ``soft_targets``, its stub message (beginning "divide the
 logits") and its absence of error cases are relied on by ``tests/test_grading.py`` and
@@ -95,7 +98,9 @@ def loss_observe(result: Any, args: tuple, kwargs: dict) -> dict[str, Any]:
 
 def loss_public() -> list[Case]:
     return [_loss_case("student_logits=[[1, 2, 3], [0, -1, 2]], teacher_logits=[[3, 2, 1], [0.5, 0.5, 4]], "
-                       "labels=[0, 2], temperature=1, alpha=0.5 (a batch of 2: the KL term is averaged over it)",
+                       "labels=[0, 2], temperature=1, alpha=0.5 (a batch of 2: the KL term is averaged over it; the "
+                       "divergence is KL(p_teacher || q_student), from the teacher's distribution to the student's, "
+                       "not the reverse)",
                        S, T, [0, 2], {"temperature": 1.0, "alpha": 0.5}),
             _loss_case("the same logits with the default temperature=4.0 and alpha=0.9 (both distributions "
                        "softened, and the factor T^2)", S, T, [0, 2]),
@@ -180,7 +185,9 @@ def hard_hidden(seed: int) -> list[Case]:
 
 def _step_case(seed: int, text: str, kwargs: dict | None = None, *, teacher_bn: bool = False,
                student_bn: bool = False, student_eval: bool = False, unlabeled: float = 0.0,
-               optimizer: str = "sgd") -> Case:
+               optimizer: str = "sgd", stale: bool = False) -> Case:
+    """A 6-8-4 student, a 6-16-4 teacher, a batch of 8; with ``stale``, every parameter of the student holds a
+    gradient from an earlier step in ``.grad`` (as after a step whose gradients were not cleared)."""
     def make() -> tuple[tuple, dict]:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
@@ -194,6 +201,9 @@ def _step_case(seed: int, text: str, kwargs: dict | None = None, *, teacher_bn: 
             inputs = torch.randn(8, 6)
             labels = torch.randint(0, 4, (8,))
             labels[torch.rand(8) < unlabeled] = UNLABELED
+            if stale:
+                for p in student.parameters():
+                    p.grad = torch.randn(p.shape)
         student.train(not student_eval)  # the teacher is left in train mode, as nn.Module builds it
         opt = (torch.optim.SGD(student.parameters(), lr=0.5) if optimizer == "sgd"
                else torch.optim.Adam(student.parameters(), lr=0.05))
@@ -221,7 +231,9 @@ def step_public() -> list[Case]:
                        {"temperature": 2.0, "alpha": 0.5}, teacher_bn=True),
             _step_case(2, "a student with BatchNorm, left in eval mode by the caller (it must train in train mode)",
                        student_bn=True, student_eval=True),
-            _step_case(3, "labels with UNLABELED (-1) entries, temperature=3", {"temperature": 3.0}, unlabeled=0.5)]
+            _step_case(3, "labels with UNLABELED (-1) entries, temperature=3", {"temperature": 3.0}, unlabeled=0.5),
+            _step_case(4, "an optimizer that holds gradients from an earlier step (the student's parameters have a "
+                          "non-zero .grad before the call): they must not enter this step, SGD(lr=0.5)", stale=True)]
 
 
 def step_hidden(seed: int) -> list[Case]:
@@ -231,7 +243,10 @@ def step_hidden(seed: int) -> list[Case]:
                        student_eval=True),
             _step_case(seed + 3, "temperature=1, alpha=1, Adam", {"temperature": 1.0, "alpha": 1.0},
                        optimizer="adam"),
-            _step_case(seed + 4, "most labels UNLABELED, a teacher with BatchNorm", unlabeled=0.8, teacher_bn=True)]
+            _step_case(seed + 4, "most labels UNLABELED, a teacher with BatchNorm", unlabeled=0.8, teacher_bn=True),
+            _step_case(seed + 5, "an optimizer (Adam) that holds gradients from an earlier step: the student's "
+                                 "parameters have a non-zero .grad before the call, temperature=2",
+                       {"temperature": 2.0}, optimizer="adam", stale=True)]
 
 
 # --- distill_steps -------------------------------------------------------------------------------
@@ -287,12 +302,25 @@ def loop_hidden(seed: int) -> list[Case]:
 
 # --- temperature_sweep ----------------------------------------------------------------------------
 
+class CountingLoader(DataLoader):
+    """A ``DataLoader`` that counts its passes: the calls of ``iter(loader)`` (a ``for`` loop, ``evaluate``)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.passes = 0
+
+    def __iter__(self):  # noqa: ANN204 - DataLoader's own iterator type
+        self.passes += 1
+        return super().__iter__()
+
+
 def _sweep_case(seed: int, text: str, temperatures: list[float], *, alpha: float = 0.9, steps: int = 30,
-                disagree: bool = True, raises: str | None = None) -> Case:
+                disagree: bool = True, count_test: bool = False, raises: str | None = None) -> Case:
     """A confident random 4-32-3 teacher (its last layer scaled by 20) labels 96 training points (two thirds
     UNLABELED), 60 validation points and 60 test points, whose labels are shifted by one class when ``disagree``
     (choosing on them picks another temperature); a 4-8-3 student; the training loader shuffles with PyTorch's
-    global generator; Adam with lr=0.05 and ``seed`` for the sweep."""
+    global generator; Adam with lr=0.05 and ``seed`` for the sweep. With ``count_test``, the test loader is a
+    :class:`CountingLoader` (its passes are observed)."""
     def make() -> tuple[tuple, dict]:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
@@ -307,7 +335,7 @@ def _sweep_case(seed: int, text: str, temperatures: list[float], *, alpha: float
             y_test = (y_test + 1) % 3
         loaders = (DataLoader(TensorDataset(x_train, y_train), batch_size=16, shuffle=True),
                    DataLoader(TensorDataset(x_val, y_val), batch_size=60),
-                   DataLoader(TensorDataset(x_test, y_test), batch_size=60))
+                   (CountingLoader if count_test else DataLoader)(TensorDataset(x_test, y_test), batch_size=60))
         return (student, teacher, *loaders, list(temperatures)), {"steps": steps, "alpha": alpha, "lr": 0.05,
                                                                   "seed": seed}
     return Case(text, make, raises)
@@ -315,8 +343,9 @@ def _sweep_case(seed: int, text: str, temperatures: list[float], *, alpha: float
 
 def sweep_observe(result: Any, args: tuple, kwargs: dict) -> dict[str, Any]:
     """The chosen temperature, the validation accuracy at each temperature (keys ``"T=4"``), the chosen student's
-    test accuracy, and the student passed in, after the sweep; ``{"problem": ...}`` if the result is not a tuple
-    ``(temperature, {temperature: accuracy}, accuracy)``."""
+    test accuracy, the student passed in, after the sweep, and, for a :class:`CountingLoader`, the number of passes
+    over the test loader; ``{"problem": ...}`` if the result is not a tuple ``(temperature, {temperature:
+    accuracy}, accuracy)``."""
     student = [v.detach() for v in args[0].state_dict().values()]
     if not isinstance(result, tuple) or len(result) != 3 or not isinstance(result[1], dict):
         return {"problem": f"{describe(result)[:160]}, not a tuple (temperature, {{temperature: validation "
@@ -324,10 +353,13 @@ def sweep_observe(result: Any, args: tuple, kwargs: dict) -> dict[str, Any]:
 
     def key(t: Any) -> str:
         return f"T={float(t):g}" if isinstance(t, (int, float)) and not isinstance(t, bool) else repr(t)[:40]
-    return {"the chosen temperature": result[0],
-            "the validation accuracy at each temperature": {key(t): a for t, a in result[1].items()},
-            "the test accuracy of the chosen student": result[2],
-            "the student passed in, after the sweep (it must not change)": student}
+    observed = {"the chosen temperature": result[0],
+                "the validation accuracy at each temperature": {key(t): a for t, a in result[1].items()},
+                "the test accuracy of the chosen student": result[2],
+                "the student passed in, after the sweep (it must not change)": student}
+    if isinstance(args[4], CountingLoader):
+        observed["the number of passes over test_loader"] = args[4].passes
+    return observed
 
 
 def compare_sweep(got: Any, expected: Any, args: tuple, kwargs: dict) -> str | None:
@@ -344,6 +376,9 @@ def sweep_public() -> list[Case]:
             _sweep_case(1, "alpha=0, temperatures=[8, 2, 4]: the temperature then changes nothing, every temperature "
                            "ties, and the lowest, 2, is chosen (if each run starts from the same weights and random "
                            "state)", [8.0, 2.0, 4.0], alpha=0.0),
+            _sweep_case(3, "temperatures=[1, 4, 10], a test_loader that counts its passes (calls of iter): only the "
+                           "chosen student is evaluated on it, once, so 1 pass is expected (not one per temperature)",
+                        [1.0, 4.0, 10.0], count_test=True),
             _sweep_case(2, "temperatures=[] (must raise ValueError naming temperatures)", [], raises="temperatures")]
 
 
@@ -352,6 +387,9 @@ def sweep_hidden(seed: int) -> list[Case]:
             _sweep_case(seed + 2, "a random teacher, temperatures=[5, 2], steps=20", [5.0, 2.0], steps=20),
             _sweep_case(seed + 3, "a random teacher, one temperature [3]", [3.0], disagree=False),
             _sweep_case(seed + 4, "alpha=0, temperatures=[6, 3, 9] (ties: the lowest)", [6.0, 3.0, 9.0], alpha=0.0),
+            _sweep_case(seed + 6, "a random teacher, temperatures=[2, 8], a test_loader that counts its passes "
+                                  "(expected: 1, the chosen student's evaluation)", [2.0, 8.0], steps=20,
+                        count_test=True),
             _sweep_case(seed + 5, "temperatures=[] (must raise ValueError naming temperatures)", [],
                         raises="temperatures")]
 
@@ -379,11 +417,13 @@ ASSIGNMENT = Assignment(
                         "F.log_softmax(student_logits / T, dim=-1), and log p likewise from teacher_logits.detach() "
                         "(log(softmax) is -inf where the softmax underflows to 0).",
                         "KL(p || q) = sum_k p_k (log p_k - log q_k): sum over the classes, then the mean over the "
-                        "batch (F.kl_div(log_q, log_p, reduction='batchmean', log_target=True) computes exactly "
-                        "this; its argument order is the reverse of the maths).",
-                        "The label term uses the unsoftened student_logits. F.cross_entropy(..., ignore_index=-1, "
-                        "reduction='sum') skips the UNLABELED examples; divide by len(labels), not by the number "
-                        "of labeled examples.",
+                        "batch. Written out with log p and log q it is one line. If you use F.kl_div instead, mind "
+                        "its argument order, the reverse of the maths: its first argument is the student's log q, "
+                        "its second the teacher's distribution; and read its documentation on the reduction and on "
+                        "a target given as logarithms.",
+                        "The label term uses the unsoftened student_logits. It sums the cross-entropies of the "
+                        "labeled examples only (UNLABELED ones contribute nothing) and divides by the batch size N, "
+                        "the number of examples labeled or not, not by the number of labeled examples.",
                         "Multiply the KL term by alpha * T ** 2 and the label term by 1 - alpha.")),
         Exercise("hard_label_loss", "course_lib.distillation:hard_label_loss", hard_public, hard_hidden,
                  hint="alpha * the cross-entropy of the student with the teacher's decisions (every example) plus "
@@ -398,18 +438,21 @@ ASSIGNMENT = Assignment(
                  hint="one optimizer step of the student on your distillation_loss with the teacher's logits, "
                       "the teacher in eval mode and without gradients, the student in train mode; returns the loss "
                       "before the step as a float",
-                 observe=step_observe,
-                 hints=("Modes first: teacher.eval() (its BatchNorm then uses its running statistics and does not "
-                        "update them), student.train().",
-                        "Compute the teacher's logits inside `with torch.no_grad():`, so that no graph is built "
-                        "through the teacher and no gradient reaches its parameters.",
-                        "loss = distillation_loss(student(inputs), teacher_logits, labels, temperature, alpha), then "
-                        "optimizer.zero_grad(), loss.backward(), optimizer.step().",
-                        "Return loss.item(): a Python float, not a tensor that keeps the graph alive.")),
+                 observe=step_observe, relies_on=("distillation_loss",),
+                 hints=("Set the modes first, whatever the caller left: the teacher in eval mode (its BatchNorm then "
+                        "uses its running statistics and does not update them), the student in train mode.",
+                        "Run the teacher with autograd switched off (torch.no_grad), so that no graph is built "
+                        "through it and none of its parameters receives a gradient.",
+                        "The loss is your distillation_loss of the student's logits and the teacher's on the same "
+                        "inputs, with the labels, temperature and alpha passed on.",
+                        "The optimizer may still hold gradients from an earlier step: clear them before "
+                        "back-propagating the loss, then let the optimizer step.",
+                        "Return the loss as a Python float (a one-element tensor's .item()), not a tensor that keeps "
+                        "the graph alive.")),
         Exercise("distill_steps", "course_lib.distillation.loops:distill_steps", loop_public, loop_hidden,
                  hint="exactly `steps` calls of your distillation_step on the loader's batches, a new pass over the "
                       "loader each time it runs out; returns the list of the steps' losses",
-                 observe=loop_observe,
+                 observe=loop_observe, relies_on=("distillation_loss", "distillation_step"),
                  hints=("steps < 1 is a ValueError naming steps.",
                         "A `for inputs, labels in loader:` pass ends when the loader runs out; the loop over steps "
                         "must then start another pass, and stop in the middle of one when the count is reached.",
@@ -421,6 +464,7 @@ ASSIGNMENT = Assignment(
                       "validation loader, and evaluate only the chosen student on the test loader; returns "
                       "(temperature, {temperature: validation accuracy}, test accuracy)",
                  observe=sweep_observe, compare=compare_sweep, public_points=1.0, hidden_points=3.0,
+                 relies_on=("distillation_loss", "distillation_step", "distill_steps"),
                  hints=("An empty temperatures is a ValueError naming temperatures.",
                         "Each temperature: torch.manual_seed(seed), then copy.deepcopy(student) and "
                         "torch.optim.Adam(copy.parameters(), lr=lr), then your distill_steps, then "
@@ -435,8 +479,9 @@ ASSIGNMENT = Assignment(
                              "Where does its extra accuracy come from, and why does an UNLABELED image get the soft "
                              "term only? Use the numbers you measured."),
         Question("temperature", "Which temperature did your sweep choose, and by how many validation images did it "
-                                "beat the others? Would you trust that ranking on another seed? Why is the test "
-                                "accuracy computed for the chosen student only?"),
+                                "beat, or tie with, the others (one validation image is 0.2%)? Would you trust that "
+                                "ranking on another seed? Why is the test accuracy computed for the chosen student "
+                                "only?"),
         Question("imitation", "Compare the two students' imitation of the teacher on the validation images: the KL "
                               "divergence to its soft targets and the cross-entropy to its decisions "
                               "(hard_label_loss). What does the soft term transfer that the teacher's decisions "
