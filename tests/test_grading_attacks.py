@@ -37,10 +37,15 @@ IMPORTS = "import os, sys, time, functools\nimport torch\nimport torch.nn.functi
 SOFT = '''def soft_targets(logits, temperature):
     return torch.softmax(logits / temperature, dim=-1)'''
 LOSS = '''def distillation_loss(student_logits, teacher_logits, labels, temperature=4.0, alpha=0.9):
+    if not 0 <= alpha <= 1:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    if not temperature > 0:
+        raise ValueError(f"temperature must be positive, got {temperature}")
     log_p_s = F.log_softmax(student_logits / temperature, dim=-1)
     log_p_t = F.log_softmax(teacher_logits.detach() / temperature, dim=-1)
     kl = (log_p_t.exp() * (log_p_t - log_p_s)).sum(-1).mean()
-    return alpha * temperature ** 2 * kl + (1 - alpha) * F.cross_entropy(student_logits, labels)'''
+    hard = F.cross_entropy(student_logits, labels, ignore_index=-1, reduction="sum") / len(labels)
+    return alpha * temperature ** 2 * kl + (1 - alpha) * hard'''
 STEP = '''def distillation_step(student, teacher, inputs, labels, optimizer, temperature=4.0, alpha=0.9):
     teacher.eval()
     student.train()
@@ -600,7 +605,8 @@ def test_as_root_the_learner_has_no_network_and_cannot_signal_the_grader(kernel)
 
 @pytest.mark.parametrize("name", [p.stem for p in sorted((ROOT / "solutions").glob("*.ipynb"))])
 def test_real_solution_scores_full_marks_and_its_exercise_zero(name):
-    assignment = name.split("_", 1)[1]
-    solved = grade(ROOT / "solutions" / f"{name}.ipynb", assignment, options=FAST)
-    assert solved["score"] == get_assignment(assignment).max_score, solved["output"]
-    assert grade(ROOT / "exercises" / f"{name}.ipynb", assignment, options=FAST)["score"] == 0
+    """Under the production time limits (the attacks' short ones would fail an honest case on a busy machine)."""
+    assignment, production = name.split("_", 1)[1], Options(execute=False)
+    solved = grade(ROOT / "solutions" / f"{name}.ipynb", assignment, options=production)
+    assert solved["score"] == get_assignment(assignment).max_score, json.dumps(solved["tests"], indent=1)[:4000]
+    assert grade(ROOT / "exercises" / f"{name}.ipynb", assignment, options=production)["score"] == 0
