@@ -608,5 +608,6 @@ def test_real_solution_scores_full_marks_and_its_exercise_zero(name):
     """Under the production time limits (the attacks' short ones would fail an honest case on a busy machine)."""
     assignment, production = name.split("_", 1)[1], Options(execute=False)
     solved = grade(ROOT / "solutions" / f"{name}.ipynb", assignment, options=production)
-    assert solved["score"] == get_assignment(assignment).max_score, json.dumps(solved["tests"], indent=1)[:4000]
+    lost = [t for t in solved["tests"] if t["score"] != t["max_score"]]
+    assert solved["score"] == get_assignment(assignment).max_score, json.dumps(lost or solved, indent=1)[:4000]
     assert grade(ROOT / "exercises" / f"{name}.ipynb", assignment, options=production)["score"] == 0

@@ -13,7 +13,7 @@ import pytest
 
 from course_lib.grading.confine import Limits
 from course_lib.grading.supervise import Sweep, descendants, spawn
-from course_lib.grading.workspace import Workspace
+from course_lib.grading.workspace import UID_BASE, Workspace, auto_uid
 
 pytestmark = pytest.mark.slow
 ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: the learner's code then runs as another user")
@@ -96,3 +96,25 @@ def test_the_sweep_kills_a_daemon_that_left_its_parent(tmp_path):
     killed = sweep.sweep()
     assert set(killed) >= orphans and not descendants(os.getpid()) - before
     assert not (tmp_path / "marker").exists()
+
+
+def test_each_grading_of_a_process_has_users_of_its_own():
+    """A fork bomb's processes (zombies included) count against RLIMIT_NPROC of their uid: the next learner
+    graded by the same process (grade-all) must not share it, nor the kernel's uid + 1."""
+    for pid in (1, 4_194_303, os.getpid()):
+        uids = [auto_uid(pid, grading) for grading in range(256)]
+        used = set(uids) | {uid + 1 for uid in uids}
+        assert len(used) == 2 * len(uids)
+        assert min(uids) > UID_BASE and max(uids) + 1 < 2 ** 32 - 1
+    other = {auto_uid(2, grading) + kernel for grading in range(256) for kernel in (0, 1)}
+    assert not other & {auto_uid(1, grading) + kernel for grading in range(256) for kernel in (0, 1)}
+
+
+@ROOT_ONLY
+def test_two_workspaces_in_one_process_run_as_different_users():
+    first, second = Workspace(), Workspace()
+    try:
+        assert first.uid != second.uid and first.uid + 1 != second.uid and first.uid != 0
+    finally:
+        first.cleanup()
+        second.cleanup()

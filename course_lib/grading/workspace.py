@@ -5,8 +5,8 @@ learner process (``0700``, the learner user's): its working directory, ``HOME`` 
 and a fresh ``course_lib`` snapshot (fenced for sandboxes, so that no process can change what the
 next one imports). It decides
 
-- the **user**: when the grader runs as root, a user of this grading alone (uid
-  ``2_000_000_000 + pid`` unless told otherwise; the notebook's kernel the next uid), so that learner
+- the **user**: when the grader runs as root, a user of this grading alone (:func:`auto_uid`, from the
+  grader's pid and the grading's number, unless told otherwise; the notebook's kernel the next uid), so that learner
   processes can neither write the grader's files nor read root-only ones (the installed ``course_lib``,
   the seed file), nor signal or trace other gradings' processes; without root, the grader's own user
   (formative grading);
@@ -32,7 +32,9 @@ from .confine import Confinement, Isolation, Limits
 from .fence import PACKAGE, write_snapshot
 from .supervise import spawn
 
-UID_BASE = 2_000_000_000  # far above any real user; + the grader's pid (+ 1 for its kernel)
+UID_BASE = 2_000_000_000  # far above any real user; + a block per grader process, a pair per grading in it
+_GRADINGS_PER_PROCESS = 256  # uid pairs (learner, kernel) a grader process cycles through, one per Workspace
+_gradings = 0  # Workspaces made by this process
 BASE_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "USER": "learner",
             "LOGNAME": "learner", "PYTHONHASHSEED": "0", "PYTHONNOUSERSITE": "1", "PYTHONDONTWRITEBYTECODE": "1",
             "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MPLBACKEND": "Agg",
@@ -81,6 +83,23 @@ def readable_by(path: Path, uid: int, gid: int) -> bool:
     return allows(path.stat(), stat.S_IRUSR, stat.S_IRGRP, stat.S_IROTH)
 
 
+def auto_uid(pid: int, grading: int) -> int:
+    """The learner uid of grading number ``grading`` of the grader process ``pid`` (its kernel: the next uid).
+
+    Each grading of a process gets uids of its own (cycling through :data:`_GRADINGS_PER_PROCESS` pairs), so
+    that processes a learner left behind, even zombies not yet reaped, never count against the process limit
+    (``RLIMIT_NPROC``, per uid) of the next learner graded by the same process (``grade-all``, a test run).
+    """
+    block = 2 * _GRADINGS_PER_PROCESS
+    return UID_BASE + (pid % (2 ** 30 // block)) * block + 2 * (grading % _GRADINGS_PER_PROCESS)
+
+
+def _next_grading() -> int:
+    global _gradings
+    _gradings += 1
+    return _gradings - 1
+
+
 class Workspace:
     """One grading's learner folders, user and hidden paths (see the module docstring)."""
 
@@ -98,7 +117,8 @@ class Workspace:
         if os.geteuid() != 0 or user == "current":
             return None, None
         if user == "auto":
-            return UID_BASE + os.getpid(), UID_BASE + os.getpid()
+            uid = auto_uid(os.getpid(), _next_grading())
+            return uid, uid
         import pwd
 
         try:
