@@ -18,6 +18,7 @@ next one imports). It decides
 from __future__ import annotations
 
 import importlib.machinery
+import itertools
 import os
 import shutil
 import site
@@ -34,7 +35,7 @@ from .supervise import spawn
 
 UID_BASE = 2_000_000_000  # far above any real user; + a block per grader process, a pair per grading in it
 _GRADINGS_PER_PROCESS = 256  # uid pairs (learner, kernel) a grader process cycles through, one per Workspace
-_gradings = 0  # Workspaces made by this process
+_gradings = itertools.count()  # numbers the Workspaces made by this process
 BASE_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "USER": "learner",
             "LOGNAME": "learner", "PYTHONHASHSEED": "0", "PYTHONNOUSERSITE": "1", "PYTHONDONTWRITEBYTECODE": "1",
             "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MPLBACKEND": "Agg",
@@ -94,12 +95,6 @@ def auto_uid(pid: int, grading: int) -> int:
     return UID_BASE + (pid % (2 ** 30 // block)) * block + 2 * (grading % _GRADINGS_PER_PROCESS)
 
 
-def _next_grading() -> int:
-    global _gradings
-    _gradings += 1
-    return _gradings - 1
-
-
 class Workspace:
     """One grading's learner folders, user and hidden paths (see the module docstring)."""
 
@@ -117,7 +112,7 @@ class Workspace:
         if os.geteuid() != 0 or user == "current":
             return None, None
         if user == "auto":
-            uid = auto_uid(os.getpid(), _next_grading())
+            uid = auto_uid(os.getpid(), next(_gradings))
             return uid, uid
         import pwd
 
