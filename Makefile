@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export COURSE_LIB_PROGRESS ?= 0
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: setup book test unit notebooks exercises zoo benchmark clean
+.PHONY: setup book test unit notebooks exercises zoo benchmark release clean
 
 setup: $(STAMP)
 
@@ -21,19 +21,24 @@ $(STAMP): pyproject.toml
 book: setup
 	$(VENV)/bin/jupyter-book build . --path-output . -W --keep-going
 
-# The whole suite: unit and grader tests, nbval on every notebook of book/ and solutions/, the book build.
+# The whole suite: lint, unit and grader tests, the notebooks (book/ from the installed wheel), the book build. It
+# runs on up to 4 pytest-xdist workers (one per core), a notebook's cells or the book's tests in one worker
+# (tests/xdist_groups.py), and prints the 15 slowest tests so that the cost stays visible.
 test: setup
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto --maxprocesses 4 --dist loadgroup --durations=15
 
 # The fast unit tests (no kernels, no sandboxes, no DDP), on one thread: small operators run slower when
 # two threads compete for the cores.
 unit: setup
 	OMP_NUM_THREADS=1 $(PY) -m pytest tests -m "not slow"
 
-# Re-execute every committed notebook in place (after changing course_lib), then regenerate exercises.
+# Re-execute every committed notebook in place (after changing course_lib), write the figures their code
+# recorded into their prose (`execute` fills the notebooks it ran; `fill` also those quoting another notebook's),
+# then regenerate exercises.
 notebooks: setup
 	$(PY) -m course_lib.notebooks install-cells book solutions
 	$(PY) -m course_lib.notebooks execute book solutions
+	$(PY) -m course_lib.notebooks fill book
 	$(MAKE) exercises
 
 exercises: setup
@@ -45,7 +50,18 @@ zoo: setup
 	$(PY) -m course_lib.zoo train all --ship
 
 benchmark: setup
-	$(PY) -m course_lib.benchmark --out book/data/benchmark.json
+	$(PY) -m course_lib.benchmark --out course_lib/resources/benchmark.json
+
+# Tag this version: `v` + the version in pyproject.toml (course_lib.release_ref()), the ref that the book's launch
+# buttons open and that the notebooks' install cell and the GitHub Classroom workflow install. Refuses unless the
+# working tree is clean and every place that names the ref agrees (install cells, Classroom example, book config).
+release: setup
+	@test -z "$$(git status --porcelain)" \
+	  || { git status --short; echo "release: commit or remove these changes first"; exit 1; }
+	$(PY) -m course_lib.notebooks install-cells book solutions exercises --check
+	$(PY) -m pytest -q -p no:cacheprovider -o addopts="" tests/test_repository_setting.py
+	@ref=$$($(PY) -c "import course_lib; print(course_lib.release_ref())") && git tag -a "$$ref" -m "course_lib $$ref" \
+	  && echo "tagged $$ref; publish it with: git push origin $$ref"
 
 clean:
 	rm -rf _build

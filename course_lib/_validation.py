@@ -5,11 +5,15 @@ type outside what is allowed raises ``ValueError``, and the message says
 ``"<argument> must be <what is allowed>, got <what was given>"``. ``bool`` is never accepted where a
 number is expected (``True`` is an ``int`` in Python, but ``rank=True`` is a mistake, not a rank).
 Each check returns the value, converted where that helps (``int``, ``float``), so it can be used inline.
+
+It also holds the contract's machinery (see :mod:`course_lib`): the registry of the functions that take a model
+(:func:`verb`, :func:`reads_model`, :func:`changes_model`) and :func:`copy_model`, the one copy every verb makes.
 """
 from __future__ import annotations
 
+import copy
 import math
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from numbers import Integral, Real
 from typing import Any, TypeVar
 
@@ -18,6 +22,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 
 WEIGHT_LAYERS = (nn.Linear, nn.Conv2d)
 
@@ -103,9 +108,13 @@ def check_bool(value: object, name: str) -> bool:
 
 
 def check_choice(value: T, name: str, choices: Collection[T]) -> T:
-    """One of ``choices`` (compared with ``==``); ValueError listing them otherwise."""
+    """One of ``choices`` (compared with ``==``): TypeError, listing them, if ``value`` has none of their types
+    (``observer=1`` where names are expected), ValueError otherwise."""
+    allowed = "one of " + ", ".join(map(repr, choices))
+    if not any(type(value) is type(choice) for choice in choices):
+        raise _type_error(name, allowed, value)
     if value not in choices:
-        raise _value_error(name, "one of " + ", ".join(map(repr, choices)), value)
+        raise _value_error(name, allowed, value)
     return value
 
 
@@ -167,11 +176,12 @@ def weight_layers(model: nn.Module, kinds: tuple[type[nn.Module], ...] = WEIGHT_
 
 
 def select_layers(model: nn.Module, layers: Iterable[str] | None, *,
-                  kinds: tuple[type[nn.Module], ...] = WEIGHT_LAYERS) -> dict[str, nn.Module]:
+                  kinds: tuple[type[nn.Module], ...] = WEIGHT_LAYERS, name: str = "layers") -> dict[str, nn.Module]:
     """The layers a verb works on: every layer of ``kinds`` when ``layers`` is ``None``, else those named.
 
     This is the one meaning of the ``layers=`` keyword of every verb: names as in ``model.named_modules()``.
-    ValueError if the model has no such layer or a name is not one of them.
+    ValueError if the model has no such layer or a name is not one of them; the messages call the
+    selection ``name`` (the argument that gave the names).
     """
     found = weight_layers(model, kinds)
     kind_names = "/".join(k.__name__ for k in kinds)
@@ -179,19 +189,94 @@ def select_layers(model: nn.Module, layers: Iterable[str] | None, *,
         raise ValueError(f"{type(model).__name__} has no {kind_names} layer")
     if layers is None:
         return found
-    return {n: found[n] for n in check_names(layers, "layers", found, f"{kind_names} layers of the model")}
+    return {n: found[n] for n in check_names(layers, name, found, f"{kind_names} layers of the model")}
 
 
 def check_layer_mapping(mapping: object, name: str, model: nn.Module,
                         kinds: tuple[type[nn.Module], ...] = WEIGHT_LAYERS) -> dict[str, Any]:
     """A per-layer mapping of settings (``{layer name: value}``, e.g. per-layer sparsities or bits) whose
-    keys are validated like ``layers=`` (:func:`select_layers`); returns it as a ``dict``."""
+    keys are validated like ``layers=`` (:func:`select_layers`), the errors naming ``the keys of <name>``;
+    returns it as a ``dict``."""
     if not isinstance(mapping, Mapping):
         raise _type_error(name, "a mapping {layer name: value}", mapping)
-    select_layers(model, mapping.keys(), kinds=kinds)
+    select_layers(model, mapping.keys(), kinds=kinds, name=f"the keys of {name}")
     return dict(mapping)
 
 
 def check_sparsity(value: object, name: str = "sparsity", *, of: str = "weights", high_open: bool = False) -> float:
     """A sparsity: the fraction in ``[0, 1]`` (``[0, 1)`` with ``high_open``) of the ``of`` to remove."""
     return check_fraction(value, name, meaning=f"the fraction of {of} to remove", high_open=high_open)
+
+
+def check_loader(loader: object, name: str = "loader") -> Iterable:
+    """An iterable of batches (a ``DataLoader``, a list of ``(inputs, targets)`` pairs or of tensors): TypeError
+    for anything else (``None``, a tensor, a string), ValueError if it has a length and it is 0. A loader
+    without a length is checked by whoever iterates it (it must yield at least one batch)."""
+    if isinstance(loader, (str, bytes, torch.Tensor)) or not isinstance(loader, Iterable):
+        raise _type_error(name, "an iterable of batches such as a DataLoader", loader)
+    try:
+        empty = len(loader) == 0
+    except TypeError:  # an iterable dataset: its length is unknown
+        empty = False
+    if empty:
+        raise ValueError(f"{name} must yield at least one batch, got an empty {type(loader).__name__}")
+    return loader
+
+
+# --- The contract: which public functions take a model, and what they promise about it ---------------------
+
+CONTRACT: dict[str, Callable[..., Any]] = {}
+"""Every public function of the package whose first argument is a model, by ``module.name``; each carries its
+kind in ``__contract__``: ``"verb"`` (:func:`verb`), ``"reader"`` (:func:`reads_model`) or ``"in_place"``
+(:func:`changes_model`). ``tests/test_contract.py`` checks each kind's promise, and fails for a public function
+taking a model first that is not registered."""
+
+
+def _register(function: F, kind: str) -> F:
+    function.__contract__ = kind
+    CONTRACT[f"{function.__module__}.{function.__qualname__}"] = function
+    return function
+
+
+def verb(function: F) -> F:
+    """Register a model-level verb: it returns a new model (or a ``Trained``/``Result`` holding one) made with
+    :func:`copy_model`, leaves its argument as it was (weights, buffers, parametrizations, train/eval modes,
+    classes), takes its settings keyword-only, and rejects bad arguments with the package's messages."""
+    return _register(function, "verb")
+
+
+def reads_model(function: F) -> F:
+    """Register a function that measures or reads a model (a count, a score, a file) and leaves it as it was,
+    train/eval modes included."""
+    return _register(function, "reader")
+
+
+def changes_model(function: F) -> F:
+    """Register a function that changes the model it is given, by design (a training loop, one optimizer step,
+    loading weights, a forward pass that updates BatchNorm statistics)."""
+    return _register(function, "in_place")
+
+
+def copy_model(model: nn.Module, name: str = "model") -> nn.Module:
+    """A deep copy of ``model`` (checked to be a module) that shares nothing with it: the copy every verb works on.
+
+    :mod:`torch.nn.utils.parametrize` gives a parametrized module a class of its own and ``copy.deepcopy`` reuses
+    that class, while ``parametrize.remove_parametrizations`` edits it (it deletes the ``weight`` property). Each
+    parametrized module of the copy therefore gets a class of its own too, so removing a parametrization from the
+    copy leaves ``model`` working.
+    """
+    copied = copy.deepcopy(check_module(model, name))
+    for module in copied.modules():
+        if parametrize.is_parametrized(module):
+            cls = type(module)
+            module.__class__ = type(cls.__name__, cls.__bases__, dict(cls.__dict__))
+    return copied
+
+
+def plain_weights(model: nn.Module) -> nn.Module:
+    """``model`` (a copy made by :func:`copy_model`) with every parametrized ``weight`` (pruning mask, binary or
+    shared weights) replaced, in place, by a plain parameter holding the value the layer computed with."""
+    for module in model.modules():
+        if parametrize.is_parametrized(module, "weight"):
+            parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
+    return model

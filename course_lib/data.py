@@ -22,6 +22,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
+from ._validation import check_int, check_tensor
+
 DATASETS = ("mnist5k", "mnist", "cifar10")
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
                    "dog", "frog", "horse", "ship", "truck")
@@ -221,9 +223,10 @@ def make_loaders(splits: Splits, batch_size: int = 64, eval_batch_size: int = 50
     seed from PyTorch's global generator: an evaluation pass would then change the dropout and
     augmentation noise of the training that follows.
     """
-    for arg, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{arg} must be a positive integer, got {value!r}")
+    check_int(batch_size, "batch_size", 1)
+    check_int(eval_batch_size, "eval_batch_size", 1)
+    check_int(seed, "seed", 0)
+
     def generator() -> torch.Generator:
         return torch.Generator().manual_seed(seed)
 
@@ -233,9 +236,17 @@ def make_loaders(splits: Splits, batch_size: int = 64, eval_batch_size: int = 50
 
 
 def random_shift(images: torch.Tensor, max_shift: int = 2, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Data augmentation: translate each image of ``(N, C, H, W)`` by up to ``max_shift`` pixels, zero fill."""
+    """Data augmentation: translate each image of ``(N, C, H, W)`` by up to ``max_shift`` pixels, zero fill.
+
+    Each image gets its own offsets ``(dy, dx)``, uniform in ``[-max_shift, max_shift]``, drawn from ``generator``
+    (PyTorch's global generator if ``None``).
+    """
+    check_tensor(images, "images")
     if images.dim() != 4:
         raise ValueError(f"images must have shape (N, C, H, W), got {tuple(images.shape)}")
+    check_int(max_shift, "max_shift", 0)
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
     if max_shift == 0:
         return images
     n, _, h, w = images.shape

@@ -1,27 +1,23 @@
-"""Measurement: parameter counts, serialized size, and latency measured fairly.
+"""Measurement: parameter counts, serialized size and the work of each layer (MACs).
 
-Latency figures are only comparable inside one run on one machine: compare models with
-:func:`compare_latency`, which interleaves them so that a change in machine load hits all alike,
-and report ratios of medians, never absolute times from different runs.
+Latency is measured by the one timing helper, :mod:`course_lib.timing` (:func:`~course_lib.timing.compare_latency`,
+:func:`~course_lib.timing.speedup`).
 """
 from __future__ import annotations
 
 import io
-import statistics
-import time
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from ._validation import check_int, check_module, check_tensor
-from .training import model_device
-
+from ._validation import check_int, check_module, check_tensor, reads_model, select_layers
+from .training import evaluating, model_device
 
 DEFAULT_IMAGE_SIZE = 28  # side of the example images when a model does not say (MNIST, the course's data)
 
 
-def example_input(model: nn.Module, batch_size: int = 1, *, seed: int = 0) -> torch.Tensor:
+@reads_model
+def random_images(model: nn.Module, batch_size: int = 1, *, seed: int = 0) -> torch.Tensor:
     """Uniform random images ``(batch_size, C, S, S)`` in ``[0, 1)`` of the size ``model`` expects, on the CPU.
 
     ``C`` is ``model.in_channels``, else the input channels of its first Conv2d, else 1; ``S`` is
@@ -35,11 +31,13 @@ def example_input(model: nn.Module, batch_size: int = 1, *, seed: int = 0) -> to
     return torch.rand(batch_size, channels, side, side, generator=torch.Generator().manual_seed(seed))
 
 
+@reads_model
 def count_parameters(model: nn.Module) -> int:
     """Number of parameter entries (trainable or not; buffers such as BatchNorm statistics excluded)."""
     return sum(p.numel() for p in check_module(model).parameters())
 
 
+@reads_model
 def model_size_bytes(model: nn.Module) -> int:
     """Bytes of ``torch.save(model.state_dict())``: the size of the model as actually serialized."""
     buffer = io.BytesIO()
@@ -47,83 +45,41 @@ def model_size_bytes(model: nn.Module) -> int:
     return buffer.getbuffer().nbytes
 
 
-@dataclass(frozen=True)
-class Latency:
-    """Latency of one forward pass in milliseconds: median, 10th and 90th percentile over ``repeats``."""
+@reads_model
+def layer_macs(model: nn.Module, example_input: torch.Tensor | None = None) -> dict[str, int]:
+    """Multiply-accumulates of each Linear and Conv2d layer for ONE input, the work a dense kernel does.
 
-    median_ms: float
-    p10_ms: float
-    p90_ms: float
-    repeats: int
-    threads: int
-    batch_size: int
+    A Linear layer does ``in_features * out_features``; a convolution ``C_out * (C_in / groups) * kh * kw``
+    per output position, times its ``H_out * W_out`` positions (read from one forward pass in eval mode):
+    half the FLOPs ``torch.utils.flop_counter.FlopCounterMode`` counts for the layer's matrix product or
+    convolution (one multiply and one add per MAC; biases not counted). Zeros in a weight count like any other
+    value: this is what unstructured sparsity leaves unchanged and channel pruning reduces. Removing a fraction
+    $r$ of the channels of a convolution whose input channels were also cut by $r$ leaves $(1-r)^2$ of its work;
+    the first convolution (its input is the image) and the first Linear layer after the convolutions keep $(1-r)$.
 
-    def __str__(self) -> str:
-        return (f"{self.median_ms:.3f} ms (p10 {self.p10_ms:.3f}, p90 {self.p90_ms:.3f}; "
-                f"batch {self.batch_size}, {self.threads} threads, {self.repeats} repeats)")
+    Args:
+        model: any module; not modified (its train/eval modes are restored).
+        example_input: one input batch; default one random image of the size the model expects
+            (:func:`random_images`). The counts are per input, whatever the batch size.
 
-
-def _summarise(times_s: list[float], threads: int, batch_size: int) -> Latency:
-    ms = sorted(t * 1e3 for t in times_s)
-    deciles = statistics.quantiles(ms, n=10) if len(ms) > 1 else [ms[0]] * 9
-    return Latency(statistics.median(ms), deciles[0], deciles[-1], len(ms), threads, batch_size)
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def compare_latency(models: dict[str, nn.Module], example_input: torch.Tensor, *, warmup: int = 10,
-                    repeats: int = 50, threads: int | None = None) -> dict[str, Latency]:
-    """Latency of each model on ``example_input``, measured side by side.
-
-    Each round runs every model once, in turn, so slow drifts of the machine affect all models
-    alike. Runs under ``torch.inference_mode()`` with ``threads`` intra-op threads (default: the
-    current setting, which is restored afterwards). ``example_input`` is moved to each model's device.
+    Returns:
+        Layer name -> multiply-accumulates per input, for every Linear and Conv2d layer the forward calls.
     """
-    check_int(warmup, "warmup", 0)
-    check_int(repeats, "repeats", 1)
-    if threads is not None:
-        check_int(threads, "threads", 1)
-    check_tensor(example_input, "example_input", min_dim=1)
-    if not isinstance(models, dict):
-        raise TypeError(f"models must be a dict {{name: model}}, got {type(models).__name__}")
-    if not models:
-        raise ValueError("models must name at least one model, got an empty dict")
-    for name, model in models.items():
-        check_module(model, f"models[{name!r}]")
-    previous = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
+    check_module(model)
+    x = random_images(model) if example_input is None else check_tensor(example_input, "example_input", min_dim=1)
+    macs: dict[str, int] = {}
+
+    def count(name: str):
+        def hook(module: nn.Module, _: tuple, output: torch.Tensor) -> None:
+            positions = output.shape[-2] * output.shape[-1] if isinstance(module, nn.Conv2d) else 1
+            macs[name] = macs.get(name, 0) + module.weight.numel() * positions
+        return hook
+
+    handles = [m.register_forward_hook(count(name)) for name, m in select_layers(model, None).items()]
     try:
-        used = torch.get_num_threads()
-        runners = {}
-        for name, model in models.items():
-            model.eval()
-            device = model_device(model)
-            runners[name] = (model, example_input.to(device), device)
-        times: dict[str, list[float]] = {name: [] for name in models}
-        with torch.inference_mode():
-            for round_ in range(warmup + repeats):
-                for name, (model, x, device) in runners.items():
-                    _sync(device)
-                    start = time.perf_counter()
-                    model(x)
-                    _sync(device)
-                    if round_ >= warmup:
-                        times[name].append(time.perf_counter() - start)
-        return {name: _summarise(t, used, example_input.shape[0]) for name, t in times.items()}
+        with torch.no_grad(), evaluating(model):
+            model(x[:1].to(model_device(model)))
     finally:
-        torch.set_num_threads(previous)
-
-
-def measure_latency(model: nn.Module, example_input: torch.Tensor, *, warmup: int = 10, repeats: int = 50,
-                    threads: int | None = None) -> Latency:
-    """Latency of one forward pass of ``model`` on ``example_input`` (see :func:`compare_latency`)."""
-    return compare_latency({"model": model}, example_input, warmup=warmup, repeats=repeats, threads=threads)["model"]
-
-
-def speedup(baseline: Latency, candidate: Latency) -> float:
-    """How many times faster ``candidate`` is than ``baseline``: the ratio of their median latencies."""
-    return baseline.median_ms / candidate.median_ms
+        for h in handles:
+            h.remove()
+    return macs

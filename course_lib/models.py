@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ._validation import check_fraction, check_int, check_ints
+
 MODELS = ("teacher", "student", "lenet300", "lenet5")
 _INPUTS = {"mnist5k": (1, 28), "mnist": (1, 28), "cifar10": (3, 32)}
 
@@ -36,8 +38,12 @@ class ConvNet(nn.Module):
     def __init__(self, widths: tuple[int, ...], hidden: int, in_channels: int = 1,
                  image_size: int = 28, num_classes: int = 10, dropout: float = 0.0) -> None:
         super().__init__()
-        if not widths or any(isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in widths):
-            raise ValueError(f"widths must list at least one positive integer, got {widths!r}")
+        widths = check_ints(widths, "widths", 1)
+        check_int(hidden, "hidden", 1)
+        check_int(in_channels, "in_channels", 1)
+        check_int(image_size, "image_size", 1)
+        check_int(num_classes, "num_classes", 1)
+        check_fraction(dropout, "dropout", meaning="the probability of zeroing a hidden unit", high_open=True)
         pools = min(len(widths), 2)
         if image_size % 2 ** pools:
             raise ValueError(f"image_size must be divisible by {2 ** pools} ({pools} 2x2 pool(s)), got {image_size}")

@@ -16,16 +16,26 @@ def _axes(ax: Axes | None, figsize: tuple[float, float] = (5.0, 3.5)) -> Axes:
     return ax if ax is not None else plt.subplots(figsize=figsize, layout="constrained")[1]
 
 
-def plot_curves(x: Sequence[float], curves: Mapping[str, Sequence[float]], xlabel: str, ylabel: str, *,
-                title: str | None = None, ax: Axes | None = None, logx: bool = False) -> Axes:
-    """One line per entry of ``curves`` (label -> y values over ``x``), with markers and a legend."""
+def plot_curves(x: Sequence[float] | None, curves: Mapping[str, Sequence[float] | Mapping[float, float]],
+                xlabel: str, ylabel: str, *, title: str | None = None, ax: Axes | None = None,
+                logx: bool = False) -> Axes:
+    """One line per entry of ``curves``, with markers and a legend: label -> y values over ``x``, or, with ``x``
+    ``None``, label -> ``{x: y}`` (curves measured at different points)."""
     if not isinstance(curves, Mapping):
         raise TypeError(f"curves must be a mapping {{label: y values}}, got {type(curves).__name__}")
     ax = _axes(ax)
     for label, y in curves.items():
-        if len(y) != len(x):
-            raise ValueError(f"curve {label!r} has {len(y)} values but x has {len(x)}")
-        ax.plot(x, y, marker="o", label=label)
+        if x is None:
+            if not isinstance(y, Mapping):
+                raise TypeError(f"curve {label!r} must be a mapping {{x: y}} when x is None, got {type(y).__name__}")
+            xs, y = list(y), list(y.values())
+        else:
+            if isinstance(y, Mapping):
+                raise TypeError(f"curve {label!r} must be a sequence of y values over x, got a mapping")
+            if len(y) != len(x):
+                raise ValueError(f"curve {label!r} has {len(y)} values but x has {len(x)}")
+            xs = x
+        ax.plot(xs, y, marker="o", label=label)
     if logx:
         ax.set_xscale("log")
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title)

@@ -29,6 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ._validation import changes_model, reads_model
 from .data import load_dataset, make_loaders
 from .models import build_model
 from .training import evaluate, set_seed, train
@@ -74,7 +75,8 @@ def _check_name(name: str) -> Recipe:
 
 
 def manifest() -> dict[str, dict[str, Any]]:
-    """The shipped models' records: ``{name: {"file", "sha256", "bytes", "recipe", "seed", "accuracy", "trained_on"}}``."""
+    """The shipped models' records: ``{name: {"file", "sha256", "bytes", "recipe", "seed", "accuracy",
+    "trained_on"}}``."""
     try:
         return json.loads(MANIFEST.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
@@ -106,6 +108,7 @@ def _shipped_file(name: str) -> tuple[Path, dict[str, Any]]:
     return path, record
 
 
+@changes_model
 def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
     """Load the state dict at ``path`` (``torch.load(weights_only=True)``, which cannot run code) into ``model``."""
     path = Path(path)
@@ -147,6 +150,7 @@ def train_reference(name: str, seed: int = 0, progress: bool | None = False) -> 
     return model.eval()
 
 
+@reads_model
 def accuracies(model: nn.Module, name: str) -> dict[str, float]:
     """Validation and test accuracy (fractions) of ``model`` on ``name``'s data set."""
     loaders = make_loaders(load_dataset(_check_name(name).dataset))

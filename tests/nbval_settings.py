@@ -6,7 +6,6 @@
   ``# NBVAL_IGNORE_OUTPUT``, which print times (``tests/test_notebooks.py`` checks that they do).
 """
 from nbval.plugin import IPyNbCell
-
 from nbval_tolerance import Tolerance, snap_outputs
 
 _exact_compare = IPyNbCell.compare_outputs

@@ -1,5 +1,8 @@
-"""course_lib.acceleration against independent references: PyTorch's own fusion, the SVD formulae, single-process SGD."""
+"""course_lib.acceleration against independent references: PyTorch's own fusion, the SVD formulae,
+single-process SGD."""
 from __future__ import annotations
+
+import os
 
 import pytest
 import torch
@@ -8,10 +11,20 @@ from torch.ao.quantization import fuse_modules
 from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
 from torch.utils.data import TensorDataset
 
-from course_lib.acceleration import (batch_throughput, ddp_train, factorize_linears, fold_batchnorm,
-                                     low_rank_linear, max_param_diff, rank_for_energy, single_process_train,
-                                     thread_latency, to_channels_last, try_compile)
-from course_lib.acceleration import compiling
+from course_lib.acceleration import (
+    batch_throughput,
+    compiling,
+    ddp_train,
+    factorize_linears,
+    fold_batchnorm,
+    low_rank_linear,
+    max_param_diff,
+    rank_for_energy,
+    single_process_train,
+    thread_latency,
+    to_channels_last,
+    try_compile,
+)
 from course_lib.acceleration.folding import _folded_weights
 from course_lib.models import build_model
 
@@ -49,6 +62,21 @@ def test_linear_batchnorm1d_folding_matches_pytorch_fuse_linear_bn_eval():
     assert isinstance(folded[1], nn.Identity)
     torch.testing.assert_close(folded[0].weight, reference.weight, rtol=1e-6, atol=1e-6)
     torch.testing.assert_close(folded[0].bias, reference.bias, rtol=1e-6, atol=1e-6)
+
+
+def test_fold_batchnorm_of_a_pruned_conv_matches_pytorch_fusion_of_its_masked_weight():
+    """Before: the fused copy of a parametrized conv took its new weight through the mask's missing right_inverse."""
+    from course_lib.pruning import magnitude_prune, make_permanent
+
+    g = torch.Generator().manual_seed(3)
+    model = nn.Sequential(nn.Conv2d(2, 4, 3), _random_bn(nn.BatchNorm2d(4), g)).eval()
+    pruned = magnitude_prune(model, sparsity=0.5)
+    reference = fuse_conv_bn_eval(make_permanent(pruned)[0], pruned[1])
+    folded = fold_batchnorm(pruned)[0]
+    assert not torch.nn.utils.parametrize.is_parametrized(folded)
+    torch.testing.assert_close(folded.weight, reference.weight, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(folded.bias, reference.bias, rtol=1e-6, atol=1e-6)
+    assert torch.nn.utils.parametrize.is_parametrized(pruned[0], "weight")  # the argument keeps its mask
 
 
 def test_folding_formula_hand_case():
@@ -94,7 +122,7 @@ def test_low_rank_linear_full_rank_reproduces_layer():
 
 
 def test_low_rank_linear_is_the_eckart_young_approximation():
-    g = torch.Generator().manual_seed(0)
+    torch.manual_seed(0)
     linear = nn.Linear(30, 16)
     w = linear.weight.detach().double()
     s = torch.linalg.svdvals(w)
@@ -120,8 +148,10 @@ def test_rank_for_energy_hand_case():
     assert rank_for_energy(s, 9 / 14) == 1
     assert rank_for_energy(s, 0.65) == 2
     assert rank_for_energy(s, 1.0) == 3
-    with pytest.raises(ValueError, match="energy"):
-        rank_for_energy(s, 0.0)
+    for energy in (0.0, 1.5, -0.1):  # before: "[0, 1]" for 1.5, "(0, 1]" for 0
+        with pytest.raises(ValueError, match=r"energy must be a finite number in \(0, 1\] \(the share of sum "
+                                             rf"s_i\^2 to keep\), got {energy}"):
+            rank_for_energy(s, energy)
 
 
 def test_factorize_linears_only_where_it_saves_work():
@@ -158,17 +188,85 @@ def test_ddp_rejects_batch_not_divisible_by_workers():
         ddp_train(nn.Linear(4, 2), data, world_size=3, batch_size=4)
 
 
-def test_thread_latency_and_batch_throughput_tables():
+def test_ddp_rejects_a_parametrized_model_before_starting_its_processes():
+    """Before: the spawned processes failed to unpickle a pruned model with a RuntimeError from parametrize."""
+    from course_lib.pruning import magnitude_prune
+
+    data = TensorDataset(torch.rand(8, 4), torch.zeros(8, dtype=torch.long))
+    with pytest.raises(ValueError, match="model must have no parametrized layer .*make_permanent.*got parametrized 0"):
+        ddp_train(magnitude_prune(nn.Sequential(nn.Linear(4, 2)), sparsity=0.5), data, batch_size=4)
+
+
+class ScriptedCost(nn.Module):
+    """Costs ``cost(threads, batch size)`` seconds on a fake clock (wall = CPU) per call, and logs each call."""
+
+    def __init__(self, cost):
+        super().__init__()
+        self.cost, self.now, self.log = cost, 0.0, []
+
+    def forward(self, x):
+        self.log.append((torch.get_num_threads(), len(x)))
+        self.now += self.cost(torch.get_num_threads(), len(x))
+        return x
+
+    def clocks(self, load=0.0):
+        return {"wall_clock": lambda: self.now, "cpu_clock": lambda: self.now, "read_load": lambda: (load,) * 3}
+
+
+def test_thread_latency_is_one_interleaved_comparison_whose_rows_carry_the_verdict():
+    """Before: each thread count was timed in a run of its own, and the rows said nothing of the load."""
+    model = ScriptedCost(lambda threads, batch: {1: 4e-3, 2: 2.5e-3}[threads])
+    before = torch.get_num_threads()
+    rows = thread_latency(model, torch.zeros(3, 1), threads=(1, 2), repeats=4, warmup=1, **model.clocks())
+    assert torch.get_num_threads() == before
+    assert [t for t, _ in model.log] == [1, 2, 2, 1, 1, 2, 2, 1, 1, 2]  # one call: rounds alternate, order rotates
+    assert rows == [{"threads": 1, "median_ms": 4.0, "p10_ms": 4.0, "p90_ms": 4.0, "speedup": 1.0, "reliable": True,
+                     "why": ""},
+                    {"threads": 2, "median_ms": 2.5, "p10_ms": 2.5, "p90_ms": 2.5, "speedup": 1.6, "reliable": True,
+                     "why": ""}]
+    busy = ScriptedCost(lambda threads, batch: 1e-3)
+    rows = thread_latency(busy, torch.zeros(3, 1), repeats=2, retries=0, **busy.clocks(load=os.cpu_count() + 5.0))
+    assert [r["reliable"] for r in rows] == [False, False] and all("load" in r["why"] for r in rows)
+
+
+def test_batch_throughput_is_one_interleaved_comparison_whose_rows_carry_the_verdict():
+    """Before: each batch size was timed in a run of its own, and the rows said nothing of the load."""
+    model = ScriptedCost(lambda threads, batch: 1e-3 + 1e-4 * batch)
+    rows = batch_throughput(model, batch_sizes=(1, 10), repeats=3, threads=1, **model.clocks())
+    assert [b for _, b in model.log] == [1, 10, 10, 1, 1, 10, 10, 1, 1, 10, 10, 1]  # 3 warm-up + 3 rounds
+    assert rows == [{"batch_size": 1, "median_ms": 1.1, "p10_ms": 1.1, "p90_ms": 1.1, "samples_per_s": 909.1,
+                     "ms_per_sample": 1.1, "reliable": True, "why": ""},
+                    {"batch_size": 10, "median_ms": 2.0, "p10_ms": 2.0, "p90_ms": 2.0, "samples_per_s": 5000.0,
+                     "ms_per_sample": 0.2, "reliable": True, "why": ""}]
+    busy = ScriptedCost(lambda threads, batch: 1e-3)
+    rows = batch_throughput(busy, batch_sizes=(1, 2), repeats=2, retries=0, **busy.clocks(load=os.cpu_count() + 5.0))
+    assert [r["reliable"] for r in rows] == [False, False] and all("load" in r["why"] for r in rows)
+
+
+def test_thread_latency_and_batch_throughput_on_a_real_model():
     model = build_model("student").eval()
     before = torch.get_num_threads()
-    rows = thread_latency(model, torch.rand(2, 1, 28, 28), threads=(1, 2), rounds=1, repeats=2, warmup=1)
+    rows = thread_latency(model, torch.rand(2, 1, 28, 28), threads=(1, 2), repeats=2, warmup=1, retries=0)
     assert [r["threads"] for r in rows] == [1, 2] and rows[0]["speedup"] == 1.0
+    assert all(0 < r["p10_ms"] <= r["median_ms"] <= r["p90_ms"] for r in rows)
     assert torch.get_num_threads() == before
-    table = batch_throughput(model, batch_sizes=(1, 4), repeats=2)
+    table = batch_throughput(model, batch_sizes=(1, 4), repeats=2, retries=0)
     for row in table:
         assert row["samples_per_s"] == pytest.approx(1e3 * row["batch_size"] / row["median_ms"], rel=1e-2)
-    with pytest.raises(ValueError, match="batch_sizes entry"):
-        batch_throughput(model, batch_sizes=(0,))
+        assert isinstance(row["reliable"], bool) and isinstance(row["why"], str)
+
+
+@pytest.mark.parametrize("call,error,match", [
+    (lambda m: batch_throughput(m, batch_sizes=(0,)), ValueError, "batch_sizes entry must be an integer >= 1"),
+    (lambda m: batch_throughput(m, batch_sizes=(4, 4)), ValueError, r"batch_sizes must not repeat a value, got \(4, 4"),
+    (lambda m: thread_latency(m, torch.rand(1, 4), threads=(1, 1)), ValueError, "threads must not repeat a value"),
+    (lambda m: thread_latency(m, torch.rand(1, 4), threads=(0,)), ValueError, "threads entry must be an integer >= 1"),
+    (lambda m: thread_latency(m, [[1.0]]), TypeError, "example_input must be a tensor"),
+    (lambda m: thread_latency(m, torch.rand(1, 4), repeats=0), ValueError, "repeats must be an integer >= 1"),
+])
+def test_thread_latency_and_batch_throughput_reject_bad_arguments(call, error, match):
+    with pytest.raises(error, match=match):
+        call(nn.Linear(4, 2))
 
 
 def test_channels_last_copy_computes_the_same():

@@ -1,7 +1,7 @@
-"""The article's three code snippets (book/data/article_snippets.json) against the article's own text, and the
-errata page (book/code/original_snippets.ipynb) that shows them.
+"""The article's three code snippets (course_lib/resources/article_snippets.json) against the article's own
+text, and the errata page (book/code/original_snippets.ipynb) that shows them.
 
-The reference is the article: its section 4 is kept verbatim in book/data (the whole article lives outside the
+The reference is the article: its section 4 is kept verbatim beside them (the whole article lives outside the
 repository; when it is available, ``COURSE_ARTICLE=<path>`` or ``../shared/article/``, the excerpt is checked
 against it too). A quoted snippet may differ from the article only in indentation (lost in the stored copy)
 and in its comments (translated); every Python token must be the article's, line for line.
@@ -16,8 +16,10 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from course_lib.resources import resource
+
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT / "book" / "data" / "article_snippets.json"
+DATA = resource("article_snippets.json")
 NOTEBOOK = ROOT / "book" / "code" / "original_snippets.ipynb"
 SPEC = json.loads(DATA.read_text(encoding="utf-8"))
 EXCERPT = (DATA.parent / SPEC["excerpt"]["path"]).read_text(encoding="utf-8").splitlines()
@@ -67,7 +69,8 @@ def test_restored_is_the_article_token_for_token(name):
     indentation and the comments' text differ."""
     article, restored = SNIPPETS[name]["article"], SNIPPETS[name]["restored"]
     assert len(restored) == len(article), f"{name}: {len(restored)} restored lines for {len(article)} in the article"
-    for number, (a, r, ta, tr) in enumerate(zip(article, restored, tokens_by_line(article), tokens_by_line(restored)), 1):
+    lines = zip(article, restored, tokens_by_line(article), tokens_by_line(restored))
+    for number, (a, r, ta, tr) in enumerate(lines, 1):
         assert tr == ta, f"{name} line {number}: {r!r} is not the article's {a!r}"
 
 

@@ -10,12 +10,17 @@ import pytest
 matplotlib.use("Agg")
 
 import course_lib.benchmark as benchmark  # noqa: E402
+from course_lib._tables import markdown_table  # noqa: E402
 from course_lib.benchmark import SECTIONS  # noqa: E402
 from course_lib.benchmark.__main__ import main  # noqa: E402
 from course_lib.benchmark.claims import check_claims, claims_table  # noqa: E402
-from course_lib.benchmark.report import (about, find_curves, format_table, free_up_to, get, load_results,  # noqa: E402
-                                         markdown_table, percent, plot_curves, plot_tradeoffs, points, section_tables,
-                                         times, tradeoff_points, where_free)
+from course_lib.benchmark.curves import find_curves, plot_section_curves, where_free  # noqa: E402
+from course_lib.benchmark.figures import REGISTRY  # noqa: E402
+from course_lib.benchmark.knee import free_up_to  # noqa: E402
+from course_lib.benchmark.report import about, section_tables  # noqa: E402
+from course_lib.benchmark.results import get, load_results, percent, points, times  # noqa: E402
+from course_lib.benchmark.tradeoffs import format_table, plot_tradeoffs, tradeoff_points  # noqa: E402
+from course_lib.plotting import plot_curves  # noqa: E402
 
 
 @pytest.mark.slow  # the whole section, quick mode; its DDP part spawns two processes
@@ -53,7 +58,7 @@ def test_failing_section_does_not_stop_the_others(monkeypatch, tmp_path, capsys)
             return {"fp32_accuracy": 0.9, "ptq": {"int8": 0.89}, "quick": quick, "seeds": seeds}
         return types.SimpleNamespace(run=run)
 
-    monkeypatch.setattr(benchmark.importlib, "import_module", fake)
+    monkeypatch.setattr(benchmark, "importlib", types.SimpleNamespace(import_module=fake))
     out = tmp_path / "sub" / "r.json"
     code = main(["--only", "pruning", "quantization", "--quick", "--seeds", "2", "--out", str(out)])
     assert code == 1
@@ -66,8 +71,9 @@ def test_failing_section_does_not_stop_the_others(monkeypatch, tmp_path, capsys)
 
 
 def test_update_replaces_only_the_sections_run(monkeypatch, tmp_path):
-    monkeypatch.setattr(benchmark.importlib, "import_module",
-                        lambda name: types.SimpleNamespace(run=lambda quick=False, seeds=3: {"new": name}))
+    fake = types.SimpleNamespace(import_module=lambda name: types.SimpleNamespace(
+        run=lambda quick=False, seeds=3: {"new": name}))
+    monkeypatch.setattr(benchmark, "importlib", fake)  # the runner's imports only, not importlib.resources'
     out = tmp_path / "r.json"
     out.write_text(json.dumps({"pruning": {"old": 1}, "quantization": {"old": 2}}))
     assert main(["--only", "quantization", "--update", "--out", str(out)]) == 0
@@ -79,7 +85,7 @@ def test_update_replaces_only_the_sections_run(monkeypatch, tmp_path):
 
 
 def test_run_section_rejects_unknown_name_and_bad_seeds_before_running(monkeypatch):
-    monkeypatch.setattr(benchmark.importlib, "import_module", lambda name: pytest.fail("must not run"))
+    monkeypatch.setattr(benchmark, "importlib", types.SimpleNamespace(import_module=lambda name: pytest.fail("ran")))
     with pytest.raises(ValueError, match="sections must name sections of the benchmark"):
         benchmark.run_section("nope")
     with pytest.raises(ValueError, match="seeds must be an integer >= 1, got 0"):
@@ -108,8 +114,9 @@ RESULTS = {
                                             "gap_recovered": {"kd": 0.2, "kd_transfer": 0.7}},
                                    "0.03": {"scratch": [0.8, 0.8], "kd": [0.85, 0.85], "kd_transfer": [0.79, 0.79],
                                             "gap_recovered": {"kd": 0.3, "kd_transfer": 0.4}}},
-                     "omitted_digit": {"digit": 3, "scratch_accuracy": 0.0, "kd_accuracy": 0.3, "bias_shift": [4.0, 3.5],
-                                       "kd_accuracy_bias_corrected": 0.9, "kd_overall_accuracy_bias_corrected": 0.95}},
+                     "omitted_digit": {"digit": 3, "scratch_accuracy": 0.0, "kd_accuracy": 0.3,
+                                       "bias_shift": [4.0, 3.5], "kd_accuracy_bias_corrected": 0.9,
+                                       "kd_overall_accuracy_bias_corrected": 0.95}},
     "pruning": {"dense_accuracy": 0.98, "magnitude": {"0.9": 0.975},
                 "magnitude_per_seed": {"0.5": [0.98, 0.98, 0.98], "0.9": [0.97, 0.975, 0.98]},
                 "random_per_seed": {"0.5": [0.11, 0.96, 0.95], "0.9": [0.1, 0.5, 0.4]},
@@ -213,9 +220,42 @@ def test_curves_are_found_in_both_layouts_and_where_they_stop_being_free():
                                             "setting measured; at 0.5: 98.1%"]
     with pytest.raises(ValueError, match="aggressive must be 'higher' or 'lower'"):
         free_up_to({1: 1.0}, aggressive="up")
-    fig = plot_curves(RESULTS, "quantization")
+    fig = plot_section_curves(RESULTS, "quantization")
     assert len(fig.axes[0].get_lines()) == 1 and fig.axes[0].get_xlabel() == "bits per value"
-    assert plot_curves(RESULTS, "pruning") is None
+    assert list(fig.axes[0].get_lines()[0].get_ydata()) == [50.0, 96.5, 97.0]  # percent, in the order of the bits
+    assert plot_section_curves(RESULTS, "pruning") is None
+
+
+def test_free_up_to_is_the_knee_of_any_curve_and_checks_its_arguments():
+    """The one knee: sparsity keys as the file writes them ("0.9", returned as given), bits, a lucky point after a
+    fall, and each bad argument named."""
+    assert free_up_to({"0.5": 0.98, "0.9": 0.975, "0.99": 0.90}, reference=0.98) == ("0.9", "0.99")
+    assert free_up_to({"0.5": 0.98, "0.8": 0.50, "0.9": 0.98}, reference=0.98) == ("0.5", "0.8")
+    assert free_up_to({"0.10": 0.98, "0.9": 0.5}, reference=0.98) == ("0.10", "0.9")  # by value, not as text
+    assert free_up_to({8: 0.99, 3: 0.985, 2: 0.6, 1: 0.99}, reference=0.99, aggressive="lower") == (3, 2)
+    assert free_up_to({"0.5": 0.97, "0.9": 0.95}, reference=0.98, within=0.03) == ("0.9", None)
+    for args, kwargs, error, word in [(([0.9],), {}, TypeError, "curve"), (({},), {}, ValueError, "curve"),
+                                      (({"dense": 0.9},), {}, ValueError, "curve"),
+                                      (({"0.5": 0.9},), {"reference": 1.5}, ValueError, "reference"),
+                                      (({"0.5": 0.9},), {"reference": "0.9"}, TypeError, "reference"),
+                                      (({"0.5": 0.9},), {"within": -0.1}, ValueError, "within"),
+                                      (({"0.5": "high"},), {}, TypeError, "curve")]:
+        with pytest.raises(error, match=word):
+            free_up_to(*args, **kwargs)
+
+
+def test_the_registry_is_the_one_list_of_sections():
+    """Every section the benchmark runs has its runner module and its entry, in one order; every claim names the
+    chapter of its section; plot_curves draws curves measured at different points."""
+    assert SECTIONS == tuple(REGISTRY) == tuple(s.name for s in REGISTRY.values())
+    claims = check_claims({})
+    assert {c["section"] for c in claims} <= set(SECTIONS) and all(c["chapter"] == f"code/{c['section']}"
+                                                                   for c in claims)
+    assert len(claims) == sum(len(s.claims) for s in REGISTRY.values())
+    ax = plot_curves(None, {"a": {1: 0.5, 2: 0.6}, "b": {1: 0.4, 3: 0.7}}, "x", "y")
+    assert [list(line.get_xdata()) for line in ax.get_lines()] == [[1, 2], [1, 3]]
+    with pytest.raises(TypeError, match="curve 'a' must be a mapping"):
+        plot_curves(None, {"a": [0.5, 0.6]}, "x", "y")
 
 
 def test_report_helpers():

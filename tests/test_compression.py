@@ -8,8 +8,15 @@ import pytest
 import torch
 from torch import nn
 
-from course_lib.compression import FileContents, compress, decompress, huffman_code, huffman_decode, huffman_encode
-from course_lib.compression import read_records
+from course_lib.compression import (
+    FileContents,
+    compress,
+    decompress,
+    huffman_code,
+    huffman_decode,
+    huffman_encode,
+    read_records,
+)
 from course_lib.models import build_model
 from course_lib.pruning import magnitude_prune, make_permanent
 from course_lib.quantization.kmeans import is_shared, share_weights

@@ -85,6 +85,26 @@ def test_idx_reader_rejects_bad_files(tmp_path):
         data.read_idx(short)
 
 
+class Py2Pickler(pickle._Pickler):
+    """A pickler that writes ``bytes`` as Python 2 ``str`` (BINSTRING), as in the real CIFAR-10 batches, which were
+    pickled by Python 2: Python 3 reads them back as bytes with ``encoding="bytes"``, as str with ``"latin1"``."""
+
+    dispatch = pickle._Pickler.dispatch.copy()
+
+    def save_py2_str(self, obj):
+        short = len(obj) < 256
+        self.write((pickle.SHORT_BINSTRING + bytes([len(obj)]) if short else
+                    pickle.BINSTRING + struct.pack("<i", len(obj))) + obj)
+        self.memoize(obj)
+
+    dispatch[bytes] = save_py2_str
+
+
+def write_cifar_pickle(path, contents):
+    with open(path, "wb") as f:
+        Py2Pickler(f, protocol=2).dump(contents)
+
+
 def test_cifar10_loads_python_batches_written_in_the_real_format(tmp_path):
     folder = tmp_path / "cifar-10-batches-py"
     folder.mkdir()
@@ -94,8 +114,7 @@ def test_cifar10_loads_python_batches_written_in_the_real_format(tmp_path):
         images = rng.integers(0, 256, (8, 3072), dtype=np.uint8)
         labels = list(range(8))
         batches[name] = (images, labels)
-        with open(folder / name, "wb") as f:
-            pickle.dump({b"data": images, b"labels": labels, b"batch_label": name.encode()}, f)
+        write_cifar_pickle(folder / name, {b"data": images, b"labels": labels, b"batch_label": name.encode()})
     splits = data.load_dataset("cifar10", root=tmp_path, val_size=10)
     assert splits.image_shape == (3, 32, 32)
     assert (len(splits.train), len(splits.val), len(splits.test)) == (30, 10, 8)
@@ -122,9 +141,10 @@ def test_clear_errors_for_bad_names_missing_files_and_no_network(tmp_path, monke
         data.load_mnist(tmp_path, download=True)
 
 
-@pytest.mark.parametrize("batch_size", [0, -4, 2.5, True])
-def test_make_loaders_rejects_bad_batch_sizes(mnist5k, batch_size):
-    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+@pytest.mark.parametrize("batch_size, error", [(0, ValueError), (-4, ValueError), (2.5, TypeError), (True, TypeError)])
+def test_make_loaders_rejects_bad_batch_sizes(mnist5k, batch_size, error):
+    """Before: a batch size of the wrong type (2.5, True) raised ValueError."""
+    with pytest.raises(error, match="batch_size must be an integer >= 1, got"):
         data.make_loaders(mnist5k, batch_size=batch_size)
 
 
@@ -147,6 +167,19 @@ def test_random_shift_moves_pixels_and_keeps_shape():
         data.random_shift(torch.zeros(5, 5))
 
 
+@pytest.mark.parametrize("call, error, message", [
+    (lambda: data.random_shift([[0.0]]), TypeError, r"images must be a tensor, got \[\[0.0\]\] \(list\)"),
+    (lambda: data.random_shift(torch.zeros(1, 1, 4, 4), 1.5), TypeError, r"max_shift must be an integer >= 0, got 1.5"),
+    (lambda: data.random_shift(torch.zeros(1, 1, 4, 4), -1), ValueError, "max_shift must be an integer >= 0, got -1"),
+    (lambda: data.random_shift(torch.zeros(1, 1, 4, 4), 1, generator=0), TypeError,
+     "generator must be a torch.Generator"),
+])
+def test_random_shift_rejects_bad_arguments_with_the_package_errors(call, error, message):
+    """Before: these failed inside torch (or, for a negative shift, padded with a negative width)."""
+    with pytest.raises(error, match=message):
+        call()
+
+
 def test_iterating_evaluation_loaders_leaves_the_global_generator_alone(mnist5k):
     loaders = data.make_loaders(mnist5k)
     torch.manual_seed(0)
@@ -155,3 +188,44 @@ def test_iterating_evaluation_loaders_leaves_the_global_generator_alone(mnist5k)
     for loader in (loaders.train, loaders.val, loaders.test):
         next(iter(loader))
     assert torch.equal(torch.rand(3), expected)
+
+
+def test_idx_reader_reads_what_torchvision_mnist_reads(tmp_path):
+    """The hand-written IDX reader against torchvision's MNIST dataset on the same files."""
+    from torchvision.datasets import MNIST
+
+    rng = np.random.default_rng(1)
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    files = {"train-images-idx3-ubyte": rng.integers(0, 256, (12, 28, 28)),
+             "train-labels-idx1-ubyte": rng.integers(0, 10, 12),
+             "t10k-images-idx3-ubyte": rng.integers(0, 256, (5, 28, 28)),
+             "t10k-labels-idx1-ubyte": rng.integers(0, 10, 5)}
+    for name, array in files.items():
+        write_idx(raw / name, array)
+    for train, stem in ((True, "train"), (False, "t10k")):
+        reference = MNIST(tmp_path, train=train, download=False)
+        assert np.array_equal(data.read_idx(raw / f"{stem}-images-idx3-ubyte"), reference.data.numpy())
+        assert np.array_equal(data.read_idx(raw / f"{stem}-labels-idx1-ubyte"), reference.targets.numpy())
+
+
+def test_cifar_reader_reads_what_torchvision_cifar10_reads(tmp_path, monkeypatch):
+    """The hand-written CIFAR-10 batch reader against torchvision's CIFAR10 dataset on the same files (torchvision
+    checks the real files' MD5 sums, which these small files cannot match: that check is switched off)."""
+    from torchvision.datasets import CIFAR10, cifar
+
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    rng = np.random.default_rng(2)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        write_cifar_pickle(folder / name, {b"data": rng.integers(0, 256, (4, 3072), dtype=np.uint8),
+                                           b"labels": rng.integers(0, 10, 4).tolist()})
+    write_cifar_pickle(folder / "batches.meta", {b"label_names": [c.encode() for c in data.CIFAR10_CLASSES]})
+    monkeypatch.setattr(cifar, "check_integrity", lambda *args, **kwargs: True)
+    for train, names in ((True, [f"data_batch_{i}" for i in range(1, 6)]), (False, ["test_batch"])):
+        reference = CIFAR10(tmp_path, train=train, download=False)
+        images, labels = zip(*(data.read_cifar_batch(folder / name) for name in names))
+        # torchvision keeps (N, H, W, C) for PIL; the course's tensors are (N, C, H, W)
+        assert np.array_equal(np.concatenate(images), reference.data.transpose(0, 3, 1, 2))
+        assert np.concatenate(labels).tolist() == list(reference.targets)
+        assert tuple(reference.classes) == data.CIFAR10_CLASSES

@@ -142,7 +142,9 @@ def test_choose_index_bits_minimises_each_record(shared):
 
 def test_deep_compress_stages_and_ratio(loader):
     torch.manual_seed(0)
-    model = build_model("lenet300")
+    model = build_model("lenet300").train()
+    model.net[0].eval()  # mixed modes: a model.train()/eval() at the end would not restore them
+    modes = [m.training for m in model.modules()]
     config = P.Config(SPARSITIES, bits="auto", prune_epochs=1, share_epochs=1)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     result = P.deep_compress(model, loader, loader, loader, config=config, device="cpu")
@@ -151,16 +153,43 @@ def test_deep_compress_stages_and_ratio(loader):
     for s in result.stages:
         assert s.ratio == pytest.approx(result.stages[0].bytes / s.bytes)
     assert result.stages[0].bytes > result.stages[1].bytes > result.stages[2].bytes
-    assert model.state_dict().keys() == before.keys()  # input untouched
+    assert model.state_dict().keys() == before.keys()  # input untouched, its train/eval modes too
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    assert [m.training for m in model.modules()] == modes  # before: deep_compress left it in eval mode
     assert "| huffman |" in P.stage_table(result.stages)
     assert P.layer_table(compress(result.model, index_bits=result.index_bits)).count("\n") == 2 + len(LAYERS) - 1
 
 
 def test_choose_bits_picks_smallest_width_within_tolerance(pruned, loader):
-    chosen = P.choose_bits(pruned, loader, candidates=(1, 2, 8), tolerance=1.0)
+    model = copy.deepcopy(pruned).train()
+    chosen = P.choose_bits(model, loader, candidates=(1, 2, 8), tolerance=1.0)
     assert chosen == {name: 1 for name in LAYERS}  # tolerance 1: any width qualifies, the smallest wins
-    assert _mask(pruned.net[1]) is not None  # the model itself keeps its masks, unshared
+    assert _mask(model.net[1]) is not None  # the model itself keeps its masks, unshared
+    assert all(m.training for m in model.modules())  # before: choose_bits left it in eval mode
+
+
+def test_a_bad_config_is_refused_before_any_training(loader, monkeypatch):
+    """Before: Config(index_bits=9) was accepted and deep_compress failed after the pruning fine-tune."""
+    with pytest.raises(ValueError, match=r"index_bits must be an integer in \[1, 8\], got 9"):
+        P.Config({"net.1": 0.5}, index_bits=9)
+    with pytest.raises(ValueError, match=r"index_bits\['net.1'\] must be an integer in \[1, 8\], got 0"):
+        P.Config({"net.1": 0.5}, index_bits={"net.1": 0})
+    with pytest.raises(TypeError, match=r"index_bits must be an integer in \[1, 8\], got 2.5 \(float\)"):
+        P.Config({"net.1": 0.5}, index_bits=2.5)
+    assert P.Config({"net.1": 0.5}, index_bits=None).index_bits is None
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("deep_compress trained before checking its arguments")
+    monkeypatch.setattr(P, "fine_tune", no_training)
+    model = build_model("lenet300")
+    for config, message in ((P.Config({"net.1": 0.5}, index_bits={"net.9": 4}), "the keys of config.index_bits"),
+                            (P.Config({"net.1": 0.5}, bits={"net.9": 4}), "the keys of config.bits")):
+        with pytest.raises(ValueError, match=message):
+            P.deep_compress(model, loader, loader, loader, config=config)
+    with pytest.raises(ValueError, match="device must be"):
+        P.deep_compress(model, loader, loader, loader, config=P.Config({"net.1": 0.5}), device="gpu")
+    with pytest.raises(ValueError, match="val_loader must yield at least one batch"):
+        P.deep_compress(model, loader, [], loader, config=P.Config({"net.1": 0.5}))
 
 
 @pytest.mark.parametrize("call, match", [
@@ -168,7 +197,7 @@ def test_choose_bits_picks_smallest_width_within_tolerance(pruned, loader):
     (lambda m, dl: P.Config({"net.1": 1.5}), r"sparsities\['net.1'\] must be a finite number in \[0, 1\]"),
     (lambda m, dl: P.Config({}), "at least one layer"),
     (lambda m, dl: P.Config({"net.1": 0.5}, bits=9), r"bits must be an integer in \[1, 8\]"),
-    (lambda m, dl: P.Config({"net.1": 0.5}, bits={"net.1": 0}), r"bits must be an integer in \[1, 8\]"),
+    (lambda m, dl: P.Config({"net.1": 0.5}, bits={"net.1": 0}), r"bits\['net.1'\] must be an integer in \[1, 8\]"),
     (lambda m, dl: P.Config({"net.1": 0.5}, tolerance=2.0),
      r"tolerance must be a finite number in \[0, 1\] \(the accuracy that may be lost\), got 2.0"),
     (lambda m, dl: P.storage_bytes(m, coding="zip"), "coding must be one of"),

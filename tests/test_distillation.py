@@ -9,9 +9,20 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from course_lib.distillation import (UNLABELED, TemperatureChoice, best_bias_shift, class_accuracy, distill,
-                                     distill_steps, distillation_loss, distillation_step, hard_label_loss, labeled,
-                                     soft_targets, temperature_sweep, with_few_labels, without_class)
+from course_lib.distillation import (
+    UNLABELED,
+    TemperatureChoice,
+    distill,
+    distill_steps,
+    distillation_loss,
+    distillation_step,
+    hard_label_loss,
+    labeled,
+    soft_targets,
+    temperature_sweep,
+    with_few_labels,
+)
+from course_lib.distillation._omitted_class import best_bias_shift, class_accuracy, without_class
 from course_lib.training import Trained, evaluate, train
 
 
@@ -403,7 +414,7 @@ def test_distill_steps_refuses_bad_steps(steps, error, match):
 def test_distill_steps_refuses_an_empty_loader():
     teacher, student = _models()
     empty = DataLoader(TensorDataset(torch.zeros(0, 8), torch.zeros(0, dtype=torch.int64)), batch_size=8)
-    with pytest.raises(ValueError, match="empty loader"):
+    with pytest.raises(ValueError, match="loader must yield at least one batch, got an empty DataLoader"):
         distill_steps(student, teacher, empty, torch.optim.SGD(student.parameters(), lr=0.1), 3)
 
 

@@ -77,6 +77,13 @@ def test_hint_regressor_errors(guided, hint, words):
         HintRegressor(guided, hint)
 
 
+@pytest.mark.parametrize("guided, hint", [((8.0,), (3,)), ((True,), (3,)), ((8, 4, 4), (8, "4", 4))])
+def test_hint_regressor_rejects_shapes_of_the_wrong_type_with_a_type_error(guided, hint):
+    """Before: a float or bool in a shape raised ValueError."""
+    with pytest.raises(TypeError, match="guided_shape and hint_shape must hold integers"):
+        HintRegressor(guided, hint)
+
+
 def test_hint_loss_hand_worked():
     # two examples: differences (1, 2) and (0, -2): 0.5 * (1 + 4) and 0.5 * 4, mean over 2 examples = 2.25
     regressed = torch.tensor([[1.0, 2.0], [3.0, 0.0]])
@@ -135,3 +142,7 @@ def test_hint_train_errors():
                    loss_fn=None)
     with pytest.raises(TypeError, match="epochs must be an integer"):
         hint_train(student, teacher, loader, student_layer="features.3", teacher_layer="features.3", epochs=1.5)
+    # before: an empty loader stopped hint_train with a bare StopIteration while it probed the shapes
+    with pytest.raises(ValueError, match="loader must yield at least one batch, got an empty DataLoader"):
+        hint_train(student, teacher, DataLoader(_data(0), batch_size=4), student_layer="features.3",
+                   teacher_layer="features.3", epochs=1)

@@ -20,17 +20,18 @@ import torch.nn.functional as F
 import yaml
 from torch import nn
 
+from course_lib.grading.authoring.calling import call_and_observe, compare_raised, is_raised
+from course_lib.grading.authoring.compare import compare_values
+from course_lib.grading.authoring.exercise import Case, Exercise
+from course_lib.grading.authoring.generate import exercise_notebook, strip_solutions
+from course_lib.grading.authoring.plain import from_plain
+from course_lib.grading.authoring.questions import ANSWER_PLACEHOLDER, answer_id, collect_answers
+from course_lib.grading.authoring.seeds import rng_seed
+from course_lib.grading.authoring.specs import NAMES, find_exercise, get_assignment
 from course_lib.grading.checks import check, hint
-from course_lib.grading.generate import exercise_notebook, strip_solutions
-from course_lib.grading.questions import ANSWER_PLACEHOLDER, collect_answers
-from course_lib.grading.questions import answer_id
-from course_lib.grading.spec import (Case, Exercise, call_and_observe, compare_raised, compare_values, from_plain,
-                                     is_raised, rng_seed)
-from course_lib.grading.specs import NAMES, find_exercise, get_assignment
 from course_lib.training import evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
-MINE = {"distillation": "01_distillation", "pruning": "02_pruning", "quantization": "03_quantization", "deep_compression": "04_deep_compression"}
 AT_LEAST = {"distillation": 6, "pruning": 6, "quantization": 6, "deep_compression": 5}
 
 
@@ -93,8 +94,8 @@ def test_the_stated_errors_have_public_and_hidden_cases(name):
 
 # --- the exception is the answer ---------------------------------------------------------------------------
 
-def _exercise(reference: str = "math:sqrt") -> Exercise:
-    return Exercise("f", reference, lambda: [], lambda seed: [], hint="h")
+def _exercise() -> Exercise:
+    return Exercise("sqrt", "math", lambda: [], lambda seed: [], hint="h")
 
 
 BAD = Case("x=-1 (must raise ValueError naming x)", lambda: ((-1.0,), {}), raises="x")
@@ -197,11 +198,11 @@ def test_the_stub_says_what_to_compute_and_where_the_hints_are():
     assert "quantize: the int64 codes of x" in out and "hint('quantize') shows how" in out
 
 
-@pytest.mark.parametrize("name", sorted(MINE))
+@pytest.mark.parametrize("name", NAMES)
 def test_questions_have_answer_cells_whose_model_answers_stay_in_the_master(name):
     spec = get_assignment(name)
-    master = nbformat.read(ROOT / "solutions" / f"{MINE[name]}.ipynb", as_version=4)
-    exercise = nbformat.read(ROOT / "exercises" / f"{MINE[name]}.ipynb", as_version=4)
+    master = nbformat.read(ROOT / "solutions" / f"{spec.notebook}.ipynb", as_version=4)
+    exercise = nbformat.read(ROOT / "exercises" / f"{spec.notebook}.ipynb", as_version=4)
     for nb, placeholder in ((master, False), (exercise, True)):
         answers = {answer_id(c): c.source for c in nb.cells if c.cell_type == "markdown" and answer_id(c)}
         assert set(answers) == {q.id for q in spec.questions}
@@ -218,9 +219,9 @@ def test_generation_blanks_answer_cells():
     assert nb.cells[0].source == "A model answer."
 
 
-@pytest.mark.parametrize("name", sorted(MINE))
+@pytest.mark.parametrize("name", NAMES)
 def test_each_notebook_imports_check_and_hint_and_checks_every_function(name):
-    nb = nbformat.read(ROOT / "exercises" / f"{MINE[name]}.ipynb", as_version=4)
+    nb = nbformat.read(ROOT / "exercises" / f"{get_assignment(name).notebook}.ipynb", as_version=4)
     code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
     assert "import check, hint" in code
     for ex in get_assignment(name).exercises:
@@ -232,7 +233,7 @@ def test_the_book_has_no_solutions_page_and_lists_every_graded_function():
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
     assert "solutions/" not in yaml.safe_dump(toc)
     table = (ROOT / "book" / "exercises" / "index.md").read_text()
-    for name in MINE:
+    for name in NAMES:
         for ex in get_assignment(name).exercises:
             assert f"`{ex.name}`" in table, f"book/exercises/index.md does not list {ex.name}"
 
@@ -243,11 +244,23 @@ def test_the_instructors_table_matches_the_assignments():
     for line in text.splitlines():
         cells = [c.strip().strip("`") for c in line.strip().strip("|").split("|")]
         if len(cells) == 5 and cells[0] in NAMES:
-            rows[cells[0]] = cells[2:]
+            rows[cells[0]] = cells[1:]
     assert set(rows) == set(NAMES)
     for name in NAMES:
         spec = get_assignment(name)
-        assert rows[name] == [str(len(spec.exercises)), f"{spec.max_score:g}", str(len(spec.questions))], name
+        assert rows[name] == [spec.notebook, str(len(spec.exercises)), f"{spec.max_score:g}",
+                              str(len(spec.questions))], name
+
+
+def test_the_assignments_are_the_spec_packages_in_the_order_of_their_notebooks():
+    """Each package of specs is one assignment, numbered as its notebook: NAMES lists them in that order, and
+    solutions/ and exercises/ hold exactly their notebooks."""
+    packages = sorted(p.name for p in (ROOT / "course_lib/grading/authoring/specs").iterdir()
+                      if (p / "__init__.py").is_file())
+    assert sorted(NAMES) == packages
+    masters = sorted(p.stem for p in (ROOT / "solutions").glob("*.ipynb"))
+    assert [get_assignment(name).notebook for name in NAMES] == masters
+    assert sorted(p.stem for p in (ROOT / "exercises").glob("*.ipynb")) == masters
 
 
 # --- the trial: typical wrong answers fail a public case -----------------------------------------------------
@@ -370,7 +383,7 @@ def test_a_step_written_naturally_from_the_hints_is_not_flagged_as_a_copy():
     """The trial's learner followed the hints to the letter and was flagged: the hints no longer dictate the code,
     and the most natural code they lead to is not the reference token for token."""
     from course_lib.distillation import distillation_step
-    from course_lib.grading.fence import same_tokens
+    from course_lib.grading.confinement.fence import same_tokens
     assert not same_tokens(HINTED_STEP, distillation_step)
     hints = " ".join(find_exercise("distillation_step")[1].hints)
     for code in ("teacher.eval()", "student.train()", "optimizer.zero_grad()", "loss.backward()", "with torch.no_grad",
@@ -744,7 +757,7 @@ def test_typical_kmeans_mistakes_fail_a_public_case(mistake):
 
 
 def test_kmeans_answers_may_break_exact_ties_the_other_way_only():
-    from course_lib.grading.specs.deep_compression import compare_codebook
+    from course_lib.grading.authoring.specs.deep_compression.sharing import compare_codebook
     weight = torch.tensor([0.0, 0.5, 1.0])  # 0.5 is exactly between the two centroids 0 and 1
     expected = (torch.tensor([0.0, 1.0]), torch.tensor([0, 0, 1]))
     assert compare_codebook((torch.tensor([0.0, 1.0]), torch.tensor([0, 1, 1])), expected, (weight, 1), {}) is None

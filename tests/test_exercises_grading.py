@@ -16,7 +16,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from course_lib.grading.__main__ import main
-from course_lib.grading.specs import get_assignment
+from course_lib.grading.authoring.specs import get_assignment
 
 pytestmark = pytest.mark.slow
 

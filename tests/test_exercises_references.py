@@ -3,6 +3,9 @@ the original network's output, PyTorch's own quantized linear layer, autograd.""
 from __future__ import annotations
 
 import copy
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -11,8 +14,7 @@ from torch import nn
 
 from course_lib.compression import centroid_gradient
 from course_lib.pruning import masked_step, prune_channels, remove_channels
-from course_lib.quantization import quantized_linear
-
+from course_lib.quantization import Int8Kernel, int8_kernel, quantized_linear, saturating_linear
 
 # --- masked_step ---------------------------------------------------------------------------------------------
 
@@ -140,15 +142,17 @@ def test_remove_channels_refuses_layers_that_do_not_chain():
 
 # --- quantized_linear ----------------------------------------------------------------------------------------
 
-def _quantized_layer(seed: int, n: int = 16, inputs: int = 64, outputs: int = 10):
+def _quantized_layer(seed: int, n: int = 16, inputs: int = 64, outputs: int = 10, activation_bits: int = 8):
+    """A random layer in int8 codes; ``activation_bits=7`` uses the codes [-128, -1] only (``reduce_range``)."""
     g = torch.Generator().manual_seed(seed)
     x = torch.rand(n, inputs, generator=g) * 2 - 0.3
     w = torch.randn(outputs, inputs, generator=g) * 0.1
     b = torch.randn(outputs, generator=g) * 0.05
-    x_scale = float(x.max() - x.min()) / 255
+    levels = 2 ** activation_bits - 1
+    x_scale = float(x.max() - x.min()) / levels
     x_zero = int(-128 - round(float(x.min()) / x_scale))
     w_scale = w.abs().amax(1) / 127
-    x_q = torch.clamp(torch.round(x / x_scale) + x_zero, -128, 127).to(torch.int8)
+    x_q = torch.clamp(torch.round(x / x_scale) + x_zero, -128, -128 + levels).to(torch.int8)
     w_q = torch.round(w / w_scale[:, None]).to(torch.int8)
     y = (x_q.double() - x_zero) * x_scale @ (w_q.double() * w_scale[:, None].double()).t() + b.double()
     y_scale = float(y.max() - y.min()) / 255
@@ -168,20 +172,91 @@ def test_the_integer_layer_is_the_float_layer_on_the_output_grid(seed):
     assert float(error.max()) <= 0.5 * y_scale + bias_rounding + 1e-9
 
 
-def test_the_integer_layer_agrees_with_pytorchs_quantized_linear():
-    """PyTorch's int8 kernel (x86 engine: quint8 activations, so every code is shifted by 128) adds the bias in
-    floating point instead of int32: the two may differ by one code where a value lies close to a rounding tie."""
+ENGINES = [pytest.param(engine, marks=pytest.mark.skipif(
+    engine not in torch.backends.quantized.supported_engines, reason=f"PyTorch offers no {engine} engine here"))
+    for engine in ("x86", "onednn", "qnnpack")]
+BELOW_VNNI = {  # FBGEMM and oneDNN forced to the kernels of CPUs without VNNI (AVX2), and without AVX2 (SSE4.1)
+    "avx2": {"FBGEMM_ENABLE_INSTRUCTIONS": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2"},
+    "sse41": {"FBGEMM_ENABLE_INSTRUCTIONS": "AVX512", "ONEDNN_MAX_CPU_ISA": "SSE41", "ATEN_CPU_CAPABILITY": "default"}}
+
+
+def _pytorch_linear(engine: str, x_q, x_scale, x_zero, w_q, w_scale, b, y_scale, y_zero) -> torch.Tensor:
+    """The output codes of PyTorch's int8 ``Linear`` under ``engine``: activations are quint8, every code + 128."""
     ao = pytest.importorskip("torch.ao.nn.quantized")
-    x_q, x_scale, x_zero, w_q, w_scale, b, y_scale, y_zero, _ = _quantized_layer(7, n=32, inputs=128, outputs=24)
-    layer = ao.Linear(128, 24)
-    qweight = torch._make_per_channel_quantized_tensor(w_q, w_scale.double(), torch.zeros(24, dtype=torch.int64), 0)
-    layer.set_weight_bias(qweight, b)
-    layer.scale, layer.zero_point = y_scale, y_zero + 128
-    x = torch._make_per_tensor_quantized_tensor((x_q.int() + 128).to(torch.uint8), x_scale, x_zero + 128)
-    theirs = layer(x).int_repr().int() - 128
-    mine = quantized_linear(x_q, x_scale, x_zero, w_q, w_scale, b, y_scale, y_zero).int()
-    differ = (mine - theirs).abs()
-    assert int(differ.max()) <= 1 and int((differ > 0).sum()) <= mine.numel() // 50
+    previous, torch.backends.quantized.engine = torch.backends.quantized.engine, engine
+    try:
+        layer = ao.Linear(w_q.shape[1], w_q.shape[0])
+        zeros = torch.zeros(w_q.shape[0], dtype=torch.int64)
+        layer.set_weight_bias(torch._make_per_channel_quantized_tensor(w_q, w_scale.double(), zeros, 0), b)
+        layer.scale, layer.zero_point = y_scale, y_zero + 128
+        x = torch._make_per_tensor_quantized_tensor((x_q.int() + 128).to(torch.uint8), x_scale, x_zero + 128)
+        return layer(x).int_repr().int() - 128
+    finally:
+        torch.backends.quantized.engine = previous
+
+
+def _kernel(engine: str) -> Int8Kernel:
+    try:
+        return int8_kernel({"x86": "fbgemm"}.get(engine, engine))
+    except ValueError as error:  # FBGEMM's and oneDNN's kernels on a CPU that is not x86
+        pytest.skip(str(error))
+
+
+def _agree(theirs: torch.Tensor, mine: torch.Tensor) -> bool:
+    """Within one code, at under 2% of the outputs: PyTorch adds the bias in float32 instead of as int32 codes, so a
+    value close to a rounding tie may round the other way."""
+    differ = (theirs.int() - mine.int()).abs()
+    return int(differ.max()) <= 1 and int((differ > 0).sum()) <= differ.numel() // 50
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_the_integer_layer_agrees_with_pytorchs_quantized_linear(engine):
+    """What PyTorch's int8 ``Linear`` computes depends on the kernel (``course_lib.quantization.kernels``):
+
+    - with VNNI or AMX (FBGEMM, oneDNN), and with QNNPACK, the products are added in int32, exactly:
+      PyTorch's layer is ``quantized_linear``;
+    - without VNNI (FBGEMM on AVX2 or AVX-512 without VNNI; oneDNN there and on SSE4.1, the kernel of CPUs without
+      AVX2, where PyTorch's default engine is oneDNN), neighbouring products are added in int16, with saturation:
+      PyTorch's layer is ``saturating_linear``, several codes away from ``quantized_linear`` on this layer.
+
+    Each up to the one code of the float32 bias. ``ATEN_CPU_CAPABILITY`` changes none of these kernels.
+    """
+    kernel = _kernel(engine)
+    layer = _quantized_layer(7, n=32, inputs=128, outputs=24)[:8]  # 128 inputs: oneDNN pairs them as FBGEMM does
+    reference = saturating_linear if kernel.saturates else quantized_linear
+    assert _agree(_pytorch_linear(engine, *layer), reference(*layer)), f"{kernel} computes {reference.__name__}"
+
+
+def test_the_layer_tells_the_exact_and_the_saturating_kernels_apart():
+    layer = _quantized_layer(7, n=32, inputs=128, outputs=24)[:8]
+    assert not _agree(saturating_linear(*layer), quantized_linear(*layer))
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_with_7_bit_activations_every_kernel_is_the_integer_layer(engine):
+    """``reduce_range``: activations in [0, 127] once shifted by 128, so no pair of products passes
+    2 * 127 * 128 = 32512 < 2**15 and the saturating kernels are exact too."""
+    _kernel(engine)
+    layer = _quantized_layer(7, n=32, inputs=128, outputs=24, activation_bits=7)[:8]
+    assert int(layer[0].max()) <= -1 and torch.equal(saturating_linear(*layer), quantized_linear(*layer))
+    assert _agree(_pytorch_linear(engine, *layer), quantized_linear(*layer))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("forced", BELOW_VNNI.values(), ids=BELOW_VNNI)
+def test_forced_below_vnni_pytorch_computes_the_saturating_layer(forced):
+    """On any x86 CPU with AVX2 (with VNNI too): a process whose FBGEMM and oneDNN are forced to the kernels of
+    CPUs without VNNI runs the saturating kernels, and the tests above hold there with ``saturating_linear``."""
+    if not {"x86", "onednn"} <= set(torch.backends.quantized.supported_engines):
+        pytest.skip("PyTorch offers no FBGEMM or no oneDNN engine here")
+    environ = {**os.environ, **forced}
+    assert all(int8_kernel(library, environ=environ).saturates for library in ("fbgemm", "onednn"))
+    tests = [f"{__file__}::{name}[{engine}]" for engine in ("x86", "onednn") for name in (
+        "test_the_integer_layer_agrees_with_pytorchs_quantized_linear",
+        "test_with_7_bit_activations_every_kernel_is_the_integer_layer")]
+    command = [sys.executable, "-m", "pytest", "-q", "-o", "addopts=", "-p", "no:cacheprovider", *tests]
+    done = subprocess.run(command, env=environ, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0 and "4 passed" in done.stdout, done.stdout[-3000:] + done.stderr[-3000:]
 
 
 def test_the_integer_layer_accumulates_without_overflow_and_clamps():
@@ -189,11 +264,13 @@ def test_the_integer_layer_accumulates_without_overflow_and_clamps():
     w_q = torch.full((2, 4096), -128, dtype=torch.int8)
     q = quantized_linear(x_q, 1.0, -128, w_q, torch.tensor([1e-7, 1e-9]), None, 1.0, 0)
     # by hand: 4096 * (127 + 128) * (-128) = -133,693,440, which int16 could not hold
-    assert q.tolist() == [[-13, 0]] and quantized_linear(x_q, 1.0, -128, w_q, 1.0, None, 1.0, 0).tolist() == [[-128, -128]]
+    assert q.tolist() == [[-13, 0]]
+    assert quantized_linear(x_q, 1.0, -128, w_q, 1.0, None, 1.0, 0).tolist() == [[-128, -128]]
 
 
 @pytest.mark.parametrize("args, error, match", [
-    ((torch.ones(2, 3), 0.1, 0, torch.ones(2, 3, dtype=torch.int8), 0.1, None, 0.1, 0), TypeError, "x_q must be an int8"),
+    ((torch.ones(2, 3), 0.1, 0, torch.ones(2, 3, dtype=torch.int8), 0.1, None, 0.1, 0), TypeError,
+     "x_q must be an int8"),
     ((torch.ones(2, 3, dtype=torch.int8), 0.1, 0, torch.ones(2, 3, dtype=torch.int32), 0.1, None, 0.1, 0), TypeError,
      "w_q must be an int8"),
     ((torch.ones(2, 4, dtype=torch.int8), 0.1, 0, torch.ones(2, 3, dtype=torch.int8), 0.1, None, 0.1, 0), ValueError,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import os
 import stat
 import zipfile
@@ -16,25 +17,43 @@ import torch
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from course_lib.grading import check
-from course_lib.grading.__main__ import main
-from course_lib.grading.channel import ChannelError, Reader, decode, encode, send
-from course_lib.grading.confine import Confinement, Limits, _blocked_dirs, _needed_in
-from course_lib.grading.extract import CellCode, cell_codes, definitions, statements
-from course_lib.grading.fence import (TRIPWIRE, body_tokens, fence_source, fenced_files, fenced_names, same_tokens,
-                                     tripwire_names)
-from course_lib.grading.generate import exercise_notebook, generate, render, strip_solutions
-from course_lib.grading.grader import assignment_for, read_seed
-from course_lib.grading.questions import collect_answers
-from course_lib.grading.reading import GradingError, notebook_path
-from course_lib.grading.reports import GRADESCOPE_KEYS, classroom, classroom_output, exercise_scores, fatal, gradescope
-from course_lib.grading.options import TimeLimits
-from course_lib.grading.runner import CaseOutcome, Observations
-from course_lib.grading.scoring import cases_of, expected_answers, score_exercise
-from course_lib.grading.spec import (Assignment, Question, Unsupported, call_and_observe, compare_values,
-                                     derived_seed, hidden_seed, rng_seed)
-from course_lib.grading.specs import NAMES, get_assignment
-from course_lib.grading.status import MESSAGES, Status
-from course_lib.grading.workspace import course_sources, readable_by
+from course_lib.grading.__main__ import main, options_from, parser
+from course_lib.grading.authoring import plain
+from course_lib.grading.authoring.calling import call_and_observe
+from course_lib.grading.authoring.compare import compare_values
+from course_lib.grading.authoring.exercise import Assignment, Question
+from course_lib.grading.authoring.generate import exercise_notebook, generate, render, strip_solutions
+from course_lib.grading.authoring.plain import Unsupported, to_plain
+from course_lib.grading.authoring.questions import collect_answers
+from course_lib.grading.authoring.seeds import derived_seed, hidden_seed, rng_seed
+from course_lib.grading.authoring.specs import NAMES, get_assignment
+from course_lib.grading.confinement.channel import MAX_DEPTH, ChannelError, Reader, decode, encode, send
+from course_lib.grading.confinement.confine import Confinement, ProcessLimits, _blocked_dirs, _needed_in
+from course_lib.grading.confinement.fence import (
+    TRIPWIRE,
+    body_tokens,
+    fence_source,
+    fenced_files,
+    fenced_names,
+    same_tokens,
+    tripwire_names,
+)
+from course_lib.grading.confinement.options import Memory, Options, TimeLimits
+from course_lib.grading.confinement.workspace import course_sources, readable_by
+from course_lib.grading.grade.extract import CellCode, cell_codes, definitions, statements
+from course_lib.grading.grade.grader import assignment_for, read_seed
+from course_lib.grading.grade.observations import CaseOutcome, Observations
+from course_lib.grading.grade.reading import GradingError, notebook_path
+from course_lib.grading.grade.reports import (
+    GRADESCOPE_KEYS,
+    classroom,
+    classroom_output,
+    exercise_scores,
+    fatal,
+    gradescope,
+)
+from course_lib.grading.grade.scoring import cases_of, expected_answers, score_exercise
+from course_lib.grading.grade.status import MESSAGES, Status
 
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTIONS = ROOT / "solutions"
@@ -159,7 +178,7 @@ def test_every_reference_runs_on_all_its_cases(name):
 
 
 def test_huffman_answers_are_judged_by_optimality_not_word_for_word():
-    from course_lib.grading.specs.deep_compression import compare_codes
+    from course_lib.grading.authoring.specs.deep_compression.coding import compare_codes
     counts = {0: 5, 1: 2, 2: 1, 3: 1}  # optimal total by hand: 5*1 + 2*2 + 1*3 + 1*3 = 15 bits
     reference = {0: "0", 1: "10", 2: "110", 3: "111"}
     assert compare_codes({0: "1", 1: "01", 2: "001", 3: "000"}, reference, (counts,), {}) is None
@@ -182,7 +201,10 @@ def test_seeds_are_stable_and_the_public_ones_do_not_depend_on_the_secret():
 def test_a_random_function_gets_the_same_answer_in_check_and_in_the_grader():
     spec = get_assignment("distillation")
     exercise = spec.exercise("soft_targets")
-    noisy = (lambda logits, temperature: torch.softmax(logits / temperature, -1) + torch.rand(logits.shape))
+
+    def noisy(logits, temperature):
+        return torch.softmax(logits / temperature, -1) + torch.rand(logits.shape)
+
     case = exercise.public()[0]
     seed = rng_seed(exercise.name, "public", 0, None)
     first = call_and_observe(noisy, exercise, case, seed=seed)["value"]
@@ -197,7 +219,7 @@ def test_definitions_keep_what_graded_functions_need_calls_included():
            "def helper(x):\n    return x.clamp(min=EPS).to(device)\n"
            "def soft_targets(logits, temperature):\n    return F.softmax(helper(logits) / temperature, -1)\n"
            "@staticmethod\ndef decorated():\n    return qrange(8)\n"
-           "import course_lib.grading.spec as S\nS.compare_values = lambda *a: None\nprint('hi')\n"
+           "import course_lib.grading.authoring.compare as S\nS.compare_values = lambda *a: None\nprint('hi')\n"
            "check('soft_targets', soft_targets)\nfor i in range(3):\n    EPS = i\n")
     kept = definitions([CellCode(0, src)], {"soft_targets"})
     assert [sorted(st.binds) for st in kept] == [["torch"], ["F"], ["EPS"], ["device"], ["helper"], ["soft_targets"]]
@@ -223,8 +245,9 @@ def test_the_last_binding_wins_and_every_binding_of_a_needed_name_is_kept():
 
 
 def test_cells_with_magics_and_syntax_errors():
-    nb = new_notebook(cells=[new_code_cell("%%time\ndef f():\n    return 1"), new_code_cell("%matplotlib inline\nx = 1"),
-                             new_code_cell("def g(:\n    pass"), new_markdown_cell("def h(): pass")])
+    nb = new_notebook(cells=[new_code_cell("%%time\ndef f():\n    return 1"),
+                             new_code_cell("%matplotlib inline\nx = 1"), new_code_cell("def g(:\n    pass"),
+                             new_markdown_cell("def h(): pass")])
     codes = cell_codes(nb)
     assert [c.index for c in codes] == [0, 1, 2]
     assert [sorted(st.binds) for st in statements(codes)] == [["f"], ["x"]]
@@ -394,10 +417,27 @@ def test_scores_are_proportional_to_the_cases_passed_and_say_why(soft):
     assert "was not run" in result.hidden_output and "[FAIL]" in result.hidden_output
 
 
-def test_scoring_the_same_observations_twice_gives_the_same_result(soft):
+def test_scoring_one_wrong_public_answer_gives_the_hand_computed_result_and_changes_nothing(soft):
+    """soft_targets (1 public point, 2 hidden) with the second public case answered 0.5 everywhere: 2 of 3 public
+    cases pass (0.67 points), 6 of 6 hidden (2 points); the feedback shows softmax([1, 2, 3] / 4), computed here
+    with math.exp; the observations are left as they were, so scoring them again gives the same result."""
     exercise, cases, expected = soft
+    assert (exercise.public_points, exercise.hidden_points, len(cases["public"]), len(cases["hidden"])) == (1, 2, 3, 6)
     obs = _observations(exercise, cases, expected, wrong={("public", 1)})
-    assert score_exercise(exercise, obs, cases, expected) == score_exercise(exercise, obs, cases, expected)
+    answers = {key: outcome.result["value"].clone() for key, outcome in obs.cases.items()}
+    result = score_exercise(exercise, obs, cases, expected)
+    assert (result.public_passed, result.public_total, result.hidden_passed, result.hidden_total) == (2, 3, 6, 6)
+    assert (result.public_score, result.hidden_score, result.score) == (0.67, 2.0, 2.67) and not result.flags
+    exps = [math.exp(z / 4) for z in (1, 2, 3)]
+    softmax = ", ".join(f"{e / sum(exps):.4g}" for e in exps)  # 0.2543, 0.3265, 0.4192
+    lines = result.public_output.splitlines()
+    assert lines[0] == "soft_targets: 2 of 3 public tests passed."
+    assert lines[1] == f"  [pass] {cases['public'][0].description}" and lines[3].startswith("  [pass] ")
+    assert lines[2].startswith(f"  [FAIL] {cases['public'][1].description}: your function returned tensor([[0.5, 0.5, "
+                               f"0.5]]), expected tensor([[{softmax}]])")
+    assert result.hidden_output.splitlines()[0] == "soft_targets: 6 of 6 hidden tests passed."
+    assert all(torch.equal(outcome.result["value"], answers[key]) for key, outcome in obs.cases.items())
+    assert score_exercise(exercise, obs, cases, expected) == result
 
 
 def test_calling_the_reference_scores_zero_and_names_it_only_where_safe(soft):
@@ -418,6 +458,43 @@ def test_every_status_has_a_message():
 def test_time_limits_must_be_positive():
     with pytest.raises(ValueError, match="case_cpu"):
         TimeLimits(case_cpu=0)
+
+
+def test_each_kind_of_limit_has_its_own_option_and_they_meet_in_a_process_limits():
+    options = Options(memory=Memory(data_bytes=3 << 30, address_bytes=9 << 30), file_bytes=5 << 20)
+    assert options.process_limits(cpu_seconds=7, open_files=9) == ProcessLimits(
+        data_bytes=3 << 30, address_bytes=9 << 30, cpu_seconds=7, file_bytes=5 << 20, open_files=9, nproc=None)
+    assert TimeLimits(start=1, definitions=2, exercise=3, case_cpu=4).sandbox_cpu == 1 + 2 + 3 + 4 + 1
+    with pytest.raises(ValueError, match="data_bytes must be a positive number of bytes, got 0"):
+        Memory(data_bytes=0)
+    with pytest.raises(TypeError, match="address_bytes must be a positive number of bytes, got str"):
+        Memory(address_bytes="8G")
+    with pytest.raises(ValueError, match="file_bytes"):
+        Options(file_bytes=-1)
+
+
+def test_the_command_lines_limits_reach_their_own_options():
+    args = parser().parse_args(["grade", "x.ipynb", "--assignment", "pruning", "--case-timeout", "2",
+                                "--exercise-timeout", "9", "--memory", "1.5"])
+    options = options_from(args)
+    assert (options.time.case_cpu, options.time.case_wall, options.time.exercise) == (2, 4, 9)
+    assert options.memory == Memory(data_bytes=3 << 29, address_bytes=Memory().address_bytes)
+
+
+def test_the_deepest_observation_crosses_the_channel_and_a_deeper_forged_one_does_not():
+    value: object = 1.0
+    for _ in range(3 * plain.MAX_DEPTH):
+        value = [value]
+    observed = {"value": to_plain(value)}  # as a sandbox sends it: cut below MAX_DEPTH levels of lists
+    got = decode(encode(observed))["value"]
+    for _ in range(plain.MAX_DEPTH + 1):
+        got = got[0]
+    assert got == Unsupported("deeply nested data")
+    forged: object = 1.0
+    for _ in range(MAX_DEPTH + 2):
+        forged = [forged]
+    with pytest.raises(ChannelError, match="deeply"):
+        decode(forged)
 
 
 # --- reports -------------------------------------------------------------------------------------------
@@ -491,7 +568,8 @@ def test_the_seed_comes_from_a_file_or_the_environment(tmp_path, monkeypatch):
 
 
 def test_written_answers_are_collected_by_metadata_wherever_they_are():
-    spec = Assignment("demo", "Demo", (), questions=(Question("why-t2", "Why T^2?", 2), Question("other", "?")))
+    spec = Assignment("demo", number=9, title="Demo", exercises=(),
+                      questions=(Question("why-t2", "Why T^2?", 2), Question("other", "?")))
     answer = new_markdown_cell("Because the gradients scale as 1/T^2.")
     answer.metadata["course_grading"] = {"answer": "why-t2"}
     more = new_markdown_cell("And the soft targets' magnitude.")
@@ -538,7 +616,7 @@ def test_the_checkout_the_grader_runs_from_is_hidden():
 
 
 def test_confinement_round_trips_and_finds_what_blocks_a_user(open_dir):
-    spec = Confinement(cwd="/tmp", limits=Limits(cpu_seconds=3), uid=5, hide=("/a",), reach=("/b",))
+    spec = Confinement(cwd="/tmp", limits=ProcessLimits(cpu_seconds=3), uid=5, hide=("/a",), reach=("/b",))
     assert Confinement.from_json(spec.to_json()) == spec
     locked = open_dir / "locked"
     (locked / "env" / "bin").mkdir(parents=True)
@@ -627,7 +705,7 @@ def test_grade_all_on_an_empty_folder_writes_a_header_and_a_summary(tmp_path, ca
 
 
 def test_submissions_are_files_or_folders_named_after_the_learner(tmp_path):
-    from course_lib.grading.batch import submissions
+    from course_lib.grading.deploy.batch import submissions
     (tmp_path / "ann.ipynb").write_text("{}")
     (tmp_path / "ann").mkdir()
     (tmp_path / ".hidden").mkdir()
@@ -636,8 +714,8 @@ def test_submissions_are_files_or_folders_named_after_the_learner(tmp_path):
 
 
 def test_written_answers_reach_results_json_and_the_csv(soft):
-    from course_lib.grading.batch import Submission, row
-    from course_lib.grading.questions import Answer
+    from course_lib.grading.authoring.questions import Answer
+    from course_lib.grading.deploy.batch import Submission, row
     exercise, cases, expected = soft
     result = score_exercise(exercise, _observations(exercise, cases, expected), cases, expected)
     answers = [Answer("why-t2", "Why T^2?", 2.0, "Gradients scale as 1/T^2.")]

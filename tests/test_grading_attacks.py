@@ -20,17 +20,17 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from course_lib.grading.__main__ import main
-from course_lib.grading.grader import grade
-from course_lib.grading.options import Options, TimeLimits
-from course_lib.grading.spec import Question
-from course_lib.grading.specs import get_assignment
-from course_lib.grading.supervise import descendants
+from course_lib.grading.authoring.exercise import Question
+from course_lib.grading.authoring.specs import get_assignment
+from course_lib.grading.confinement.options import Options, TimeLimits
+from course_lib.grading.confinement.supervise import descendants
+from course_lib.grading.grade.grader import grade
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
 ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: the learner's code then runs as another user")
-FAST = Options(limits=TimeLimits(case_cpu=3, case_wall=6, exercise=12, definitions=5), execute=False)
+FAST = Options(time=TimeLimits(case_cpu=3, case_wall=6, exercise=12, definitions=5), execute=False)
 
 IMPORTS = "import os, sys, time, functools\nimport torch\nimport torch.nn.functional as F\nfrom torch import nn\n" \
           "from course_lib.grading import check"
@@ -124,7 +124,7 @@ def learner_processes_left(before: set[int]) -> set[int]:
 FORGER_RELOAD = '''def distillation_loss(student_logits, teacher_logits, labels, temperature=4.0, alpha=0.9):
     # issue 14's forgery: reload the references, compute every exercise's answers, write a report for
     # every exercise where the old sandbox read them, and leave
-    import importlib, course_lib.distillation as D, course_lib.grading.sandbox as S
+    import importlib, course_lib.distillation as D, course_lib.grading.confinement.sandbox as S
     importlib.reload(D)
     answers = {"soft_targets": D.soft_targets(student_logits, temperature),
                "distillation_loss": D.distillation_loss(student_logits, teacher_logits, labels, temperature, alpha)}
@@ -187,7 +187,8 @@ HUNTER = '''def distillation_step(student, teacher, inputs, labels, optimizer, t
     places += [str(f.locate()) for f in importlib.metadata.files("course_lib") or []]
     for finder in sys.meta_path:
         places += [str(p) for p in getattr(sys.modules.get(type(finder).__module__), "MAPPING", {}).values()]
-    places += glob.glob("/work/*/course_lib/distillation/__init__.py") + glob.glob("/root/**/distillation/__init__.py", recursive=True)
+    places += glob.glob("/work/*/course_lib/distillation/__init__.py")
+    places += glob.glob("/root/**/distillation/__init__.py", recursive=True)
     paths = [p for place in places for p in (place, os.path.join(place, "distillation.py"),
                                               os.path.join(place, "distillation", "__init__.py"))]
     for path in paths:
@@ -225,11 +226,11 @@ def fenced(tmp_path_factory):
     """Also answers a written question, which an assignment with questions collects."""
     import dataclasses
 
-    import course_lib.grading.specs.distillation as spec
+    from course_lib.grading.authoring.specs import ASSIGNMENTS
     path = notebook(tmp_path_factory.mktemp("fenced") / "01_distillation.ipynb", "distillation", IMPORTS,
                     SOURCE_READER, CONSTANTS, HUNTER, answers={"why-t2": "The soft gradients scale as 1/T^2."})
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(spec, "ASSIGNMENT", dataclasses.replace(spec.ASSIGNMENT, questions=(
+        mp.setitem(ASSIGNMENTS, "distillation", dataclasses.replace(ASSIGNMENTS["distillation"], questions=(
             Question("why-t2", "Why multiply by T^2?", 1.0), Question("unanswered", "?"))))
         return grade(path, "distillation", options=FAST)
 
@@ -260,7 +261,7 @@ def test_written_answers_are_collected_for_the_instructor(fenced):
 def wrapped(tmp_path_factory):
     neutralised = '''def magnitude_mask(weight, sparsity):
     # switch the tripwire off, then call the reference
-    import course_lib.grading.tripwire as T, course_lib.pruning as P
+    import course_lib.grading.confinement.tripwire as T, course_lib.pruning as P
     T.trip = lambda qualname: None
     T.CHANNEL = None
     return P.magnitude_mask(weight, sparsity)'''
@@ -428,7 +429,7 @@ FLOOD = '''class Liar(torch.Tensor):
 
 def magnitude_mask(weight, sparsity):
     # a tensor subclass that claims to equal anything, and monkeypatched grader code in this process
-    import course_lib.grading.spec as S, course_lib.grading.channel as C
+    import course_lib.grading.authoring.compare as S, course_lib.grading.confinement.channel as C
     S.compare_values = lambda *a, **k: None
     C.encode = lambda value: {"__dict__": [["value", 1.0]]}
     torch.load = lambda *a, **k: {"status": "ok"}
@@ -490,7 +491,7 @@ def test_definitions_that_never_end_are_skipped_or_cost_their_exercise(tmp_path)
                 "    while True:\n        time.sleep(0.1)\n\nBLOCK = stubborn()\n\n"
                 + STEP.replace("return loss.item()", "return loss.item() + BLOCK"))
     path = notebook(tmp_path / "01_distillation.ipynb", "distillation", IMPORTS, slow, LOSS, stubborn)
-    options = Options(limits=TimeLimits(case_cpu=3, case_wall=6, exercise=12, start=20, definitions=3),
+    options = Options(time=TimeLimits(case_cpu=3, case_wall=6, exercise=12, start=20, definitions=3),
                       execute=False)
     results = grade(path, "distillation", options=options)
     assert results["score"] == full("distillation", "distillation_loss")

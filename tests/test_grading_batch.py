@@ -5,11 +5,10 @@ import contextlib
 import csv
 
 import pytest
+from test_grading_attacks import HANG, IMPORTS, LOSS, SOFT, STEP, notebook
 
 from course_lib.grading.__main__ import main
-from course_lib.grading.specs import get_assignment
-
-from test_grading_attacks import HANG, IMPORTS, LOSS, SOFT, STEP, notebook
+from course_lib.grading.authoring.specs import get_assignment
 
 pytestmark = pytest.mark.slow
 

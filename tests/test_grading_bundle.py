@@ -15,12 +15,11 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from test_grading_attacks import IMPORTS, LOSS, SOFT, notebook
 
 from course_lib.grading.__main__ import main
-from course_lib.grading.reports import GRADESCOPE_KEYS
-from course_lib.grading.specs import get_assignment
-
-from test_grading_attacks import IMPORTS, LOSS, SOFT, notebook
+from course_lib.grading.authoring.specs import get_assignment
+from course_lib.grading.grade.reports import GRADESCOPE_KEYS
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,7 +69,7 @@ def test_the_bundle_ships_the_course_wheel_of_this_version(autograder):
     wheels = list((autograder / "source").glob("course_lib-*.whl"))
     assert [w.name.split("-")[1] for w in wheels] == [course_lib.__version__]
     with zipfile.ZipFile(wheels[0]) as zf:
-        assert "course_lib/grading/grader.py" in zf.namelist()
+        assert "course_lib/grading/grade/grader.py" in zf.namelist()
 
 
 def test_run_autograder_grades_the_submission(autograder):

@@ -4,29 +4,36 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
-from course_lib.grading.confine import Limits
-from course_lib.grading.supervise import Sweep, descendants, spawn
-from course_lib.grading.workspace import UID_BASE, Workspace, auto_uid
+from course_lib.grading.confinement.confine import ProcessLimits
+from course_lib.grading.confinement.supervise import Sweep, descendants, spawn
+from course_lib.grading.confinement.workspace import UID_BASE, Workspace, auto_uid
 
 pytestmark = pytest.mark.slow
 ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: the learner's code then runs as another user")
 PROBE = r'''
 import json, os, resource, socket, sys
-report = {"uid": os.getuid(), "tmp": sorted(os.listdir("/tmp")), "cwd": os.getcwd(),
-          "data": resource.getrlimit(resource.RLIMIT_DATA)[0], "cpu": resource.getrlimit(resource.RLIMIT_CPU)[0],
-          "env": sorted(os.environ)}
-for name, path in (("secret", sys.argv[1]), ("package", sys.argv[2])):
+asked = json.loads(sys.argv[1])
+report = {"uid": os.getuid(), "cwd": os.getcwd(), "data": resource.getrlimit(resource.RLIMIT_DATA)[0],
+          "cpu": resource.getrlimit(resource.RLIMIT_CPU)[0], "env": sorted(os.environ), "read": {}, "listed": {}}
+for name, path in asked["read"].items():
     try:
-        report[name] = open(path).read()
+        report["read"][name] = open(path).read()
     except OSError as e:
-        report[name] = type(e).__name__
+        report["read"][name] = type(e).__name__
+for path in asked["list"]:
+    try:
+        report["listed"][path] = sorted(os.listdir(path))
+    except OSError as e:
+        report["listed"][path] = type(e).__name__
 try:
     socket.create_connection(("1.1.1.1", 53), timeout=3)
     report["network"] = "reached"
@@ -34,6 +41,27 @@ except OSError as e:
     report["network"] = str(e)
 print(json.dumps(report))
 '''
+REFERENCE = Path(__file__).resolve().parents[1] / "course_lib" / "distillation" / "__init__.py"
+
+
+def run_probe(workspace: Workspace, read: dict[str, Path], listed: tuple[str, ...] = ("/tmp",),
+              reach: tuple[str, ...] = ()) -> tuple[dict, object, Path]:
+    """Start PROBE as a learner process of ``workspace`` (also reaching ``reach``): what it could read of
+    ``read``, the entries it sees in ``listed``, its user, limits, environment and network."""
+    folder = workspace.folder("probe", {})
+    limits = ProcessLimits(data_bytes=1 << 30, cpu_seconds=30)
+    asked = json.dumps({"read": {k: str(v) for k, v in read.items()}, "list": list(listed)})
+    proc, isolation = spawn([sys.executable, "-s", "-c", PROBE, asked],
+                            workspace.confinement(folder, limits, reach=reach), workspace.environment(folder),
+                            stdout=subprocess.PIPE)
+    out, _ = proc.communicate(timeout=120)
+    return json.loads(out), isolation, folder
+
+
+def on_the_way(directory: str, paths: tuple[str, ...]) -> list[str]:
+    """The entries of ``directory`` that lead to ``paths``: all a learner process may see there."""
+    return sorted({Path(p).resolve().relative_to(directory).parts[0] for p in paths
+                   if Path(p).resolve().is_relative_to(directory) and Path(p).resolve() != Path(directory)})
 
 
 @pytest.fixture
@@ -44,14 +72,8 @@ def probe(tmp_path, monkeypatch):
     monkeypatch.setenv("COURSE_GRADING_SEED", "31337")
     workspace = Workspace(hide=(secret,))
     try:
-        folder = workspace.folder("probe", {})
-        limits = Limits(data_bytes=1 << 30, cpu_seconds=30)
-        package = Path(__file__).resolve().parents[1] / "course_lib" / "distillation.py"
-        proc, isolation = spawn([sys.executable, "-s", "-c", PROBE, str(secret), str(package)],
-                                workspace.confinement(folder, limits), workspace.environment(folder),
-                                stdout=subprocess.PIPE)
-        out, _ = proc.communicate(timeout=120)
-        yield json.loads(out), isolation, workspace, folder
+        report, isolation, folder = run_probe(workspace, {"secret": secret, "package": REFERENCE})
+        yield report, isolation, workspace, folder
     finally:
         workspace.cleanup()
 
@@ -68,9 +90,46 @@ def test_as_root_a_learner_process_is_another_user_without_network_seed_or_refer
     report, isolation, workspace, _ = probe
     assert report["uid"] == workspace.uid != 0 and isolation.user == workspace.uid
     assert isolation.network and "unreachable" in report["network"]
-    assert report["secret"] in ("", "PermissionError", "FileNotFoundError")  # covered, unreadable or not there
-    assert report["package"] in ("FileNotFoundError", "PermissionError")
-    assert report["tmp"] == [workspace.root.name]
+    assert report["read"]["secret"] in ("", "PermissionError", "FileNotFoundError")  # covered, unreadable, not there
+    assert report["read"]["package"] in ("FileNotFoundError", "PermissionError")
+    # a private /tmp: the workspace, and the way to the interpreter when it lives under /tmp (a checkout there)
+    assert report["listed"]["/tmp"] == on_the_way("/tmp", workspace.reach)
+    assert workspace.root.name in report["listed"]["/tmp"]
+
+
+@ROOT_ONLY
+def test_as_root_a_checkout_under_tmp_shows_the_learner_only_the_way_to_its_interpreter():
+    """A clone in /tmp with its .venv inside (``make test`` there): the learner process must reach the interpreter
+    at its path, so /tmp shows the checkout's folder, holding only the way to the interpreter's libraries; the
+    references, the solutions and everything else of the checkout stay out of reach."""
+    checkout = Path(tempfile.mkdtemp(prefix="checkout-", dir="/tmp"))
+    workspace = None
+    try:
+        (checkout / "pyproject.toml").write_text("[project]\n")
+        reference = checkout / "course_lib" / "distillation" / "__init__.py"
+        reference.parent.mkdir(parents=True)
+        reference.write_text("def soft_targets(logits, temperature): ...\n")
+        (checkout / "solutions").mkdir()
+        (checkout / "solutions" / "01_distillation.ipynb").write_text("{}")
+        libraries = checkout / ".venv" / "lib" / "site-packages"
+        libraries.mkdir(parents=True)
+        (libraries / "library.py").write_text("VALUE = 1\n")
+        for path in (checkout, *checkout.rglob("*")):
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        workspace = Workspace(hide=(checkout,))
+        report, isolation, _ = run_probe(
+            workspace, {"reference": reference, "library": libraries / "library.py"},
+            listed=("/tmp", str(checkout), str(checkout / ".venv")), reach=(str(libraries),))
+        assert isolation.mounts and report["uid"] == workspace.uid
+        assert checkout.name in report["listed"]["/tmp"]
+        assert report["listed"]["/tmp"] == on_the_way("/tmp", (*workspace.reach, str(libraries)))
+        assert report["listed"][str(checkout)] == [".venv"]
+        assert report["listed"][str(checkout / ".venv")] == ["lib"]
+        assert report["read"] == {"reference": "FileNotFoundError", "library": "VALUE = 1\n"}
+    finally:
+        if workspace is not None:
+            workspace.cleanup()
+        shutil.rmtree(checkout)
 
 
 DAEMON = r'''

@@ -52,7 +52,8 @@ def test_codebook_gradient_is_sum_of_weight_gradients():
     codebook, indices = codebook_of(layer)
     dense = torch.nn.Linear(6, 3)
     with torch.no_grad():
-        dense.weight.copy_(codebook[indices]); dense.bias.copy_(layer.bias)
+        dense.weight.copy_(codebook[indices])
+        dense.bias.copy_(layer.bias)
     dense(x).pow(2).sum().backward()
     expected = torch.zeros(4).index_add_(0, indices.reshape(-1), dense.weight.grad.reshape(-1))
     assert torch.allclose(layer.parametrizations.weight.original.grad, expected, atol=1e-5)

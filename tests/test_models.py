@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from course_lib.models import ConvNet, LeNet300100, LeNet5, build_model
+from course_lib.models import ConvNet, LeNet5, LeNet300100, build_model
 
 
 def conv(c_in, c_out, k, bias):
@@ -21,16 +21,24 @@ def test_cnn_pair_works_for_its_input(name, dataset, shape):
 
 
 def test_parameter_counts_follow_the_layer_formulas():
-    bn = lambda c: 2 * c
-    hidden = lambda n_in, n: n_in * n + bn(n)  # bias-free Linear, then BatchNorm1d
-    teacher = conv(1, 32, 3, False) + bn(32) + conv(32, 64, 3, False) + bn(64) + hidden(64 * 7 * 7, 256) + linear(256, 10)
+    def bn(c):
+        return 2 * c
+
+    def hidden(n_in, n):  # bias-free Linear, then BatchNorm1d
+        return n_in * n + bn(n)
+
+    def count(m):
+        return sum(p.numel() for p in m.parameters())
+
+    teacher = (conv(1, 32, 3, False) + bn(32) + conv(32, 64, 3, False) + bn(64) + hidden(64 * 7 * 7, 256)
+               + linear(256, 10))
     student = conv(1, 8, 3, False) + bn(8) + conv(8, 16, 3, False) + bn(16) + hidden(16 * 7 * 7, 32) + linear(32, 10)
-    count = lambda m: sum(p.numel() for p in m.parameters())
     assert count(build_model("teacher")) == teacher
     assert count(build_model("student")) == student
     assert count(build_model("teacher")) >= 20 * count(build_model("student"))
     # CIFAR-10: 3 input channels and 8x8 feature maps after two pools (the article's 64*16*16 was wrong)
-    assert count(build_model("teacher", "cifar10")) == teacher + conv(3, 32, 3, False) - conv(1, 32, 3, False) + 64 * (64 - 49) * 256
+    assert count(build_model("teacher", "cifar10")) == (teacher + conv(3, 32, 3, False) - conv(1, 32, 3, False)
+                                                        + 64 * (64 - 49) * 256)
     assert count(LeNet300100()) == linear(784, 300) + linear(300, 100) + linear(100, 10)
     assert count(LeNet5()) == conv(1, 20, 5, True) + conv(20, 50, 5, True) + linear(800, 500) + linear(500, 10)
 
@@ -63,7 +71,16 @@ def test_convnet_classifier_matches_its_pools(widths):
     assert model(torch.zeros(3, 1, 28, 28)).shape == (3, 10)
 
 
-@pytest.mark.parametrize("widths", [(), (0,), (8, True)])
-def test_convnet_rejects_bad_widths(widths):
-    with pytest.raises(ValueError, match="widths"):
-        ConvNet(widths, 16)
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"widths": ()}, ValueError, "widths must hold at least one integer >= 1, got none"),
+    ({"widths": (0,)}, ValueError, "widths entry must be an integer >= 1, got 0"),
+    ({"widths": (8, True)}, TypeError, r"widths entry must be an integer >= 1, got True \(bool\)"),
+    ({"widths": 8}, TypeError, r"widths must be a tuple of integers >= 1, got 8 \(int\)"),
+    ({"hidden": "32"}, TypeError, r"hidden must be an integer >= 1, got '32' \(str\)"),
+    ({"hidden": 0}, ValueError, "hidden must be an integer >= 1, got 0"),
+    ({"dropout": 1.0}, ValueError, r"dropout must be a finite number in \[0, 1\)"),
+])
+def test_convnet_rejects_bad_arguments_with_the_package_errors(kwargs, error, message):
+    """Before: a bool width raised ValueError, a string hidden failed inside nn.Linear."""
+    with pytest.raises(error, match=message):
+        ConvNet(**{"widths": (8,), "hidden": 16, **kwargs})

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import nbformat
 import pytest
-
 from nbval_tolerance import Tolerance, snap, snap_outputs, split_numbers
 
 POINT = Tolerance(abs=1.0, why="accuracy in %")
@@ -43,7 +42,9 @@ def test_outputs_are_paired_by_position_and_type():
            nbformat.v4.new_output("execute_result", {"text/plain": "0.9861", "text/html": "<td>98.6</td>"})]
     new = [nbformat.v4.new_output("stream", name="stdout", text="val 98.2% at 0x7f00bb22\n"),
            nbformat.v4.new_output("execute_result", {"text/plain": "0.9857", "text/html": "<td>97.0</td>"})]
-    hide_address = lambda s: s.replace("0x7f00aa11", "0xADDRESS").replace("0x7f00bb22", "0xADDRESS")
+    def hide_address(s: str) -> str:
+        return s.replace("0x7f00aa11", "0xADDRESS").replace("0x7f00bb22", "0xADDRESS")
+
     snapped = snap_outputs(new, old, POINT, hide_address)
     assert snapped[0].text == "val 98.6% at 0xADDRESS\n"
     assert snapped[1].data == {"text/plain": "0.9861", "text/html": "<td>97.0</td>"}

@@ -10,12 +10,16 @@ from torch.nn.utils import prune as torch_prune
 from torch.utils.data import DataLoader, TensorDataset
 
 from course_lib import pruning
-from course_lib._validation import weight_layers
+from course_lib._validation import weight_layers, weight_parametrization
 from course_lib.metrics import count_parameters
 from course_lib.models import build_model
-from course_lib.pruning.unstructured import is_pruned
-from course_lib.pruning.unstructured import taylor_scores
+from course_lib.pruning.unstructured import Mask, taylor_scores
 from course_lib.training import Trained, train
+
+
+def is_pruned(module):
+    """Whether ``module.weight`` carries a pruning mask."""
+    return weight_parametrization(module, Mask) is not None
 
 
 def _mask(module):
@@ -28,7 +32,8 @@ def _state(model):
 
 
 def _same_state(model, state):
-    return model.state_dict().keys() == state.keys() and all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
+    current = model.state_dict()
+    return current.keys() == state.keys() and all(torch.equal(v, state[k]) for k, v in current.items())
 
 
 def _loader(n=64, batch_size=16, seed=0):
@@ -214,7 +219,7 @@ def test_other_errors():
     with pytest.raises(ValueError, match="grad"):
         pruning.taylor_importance(torch.randn(3), torch.randn(4))
     with pytest.raises(ValueError, match="only 0 and 1"):
-        pruning.apply_masks(nn.Sequential(nn.Linear(2, 2)), {"0": torch.full((2, 2), 0.5)})
+        pruning.apply_masks(nn.Sequential(nn.Linear(2, 2)), masks={"0": torch.full((2, 2), 0.5)})
 
 
 def _silence_channels(model, conv_index, bn_index, channels):
@@ -258,7 +263,8 @@ def test_prune_channels_shapes_and_parameter_count():
     assert (conv1.in_channels, conv1.out_channels, conv2.in_channels, conv2.out_channels) == (1, 24, 24, 48)
     assert bn1.num_features == 24 and bn2.num_features == 48 and bn2.running_mean.shape == (48,)
     assert small.classifier[1].in_features == 48 * 7 * 7
-    expected = 24 * 9 + 2 * 24 + 48 * 24 * 9 + 2 * 48 + (48 * 49 * 256 + 2 * 256) + (256 * 10 + 10)  # bias-free fc1 + BatchNorm1d
+    # bias-free fc1 + BatchNorm1d
+    expected = 24 * 9 + 2 * 24 + 48 * 24 * 9 + 2 * 48 + (48 * 49 * 256 + 2 * 256) + (256 * 10 + 10)
     assert count_parameters(small) == expected
     after = model.state_dict()  # the original is untouched
     assert after.keys() == before.keys() and all(torch.equal(after[k], before[k]) for k in before)
@@ -339,7 +345,7 @@ def test_gradual_prune_reaches_final_sparsity_with_masks_kept():
     model = build_model("lenet300")
     before = _state(model)
     loader = _loader(n=96, batch_size=8)  # 12 steps per epoch
-    result = pruning.gradual_prune(model, loader, sparsity=0.8, epochs=1, prune_steps=4, prune_fraction=0.5,
+    result = pruning.gradual_prune(model, loader, sparsity=0.8, epochs=1, prune_steps=4, prune_during=0.5,
                                    device="cpu", progress=False)
     assert isinstance(result, Trained) and len(result.history.loss) == 1
     assert abs(pruning.sparsity(result.model) - 0.8) < 1e-5 and _same_state(model, before)
@@ -378,7 +384,7 @@ def test_masked_sgd_step_matches_hand_computed_update_and_plain_zeroing_does_not
     nn.functional.cross_entropy(x @ w_eff.T + b0, y).backward()
     expected = (w0 - 0.1 * mask * w_eff.grad) * mask
 
-    layer = pruning.apply_masks(nn.Sequential(layer), {"0": mask})[0]
+    layer = pruning.apply_masks(nn.Sequential(layer), masks={"0": mask})[0]
     opt = torch.optim.SGD(layer.parameters(), lr=0.1)
     nn.functional.cross_entropy(layer(x), y).backward()
     opt.step()
@@ -402,8 +408,8 @@ def test_gradual_prune_follows_the_cubic_schedule_step_by_step():
         seen.append(pruning.sparsity(m))
         return nn.functional.cross_entropy(m(inputs), targets)
 
-    loader = _loader(n=96, batch_size=8)  # 12 steps; prune_fraction 0.5 -> 6 steps / 4 pruning steps -> every step
-    pruning.gradual_prune(model, loader, sparsity=0.9, epochs=1, prune_steps=4, prune_fraction=0.5, loss_fn=loss_fn,
+    loader = _loader(n=96, batch_size=8)  # 12 steps; prune_during 0.5 -> 6 steps / 4 pruning steps -> every step
+    pruning.gradual_prune(model, loader, sparsity=0.9, epochs=1, prune_steps=4, prune_during=0.5, loss_fn=loss_fn,
                           device="cpu", progress=False)
     s_f = 0.9
     schedule = [s_f * (1 - (1 - min(t, 4) / 4) ** 3) for t in range(12)]  # Zhu & Gupta with s_i = 0
@@ -543,28 +549,43 @@ def test_prune_channels_rejects_what_it_cannot_see_naming_the_layer():
         pruning.prune_channels(nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.Linear(4 * 36, 2)), sparsity=0.5)
 
 
-def test_layer_macs_of_the_teacher_by_hand_and_after_channel_pruning():
-    teacher = build_model("teacher").eval()
-    by_hand = {"features.0": 32 * 1 * 9 * 28 * 28, "features.4": 64 * 32 * 9 * 14 * 14,
-               "classifier.1": 64 * 7 * 7 * 256, "classifier.5": 256 * 10}
-    assert pruning.layer_macs(teacher) == by_hand
-    assert pruning.layer_macs(teacher, torch.rand(5, 1, 28, 28)) == by_hand  # per input, whatever the batch
-    slim = pruning.layer_macs(pruning.prune_channels(teacher, sparsity=0.5))
-    assert slim["features.0"] * 2 == by_hand["features.0"]        # input is the image: (1 - r)
-    assert slim["features.4"] * 4 == by_hand["features.4"]        # both sides cut: (1 - r)^2
-    assert slim["classifier.1"] * 2 == by_hand["classifier.1"]    # its input columns: (1 - r)
-    assert slim["classifier.5"] == by_hand["classifier.5"]
+def test_gradual_prune_rejects_an_initial_sparsity_above_the_final_one():
+    """Before: initial_sparsity=0.9, sparsity=0.1 returned a 90% sparse model (masks only multiply)."""
+    loader = _loader(n=32, batch_size=8)
+    with pytest.raises(ValueError, match=r"initial_sparsity must be at most sparsity \(0.1; .*got 0.9"):
+        pruning.gradual_prune(build_model("lenet300"), loader, sparsity=0.1, initial_sparsity=0.9, epochs=1,
+                              prune_steps=2)
+    with pytest.raises(ValueError, match="initial_sparsity must be at most final_sparsity"):
+        pruning.gradual_sparsity(0, 0.1, 10, initial_sparsity=0.9)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'prune_fraction'"):  # the old name is gone
+        pruning.gradual_prune(build_model("lenet300"), loader, sparsity=0.5, epochs=1, prune_steps=2,
+                              prune_fraction=0.5)
+    with pytest.raises(ValueError, match=r"prune_during must be a finite number in \(0, 1\] \(the share of the "
+                                         "training steps"):
+        pruning.gradual_prune(build_model("lenet300"), loader, sparsity=0.5, epochs=1, prune_during=0.0)
 
 
-def test_layer_macs_counts_zeros_strides_groups_and_restores_modes():
-    model = nn.Sequential(nn.Conv2d(4, 8, 3, stride=2, groups=2), nn.BatchNorm2d(8), nn.Flatten(), nn.Linear(8 * 3 * 3, 5))
-    model.train()
-    pruned = pruning.magnitude_prune(model, sparsity=0.9)
-    expected = {"0": 8 * 2 * 9 * 3 * 3, "3": 72 * 5}
-    assert pruning.layer_macs(model, torch.rand(2, 4, 7, 7)) == expected
-    assert pruning.layer_macs(pruned, torch.rand(1, 4, 7, 7)) == expected  # zeros cost as much in a dense kernel
-    assert model.training and model[1].training
-    with pytest.raises(TypeError, match="model"):
-        pruning.layer_macs("net")
-    with pytest.raises(TypeError, match="example_input"):
-        pruning.layer_macs(model, [1, 2])
+def test_apply_masks_takes_masks_by_keyword_only():
+    model = nn.Sequential(nn.Linear(2, 2))
+    with pytest.raises(TypeError, match="positional argument"):
+        pruning.apply_masks(model, {"0": torch.ones(2, 2)})
+    assert is_pruned(pruning.apply_masks(model, masks={"0": torch.ones(2, 2)})[0])
+
+
+def test_layer_sensitivity_names_a_sparsities_that_is_not_a_list():
+    with pytest.raises(TypeError, match=r"sparsities must be an iterable of sparsities such as \(0.5, 0.9\), "
+                                        r"got 0.5 \(float\)"):
+        pruning.layer_sensitivity(build_model("lenet300"), _loader(), sparsities=0.5)
+
+
+def test_removing_a_parametrization_from_a_verb_result_leaves_the_argument_working():
+    """Before: a deep copy shared its parametrized class with the argument, and PyTorch's
+    remove_parametrizations on the copy deleted the argument's `weight` (AttributeError)."""
+    torch.manual_seed(0)
+    pruned = pruning.magnitude_prune(nn.Sequential(nn.Linear(4, 3)), sparsity=0.5)
+    x = torch.randn(2, 4)
+    expected = pruned(x)
+    for result in (pruning.magnitude_prune(pruned, sparsity=0.6), pruning.random_prune(pruned, sparsity=0.5),
+                   pruning.apply_masks(pruned, masks={"0": torch.ones(3, 4)})):
+        torch.nn.utils.parametrize.remove_parametrizations(result[0], "weight")
+        assert torch.equal(pruned(x), expected) and is_pruned(pruned[0])

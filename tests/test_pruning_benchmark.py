@@ -4,7 +4,7 @@ import math
 import pytest
 
 from course_lib.benchmark import pruning as section
-from course_lib.benchmark.pruning import knee
+from course_lib.benchmark.knee import free_up_to
 
 
 @pytest.mark.parametrize("curve,dense,expected", [
@@ -15,24 +15,13 @@ from course_lib.benchmark.pruning import knee
     ({"0.5": 0.98, "0.8": 0.50, "0.9": 0.98, "0.95": 0.10}, 0.98, "0.5"),  # a lucky point after a fall is not the knee
 ])
 def test_knee_is_the_last_sparsity_before_the_first_fall(curve, dense, expected):
-    assert knee(curve, dense) == expected
+    assert free_up_to(curve, reference=dense, within=section.KNEE_WITHIN)[0] == expected
 
 
 def test_knee_within_is_a_fraction():
     curve = {"0.5": 0.97, "0.9": 0.95}
-    assert knee(curve, 0.98, within=0.02) == "0.5" and knee(curve, 0.98, within=0.03) == "0.9"
-
-
-@pytest.mark.parametrize("args,error", [(({}, 0.9), ValueError), (([0.9], 0.9), ValueError),
-                                        (({"0.5": 0.9}, 1.5), ValueError), (({"0.5": 0.9}, "0.9"), TypeError)])
-def test_knee_errors(args, error):
-    with pytest.raises(error):
-        knee(*args)
-
-
-def test_knee_rejects_a_bad_within():
-    with pytest.raises(ValueError, match="within"):
-        knee({"0.5": 0.9}, 0.9, within=-0.1)
+    assert free_up_to(curve, reference=0.98, within=0.02)[0] == "0.5"
+    assert free_up_to(curve, reference=0.98, within=0.03)[0] == "0.9"
 
 
 @pytest.mark.slow  # fine-tunes the zoo teacher and LeNet-300-100 on a few batches, times the teacher
@@ -43,7 +32,8 @@ def test_quick_run_returns_the_contract():
     assert curve["sparsities"] == sparsities and curve["knee_within"] == section.KNEE_WITHIN
     for name in section.MODELS:
         entry = curve[name]
-        variants = {"no_finetune", "finetuned", "finetuned_per_seed"} | ({"recalibrated"} if name == "teacher" else set())
+        variants = {"no_finetune", "finetuned", "finetuned_per_seed"} | ({"recalibrated"} if name == "teacher"
+                                                                        else set())
         assert entry["finetune"] == {"epochs": section.FINETUNE[name].epochs, "lr": section.FINETUNE[name].lr}
         for scope in section.SCOPES:
             assert set(entry[scope]) == variants
@@ -52,7 +42,8 @@ def test_quick_run_returns_the_contract():
             assert all(len(v) == 1 for v in entry[scope]["finetuned_per_seed"].values())
             assert set(entry["knee"][scope]) == variants - {"finetuned_per_seed"}
             for variant, k in entry["knee"][scope].items():
-                assert k == knee(entry[scope][variant], entry["dense"])
+                assert k == free_up_to(entry[scope][variant], reference=entry["dense"],
+                                       within=curve["knee_within"])[0]
         values = [a for scope in section.SCOPES for v in entry[scope].values() for a in v.values()]
         assert all(0.0 <= a <= 1.0 for a in values if isinstance(a, float))
     # no fine-tuning is deterministic: the zoo teacher at 90% globally, stale statistics against recalibrated

@@ -1,4 +1,5 @@
-"""course_lib.pruning.recalibrate_batchnorm: running statistics against the batch means and unbiased variances
+"""course_lib.training.recalibrate_batchnorm (shared by every technique; pruning needs it first): running
+statistics against the batch means and unbiased variances
 computed by hand, against torch.optim.swa_utils.update_bn, masks kept, the argument untouched, and errors."""
 import copy
 
@@ -10,8 +11,10 @@ from torch.optim.swa_utils import update_bn
 from torch.utils.data import DataLoader, TensorDataset
 
 from course_lib import pruning
+from course_lib._validation import weight_parametrization
 from course_lib.models import LeNet300100
-from course_lib.pruning.unstructured import is_pruned
+from course_lib.pruning.unstructured import Mask
+from course_lib.training import recalibrate_batchnorm
 
 
 class Small(nn.Module):
@@ -72,7 +75,7 @@ def _by_hand(model, batches):
 def test_running_statistics_are_the_mean_over_batches_of_batch_mean_and_unbiased_variance():
     model = _trained_looking(Small())
     batches = _batches()
-    recal = pruning.recalibrate_batchnorm(model, batches, batches=len(batches))
+    recal = recalibrate_batchnorm(model, batches, batches=len(batches))
     expected = _by_hand(model, batches)
     for name, (mean, var) in expected.items():
         layer = getattr(recal, name)
@@ -86,7 +89,7 @@ def test_equals_update_bn_when_no_dropout_precedes_a_batchnorm():
     batches = _batches()
     reference = copy.deepcopy(model)
     update_bn([x for x, _ in batches], reference)  # PyTorch's own recalibration (for SWA), whole model in train mode
-    recal = pruning.recalibrate_batchnorm(model, batches, batches=3)
+    recal = recalibrate_batchnorm(model, batches, batches=3)
     for name in ("bn2d", "bn1d"):
         torch.testing.assert_close(getattr(recal, name).running_mean, getattr(reference, name).running_mean)
         torch.testing.assert_close(getattr(recal, name).running_var, getattr(reference, name).running_var)
@@ -97,8 +100,8 @@ def test_dropout_stays_off_while_the_statistics_are_collected():
     without = copy.deepcopy(with_dropout)
     without.drop.p = 0.0
     batches = _batches()
-    a = pruning.recalibrate_batchnorm(with_dropout, batches, batches=3)
-    b = pruning.recalibrate_batchnorm(without, batches, batches=3)
+    a = recalibrate_batchnorm(with_dropout, batches, batches=3)
+    b = recalibrate_batchnorm(without, batches, batches=3)
     assert torch.equal(a.bn1d.running_var, b.bn1d.running_var)
     assert not a.drop.training
 
@@ -107,7 +110,7 @@ def test_returns_an_eval_copy_and_changes_only_the_statistics():
     model = _trained_looking(Small())
     before = {k: v.clone() for k, v in model.state_dict().items()}
     model.bn1d.momentum = 0.3
-    recal = pruning.recalibrate_batchnorm(model, _batches(), batches=2)
+    recal = recalibrate_batchnorm(model, _batches(), batches=2)
     assert recal is not model and not recal.training and not any(m.training for m in recal.modules())
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())  # the argument is untouched
     assert model.bn1d.momentum == 0.3 and recal.bn1d.momentum == 0.3 and recal.bn2d.momentum == 0.1
@@ -120,12 +123,12 @@ def test_returns_an_eval_copy_and_changes_only_the_statistics():
 def test_uses_at_most_the_requested_batches_and_accepts_bare_tensors():
     model = _trained_looking(Small())
     batches = _batches(sizes=(8, 8, 8, 8))
-    two = pruning.recalibrate_batchnorm(model, batches, batches=2)
+    two = recalibrate_batchnorm(model, batches, batches=2)
     reference = _by_hand(model, batches[:2])
     torch.testing.assert_close(two.bn1d.running_var, reference["bn1d"][1], rtol=1e-5, atol=1e-6)
-    bare = pruning.recalibrate_batchnorm(model, [x for x, _ in batches], batches=2)
+    bare = recalibrate_batchnorm(model, [x for x, _ in batches], batches=2)
     assert torch.equal(bare.bn2d.running_mean, two.bn2d.running_mean)
-    many = pruning.recalibrate_batchnorm(model, batches, batches=100)  # the loader runs out first: all 4
+    many = recalibrate_batchnorm(model, batches, batches=100)  # the loader runs out first: all 4
     assert int(many.bn2d.num_batches_tracked) == 4
 
 
@@ -133,8 +136,8 @@ def test_a_pruned_model_keeps_its_masks_and_is_recalibrated_with_them():
     model = _trained_looking(Small(dropout=0.0))
     pruned = pruning.magnitude_prune(model, sparsity=0.6)
     batches = _batches()
-    recal = pruning.recalibrate_batchnorm(pruned, batches, batches=3)
-    assert is_pruned(recal.fc) and is_pruned(recal.conv)
+    recal = recalibrate_batchnorm(pruned, batches, batches=3)
+    assert all(weight_parametrization(m, Mask) is not None for m in (recal.fc, recal.conv))
     assert torch.equal(recal.fc.weight, pruned.fc.weight)
     expected = _by_hand(pruning.make_permanent(pruned), batches)
     torch.testing.assert_close(recal.bn1d.running_var, expected["bn1d"][1], rtol=1e-5, atol=1e-6)
@@ -145,19 +148,21 @@ def test_with_a_dataloader_on_the_course_teacher_shape():
 
     model = build_model("teacher").eval()
     data = TensorDataset(torch.rand(20, 1, 28, 28), torch.zeros(20, dtype=torch.long))
-    recal = pruning.recalibrate_batchnorm(model, DataLoader(data, batch_size=10), batches=2)
+    recal = recalibrate_batchnorm(model, DataLoader(data, batch_size=10), batches=2)
     assert int(recal.classifier[2].num_batches_tracked) == 2
 
 
 def test_errors():
     model = _trained_looking(Small())
     with pytest.raises(TypeError, match="model must be a torch.nn.Module"):
-        pruning.recalibrate_batchnorm("model", _batches(), batches=1)
+        recalibrate_batchnorm("model", _batches(), batches=1)
     with pytest.raises(TypeError, match="batches"):
-        pruning.recalibrate_batchnorm(model, _batches(), batches=1.5)
+        recalibrate_batchnorm(model, _batches(), batches=1.5)
     with pytest.raises(ValueError, match="batches"):
-        pruning.recalibrate_batchnorm(model, _batches(), batches=0)
+        recalibrate_batchnorm(model, _batches(), batches=0)
     with pytest.raises(ValueError, match="BatchNorm layer that tracks running statistics.*LeNet300100"):
-        pruning.recalibrate_batchnorm(LeNet300100(), _batches(), batches=1)
-    with pytest.raises(ValueError, match="at least one batch"):
-        pruning.recalibrate_batchnorm(model, [], batches=1)
+        recalibrate_batchnorm(LeNet300100(), _batches(), batches=1)
+    with pytest.raises(ValueError, match="loader must yield at least one batch, got an empty list"):
+        recalibrate_batchnorm(model, [], batches=1)
+    with pytest.raises(TypeError, match=r"loader must be an iterable of batches such as a DataLoader, got None"):
+        recalibrate_batchnorm(model, None, batches=1)

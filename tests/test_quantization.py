@@ -6,9 +6,18 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from course_lib.acceleration import fold_batchnorm
-from course_lib.quantization import (binarize, binarize_weights, binary_alpha, compile_int8, compute_qparams,
-                                     dequantize, fake_quantize, post_training_quantize, quantization_aware_train,
-                                     quantize)
+from course_lib.quantization import (
+    binarize,
+    binarize_weights,
+    binary_alpha,
+    compile_int8,
+    compute_qparams,
+    dequantize,
+    fake_quantize,
+    post_training_quantize,
+    quantization_aware_train,
+    quantize,
+)
 from course_lib.quantization.deploy import convert_int8
 from course_lib.quantization.observers import MinMaxObserver, MovingAverageObserver, MSEObserver, PercentileObserver
 from course_lib.quantization.ptq import calibrate, prepare, quantize_weight
@@ -74,7 +83,8 @@ def test_bad_arguments_are_rejected():
     for kwargs, word, error in [
             (dict(scale=0.0, zero_point=0), "scale", ValueError), (dict(scale=-1.0, zero_point=0), "scale", ValueError),
             (dict(scale=1.0, zero_point=200), "zero_point", ValueError),
-            (dict(scale=1.0, zero_point=0.5), "zero_point", TypeError), (dict(scale="1", zero_point=0), "scale", TypeError),
+            (dict(scale=1.0, zero_point=0.5), "zero_point", TypeError),
+            (dict(scale="1", zero_point=0), "scale", TypeError),
             (dict(scale=torch.ones(3), zero_point=torch.zeros(3, dtype=torch.long)), "axis", ValueError),
             (dict(scale=torch.ones(4), zero_point=torch.zeros(4, dtype=torch.long), axis=1), "shape", ValueError),
             (dict(scale=torch.ones(4), zero_point=torch.zeros(4, dtype=torch.long), axis=2), "axis", ValueError)]:
@@ -303,7 +313,8 @@ def test_ptq_at_16_bits_is_nearly_exact_and_matches_manual_fake_quantization():
     h_float = torch.relu(conv(x)).flatten(1)  # calibration observes the floating-point activations
     s, z = compute_qparams(h_float.min(), h_float.max(), 8, signed=False)
     ws, wz = compute_qparams(lin.weight.min(), lin.weight.max(), 8, True, True)
-    expected = nn.functional.linear(fake_quantize(h, s, z, 8, signed=False), fake_quantize(lin.weight, ws, wz), lin.bias)
+    expected = nn.functional.linear(fake_quantize(h, s, z, 8, signed=False), fake_quantize(lin.weight, ws, wz),
+                                    lin.bias)
     assert torch.allclose(q8(x), expected, atol=1e-5)
 
 
@@ -338,6 +349,15 @@ def test_prepare_and_calibrate_errors():
         calibrate(prepare(model), [])
     with pytest.raises(TypeError, match="observer_kwargs"):
         post_training_quantize(model, [torch.randn(2, 1, 6, 6)], observer="percentile", observer_kwargs=99.9)
+    # before: a raw "Observer.__init__() got an unexpected keyword argument" from inside prepare
+    with pytest.raises(ValueError, match=r"observer_kwargs must name keyword arguments of the 'percentile' observer, "
+                                         r"PercentileObserver \(symmetric, axis, percentile, max_samples, seed\); "
+                                         "'bogus' is not among them"):
+        post_training_quantize(model, [torch.randn(2, 1, 6, 6)], observer="percentile", observer_kwargs={"bogus": 1})
+    with pytest.raises(ValueError, match="'bits' is not among them"):  # the layer sets the activation codes
+        prepare(model, observer_kwargs={"bits": 4})
+    with pytest.raises(TypeError, match="batches must be an iterable of batches such as a DataLoader, got None"):
+        post_training_quantize(model, None)
     prepared = prepare(model)
     calibrated = calibrate(prepared, [torch.randn(2, 1, 6, 6)], num_batches=1)
     assert prepared[0].calibrating and not calibrated[0].calibrating  # calibrate returns a copy

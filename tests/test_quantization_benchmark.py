@@ -8,8 +8,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from course_lib.benchmark.quantization import (SWEEPS, bit_width_curve, cpu_time_per_call, qat_lr_scan, run,
-                                              sweep_widths)
+from course_lib.benchmark.quantization import SWEEPS, bit_width_curve, cpu_time_per_call, qat_lr_scan, run, sweep_widths
 from course_lib.training import evaluate
 
 

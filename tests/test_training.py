@@ -1,11 +1,23 @@
-"""course_lib.training: seeding, the training loop with custom losses and hooks, evaluation."""
+"""course_lib.training: seeding, the training loop with custom losses and hooks, optimizers, evaluation."""
+import copy
+
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from course_lib.training import Trained, evaluate, fine_tune, model_device, pick_device, predict, set_seed, train
+from course_lib.training import (
+    Trained,
+    evaluate,
+    evaluating,
+    fine_tune,
+    model_device,
+    pick_device,
+    predict,
+    set_seed,
+    train,
+)
 
 
 def toy_loader(n=256, seed=0, shuffle=True):
@@ -109,3 +121,75 @@ def test_model_device_is_the_first_parameters_device():
     assert model_device(nn.Linear(2, 2)) == torch.device("cpu")
     assert model_device(nn.Linear(2, 2, device="meta")) == torch.device("meta")
     assert model_device(nn.ReLU()) == torch.device("cpu")
+
+
+def test_an_optimizer_of_the_argument_is_refused_by_a_verb_that_trains_a_copy():
+    """Before: fine_tune trained its copy with an optimizer over the argument's parameters: nothing moved."""
+    model = nn.Linear(2, 2)
+    with pytest.raises(ValueError, match=r"optimizer must update parameters of the model being trained, got an "
+                                         r"optimizer over 2 other tensor\(s\).*optimizer=lambda params"):
+        fine_tune(model, toy_loader(), epochs=1, optimizer=torch.optim.SGD(model.parameters(), lr=0.5))
+
+
+def test_an_optimizer_factory_trains_the_copy_like_the_same_optimizer_built_by_hand():
+    set_seed(0)
+    model = nn.Linear(2, 2)
+    loader = toy_loader(shuffle=False)
+    result = fine_tune(model, loader, epochs=2, optimizer=lambda params: torch.optim.SGD(params, lr=0.5),
+                       schedule=None, progress=False)
+    by_hand = copy.deepcopy(model)
+    optimizer = torch.optim.SGD(by_hand.parameters(), lr=0.5)
+    for _ in range(2):
+        for x, y in loader:
+            optimizer.zero_grad()
+            F.cross_entropy(by_hand(x), y).backward()
+            optimizer.step()
+    assert torch.allclose(result.model.weight, by_hand.weight, atol=1e-6)
+    assert not torch.equal(result.model.weight, model.weight)
+    own = torch.optim.SGD(model.parameters(), lr=0.5)  # train (in place) takes an optimizer over the model itself
+    train(model, toy_loader(), 1, optimizer=own, progress=False)
+    with pytest.raises(TypeError, match="optimizer must be a torch.optim.Optimizer, a factory params -> Optimizer, "
+                                        "or None, got a factory that returned list"):
+        train(model, toy_loader(), 1, optimizer=lambda params: list(params))
+    with pytest.raises(TypeError, match="optimizer must be .*, got 'sgd' \\(str\\)"):
+        train(model, toy_loader(), 1, optimizer="sgd")
+
+
+def test_an_empty_loader_is_refused_instead_of_reporting_a_loss_of_zero():
+    """Before: an empty loader gave History(loss=[0.0]) and loader=None a len() TypeError from Python."""
+    empty = DataLoader(TensorDataset(torch.zeros(0, 2), torch.zeros(0, dtype=torch.long)), batch_size=4)
+    for call in (lambda dl: train(nn.Linear(2, 2), dl, 1), lambda dl: fine_tune(nn.Linear(2, 2), dl, epochs=1),
+                 lambda dl: evaluate(nn.Linear(2, 2), dl)):
+        with pytest.raises(ValueError, match="loader must yield at least one batch, got an empty DataLoader"):
+            call(empty)
+        with pytest.raises(TypeError, match=r"loader must be an iterable of batches such as a DataLoader, got None"):
+            call(None)
+    with pytest.raises(ValueError, match="loader must yield at least one batch, got none"):
+        train(nn.Linear(2, 2), iter([]), 1, schedule=None)  # no length: found out while iterating
+
+
+def test_bad_weight_decay_and_device_get_the_package_messages():
+    """Before: weight_decay='x' failed inside AdamW, device='gpu' inside torch.device."""
+    with pytest.raises(TypeError, match="weight_decay must be a finite number >= 0, got 'x' \\(str\\)"):
+        fine_tune(nn.Linear(2, 2), toy_loader(), epochs=1, weight_decay="x")
+    with pytest.raises(ValueError, match="weight_decay must be a finite number >= 0, got -1.0"):
+        train(nn.Linear(2, 2), toy_loader(), 1, weight_decay=-1)
+    with pytest.raises(ValueError, match="device must be a device name such as 'cpu', 'cuda', 'cuda:1' or 'mps', a "
+                                         "torch.device or None, got 'gpu'"):
+        fine_tune(nn.Linear(2, 2), toy_loader(), epochs=1, device="gpu")
+    with pytest.raises(TypeError, match="device must be .*, got 0 \\(int\\)"):
+        pick_device(0)
+
+
+def test_evaluate_restores_every_module_mode():
+    """Before: predict left its model (every submodule) in eval mode."""
+    model = nn.Sequential(nn.Linear(2, 4), nn.BatchNorm1d(4), nn.Dropout(0.5), nn.Linear(4, 2))
+    model.train()
+    model[1].eval()
+    modes = [m.training for m in model.modules()]
+    evaluate(model, toy_loader())
+    assert [m.training for m in model.modules()] == modes
+    with pytest.raises(RuntimeError, match="boom"), evaluating(model):
+        assert not any(m.training for m in model.modules())
+        raise RuntimeError("boom")
+    assert [m.training for m in model.modules()] == modes

@@ -1,15 +1,17 @@
-"""course_lib._validation: TypeError for a wrong type, ValueError for a bad value, one message style, and the
-one meaning of layers= across the verbs."""
+"""course_lib._validation: TypeError for a wrong type, ValueError for a bad value, one message style, the one
+meaning of layers= across the verbs, and loaders. Every verb's contract is checked in tests/test_contract.py."""
 import math
+import re
 
 import pytest
 import torch
 from torch import nn
 
 from course_lib import _validation as V
-from course_lib.acceleration import factorize_linears, fold_batchnorm, to_channels_last
-from course_lib.pruning import magnitude_prune, prune_channels
-from course_lib.quantization import binarize_weights, post_training_quantize, share_weights
+from course_lib.acceleration import factorize_linears
+from course_lib.compression import Config, deep_compress
+from course_lib.pruning import apply_masks, magnitude_prune, prune_channels
+from course_lib.quantization import binarize_weights, share_weights
 
 
 @pytest.mark.parametrize("call,error,message", [
@@ -74,11 +76,28 @@ def test_every_verb_rejects_an_unknown_layer_the_same_way(verb):
         verb(_net(), ["nope"])
 
 
-@pytest.mark.parametrize("verb", [
-    lambda m: magnitude_prune(m, sparsity=0.5), lambda m: binarize_weights(m), lambda m: share_weights(m, bits=2),
-    lambda m: prune_channels(m, sparsity=0.5), lambda m: factorize_linears(m, rank=2), fold_batchnorm,
-    to_channels_last, lambda m: post_training_quantize(m, [torch.rand(2, 1, 28, 28)]),
+@pytest.mark.parametrize("call, argument", [
+    (lambda m: magnitude_prune(m, sparsity={"nope": 0.5}, scope="layer"), "sparsity"),
+    (lambda m: share_weights(m, bits={"nope": 2}), "bits"),
+    (lambda m: apply_masks(m, masks={"nope": torch.ones(1)}), "masks"),
+    (lambda m: prune_channels(m, sparsity=0.5, scores={"nope": torch.ones(4)}), "scores"),
+    (lambda m: deep_compress(m, [1], [1], [1], config=Config({"nope": 0.5})), "config.sparsities"),
+    (lambda m: deep_compress(m, [1], [1], [1], config=Config({"0": 0.5}, index_bits={"nope": 4})),
+     "config.index_bits"),
 ])
-def test_every_verb_rejects_a_non_module_with_a_type_error(verb):
-    with pytest.raises(TypeError, match="model must be a torch.nn.Module, got 'net' \\(str\\)"):
-        verb("net")
+def test_an_unknown_key_of_a_per_layer_mapping_names_the_argument(call, argument):
+    """Before: every such error read "layers must name ...", whatever the argument."""
+    with pytest.raises(ValueError, match=rf"^the keys of {re.escape(argument)} must name .*'nope' is not among them"):
+        call(_net())
+
+
+def test_check_loader_refuses_what_yields_no_batch():
+    assert V.check_loader([1], "loader") == [1]
+    assert V.check_loader(iter([]), "loader") is not None  # no length: checked by whoever iterates it
+    with pytest.raises(ValueError, match="batches must yield at least one batch, got an empty list"):
+        V.check_loader([], "batches")
+    for value, given in ((None, "None (NoneType)"), (torch.zeros(2), "a tensor of dtype torch.float32"),
+                         ("data", "'data' (str)")):
+        with pytest.raises(TypeError, match=re.escape(f"loader must be an iterable of batches such as a DataLoader, "
+                                                      f"got {given}")):
+            V.check_loader(value, "loader")

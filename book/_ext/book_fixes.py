@@ -1,7 +1,9 @@
-"""Sphinx extension of the course book: the repository address from the one setting; no duplicate scripts.
+"""Sphinx extension of the course book: the repository and release tag from the one setting; no duplicate scripts.
 
 The book's source, issue and launch (Binder, Colab) buttons point at ``course_lib.repository_url()``, the
-``[project.urls] Repository`` entry of ``pyproject.toml``: ``_config.yml`` names no address of its own.
+``[project.urls] Repository`` entry of ``pyproject.toml``, and the launch buttons open the tag of this version,
+``course_lib.release_ref()`` (``v`` + the package version), the ref the notebooks' install cell installs:
+``_config.yml`` names no address and no branch of its own.
 
 Sphinx 7.4 registers an inline script added with ``app.add_js_file(None, body=...)`` after the builder's
 ``init()`` twice (once as ``None``, once as ``''``); sphinx-thebe and sphinx-togglebutton do so, and the
@@ -21,9 +23,10 @@ def _dedupe_scripts(app, pagename, templatename, context, doctree) -> None:
 
 
 def _repository_from_the_package(app, config) -> None:
-    from course_lib import repository_url
+    from course_lib import release_ref, repository_url
 
     config.html_theme_options = {**config.html_theme_options, "repository_url": repository_url(),
+                                 "repository_branch": release_ref(),
                                  "use_repository_button": True, "use_issues_button": True}
 
 

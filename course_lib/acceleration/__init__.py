@@ -4,7 +4,8 @@ Three families, one module each:
 
 - parallel computation (:mod:`.parallel`): intra-op threads, batching, and data-parallel training with
   PyTorch's ``DistributedDataParallel`` (several processes, one machine or many);
-- algorithmic optimization: Conv-BatchNorm folding (:mod:`.folding`, :func:`fold_batchnorm`, exact), low-rank factorization of
+- algorithmic optimization: Conv-BatchNorm folding (:mod:`.folding`, :func:`fold_batchnorm`, exact), low-rank
+  factorization of
   Linear layers (:mod:`.low_rank`, an accuracy/speed trade-off) and ``torch.compile`` (:mod:`.compiling`);
 - hardware (:mod:`.hardware`): device selection, ``channels_last``; integer kernels are in
   :mod:`course_lib.quantization`.

@@ -16,21 +16,21 @@ so no global setting is left changed. A frozen model no longer sees later change
 """
 from __future__ import annotations
 
-import copy
 import time
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from .._validation import check_bool, check_module, check_tensor
+from .._validation import check_bool, check_module, check_tensor, copy_model, reads_model
 
 ERROR_CHARS = 300  # length kept of a compilation error's first line
 
 
 @dataclass
 class CompileResult:
-    """The compiled model (``None`` if compilation failed), seconds spent on compilation and first call, and the error."""
+    """The compiled model (``None`` if compilation failed), seconds spent on compilation and first call, and the
+    error."""
 
     model: nn.Module | None
     seconds: float
@@ -50,6 +50,7 @@ class Frozen(nn.Module):
             return self.compiled(*args)
 
 
+@reads_model
 def try_compile(model: nn.Module, example_input: torch.Tensor, *, mode: str | None = None,
                 freezing: bool = False) -> CompileResult:
     """``torch.compile(model, mode=mode)`` and one call on ``example_input`` (which triggers the compilation).
@@ -66,12 +67,12 @@ def try_compile(model: nn.Module, example_input: torch.Tensor, *, mode: str | No
     check_bool(freezing, "freezing")
     start = time.perf_counter()
     try:
-        compiled = torch.compile(copy.deepcopy(model).eval(), mode=mode, dynamic=False if freezing else None)
+        compiled = torch.compile(copy_model(model).eval(), mode=mode, dynamic=False if freezing else None)
         if freezing:
             compiled = Frozen(compiled)
         with torch.inference_mode():
             compiled(example_input)
-    except Exception as e:  # reported, not raised: compilation is an optional speed-up
+    except Exception as e:  # noqa: BLE001 (reported, not raised: compilation is an optional speed-up)
         message = str(e).strip().splitlines()[0] if str(e).strip() else ""
         return CompileResult(None, time.perf_counter() - start, f"{type(e).__name__}: {message}"[:ERROR_CHARS])
     return CompileResult(compiled, time.perf_counter() - start)

@@ -17,12 +17,11 @@ the weights ``torch.nn.utils.fusion.fuse_conv_bn_eval`` gives).
 """
 from __future__ import annotations
 
-import copy
-
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
-from .._validation import check_module
+from .._validation import copy_model, plain_weights, verb
 
 
 def _folded_weights(weight: torch.Tensor, bias: torch.Tensor | None, running_mean: torch.Tensor,
@@ -43,9 +42,15 @@ def _folded_weights(weight: torch.Tensor, bias: torch.Tensor | None, running_mea
 _FOLDABLE = ((nn.Conv2d, nn.BatchNorm2d), (nn.Linear, nn.BatchNorm1d))
 
 
+def _layer_type(module: nn.Module) -> type:
+    """The class of ``module``, or the class it had before :mod:`torch.nn.utils.parametrize` gave it its own."""
+    return type(module).__bases__[0] if parametrize.is_parametrized(module) else type(module)
+
+
 def _fold_pair(conv: nn.Conv2d | nn.Linear, bn: nn.BatchNorm2d | nn.BatchNorm1d) -> nn.Conv2d | nn.Linear:
-    """A new ``Conv2d`` or ``Linear`` (with bias) computing ``bn(conv(x))`` of the eval-mode modules."""
-    fused = copy.deepcopy(conv)
+    """A new ``Conv2d`` or ``Linear`` (with bias) computing ``bn(conv(x))`` of the eval-mode modules; a
+    parametrized weight (a pruning mask...) is folded as the layer computes it, into a plain weight."""
+    fused = plain_weights(copy_model(conv, "conv"))
     with torch.no_grad():
         weight, bias = _folded_weights(conv.weight, conv.bias, bn.running_mean, bn.running_var,
                                        bn.weight, bn.bias, bn.eps)
@@ -53,23 +58,25 @@ def _fold_pair(conv: nn.Conv2d | nn.Linear, bn: nn.BatchNorm2d | nn.BatchNorm1d)
     return fused
 
 
+@verb
 def fold_batchnorm(model: nn.Module) -> nn.Module:
     """A copy of ``model`` in eval mode where every ``Conv2d`` directly followed by a ``BatchNorm2d`` (or ``Linear``
     followed by a ``BatchNorm1d``) with running statistics, consecutive children of one ``nn.Sequential``, absorbs
     it, and the BatchNorm becomes ``Identity``.
 
     ``model`` itself is not changed. The copy computes what ``model.eval()`` computes, up to float rounding;
-    train it no further (its BatchNorms are gone). Convs not followed by a BatchNorm are left as they are.
+    train it no further (its BatchNorms are gone). Convs not followed by a BatchNorm are left as they are; a
+    folded layer's parametrized weight (a pruning mask, binary weights) becomes the plain weight it computed.
     Integer inference runs the folded weights, so quantization starts from them too.
     """
-    fused = copy.deepcopy(check_module(model)).eval()
+    fused = copy_model(model).eval()
     for module in fused.modules():
         if not isinstance(module, nn.Sequential):
             continue
         names = list(module._modules)
         for first, second in zip(names, names[1:]):
             conv, bn = module._modules[first], module._modules[second]
-            pair = any(type(conv) is layer and type(bn) is norm for layer, norm in _FOLDABLE)
+            pair = any(_layer_type(conv) is layer and type(bn) is norm for layer, norm in _FOLDABLE)
             if pair and bn.running_mean is not None:
                 module._modules[first] = _fold_pair(conv, bn)
                 module._modules[second] = nn.Identity()

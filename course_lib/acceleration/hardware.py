@@ -11,18 +11,17 @@
 """
 from __future__ import annotations
 
-import copy
-
 import torch
 from torch import nn
 
-from .._validation import check_module
+from .._validation import copy_model, verb
 from ..training import pick_device
 
 
+@verb
 def to_channels_last(model: nn.Module) -> nn.Module:
     """A copy of ``model`` whose 4-D parameters and buffers use ``torch.channels_last`` memory format."""
-    return copy.deepcopy(check_module(model)).to(memory_format=torch.channels_last)
+    return copy_model(model).to(memory_format=torch.channels_last)
 
 
 def describe_device(device: str | torch.device | None = None) -> dict[str, object]:

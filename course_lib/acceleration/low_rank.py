@@ -12,19 +12,19 @@ so keeping a fraction ``energy`` of ``sum s_i^2`` bounds it by ``1 - energy``.
 """
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterable
 
 import torch
 from torch import nn
 
-from .._validation import check_fraction, check_int, check_module, check_tensor, select_layers
+from .._validation import check_int, check_module, check_number, check_tensor, copy_model, select_layers, verb
 
 SHARE_ROUNDING = 1e-12  # a cumulative share of sum s_i^2 this close to energy counts as reaching it
 
 
 def low_rank_linear(linear: nn.Linear, rank: int) -> nn.Sequential:
-    """``Sequential(Linear(n, rank, bias=False), Linear(rank, m))`` whose product is the rank-``rank`` SVD of ``linear``.
+    """``Sequential(Linear(n, rank, bias=False), Linear(rank, m))``, whose product is the rank-``rank`` SVD of
+    ``linear``.
 
     ``rank`` must be in ``[1, min(m, n)]``; at ``rank = min(m, n)`` the pair reproduces ``linear`` up to
     float rounding. Weights are split symmetrically (``Sigma^{1/2}`` on each side), on ``linear``'s device and dtype.
@@ -60,12 +60,10 @@ def rank_for_energy(singular_values: torch.Tensor, energy: float) -> int:
 
 
 def _check_energy(energy: float) -> float:
-    value = check_fraction(energy, "energy", meaning="the share of sum s_i^2 to keep")
-    if value == 0:
-        raise ValueError("energy must be a finite number in (0, 1] (the share of sum s_i^2 to keep), got 0.0")
-    return value
+    return check_number(energy, "energy", 0.0, 1.0, low_open=True, meaning="the share of sum s_i^2 to keep")
 
 
+@verb
 def factorize_linears(model: nn.Module, *, rank: int | None = None, energy: float | None = None,
                       layers: Iterable[str] | None = None) -> nn.Module:
     """A copy of ``model`` whose Linear layers are replaced by :func:`low_rank_linear` pairs where that saves work.
@@ -83,7 +81,7 @@ def factorize_linears(model: nn.Module, *, rank: int | None = None, energy: floa
     else:
         _check_energy(energy)
     names = list(select_layers(model, layers, kinds=(nn.Linear,)))
-    new = copy.deepcopy(model)
+    new = copy_model(model)
     for name in names:
         child = new.get_submodule(name)
         m, n = child.out_features, child.in_features

@@ -28,7 +28,6 @@ from __future__ import annotations
 import copy
 import os
 import socket
-import statistics
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -39,53 +38,90 @@ import torch.multiprocessing as mp
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
+from torch.nn.utils import parametrize
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from .._validation import check_int, check_ints, check_module, check_positive, check_tensor
-from ..metrics import example_input as random_images, measure_latency
+from .._validation import (
+    check_int,
+    check_ints,
+    check_module,
+    check_positive,
+    check_tensor,
+    copy_model,
+    reads_model,
+    verb,
+)
+from ..metrics import random_images
+from ..timing import Latency, Speedup, compare_latency, speedup
 
 
+def _distinct(values: tuple[int, ...], name: str) -> tuple[int, ...]:
+    if len(set(values)) != len(values):
+        raise ValueError(f"{name} must not repeat a value, got {values!r}")
+    return values
+
+
+def _row(latency: Latency, *, baseline: Latency | None = None, **figures: float) -> dict[str, Any]:
+    """One variant's row: median and p10/p90 in ms, ``figures``, and the verdict; with a ``baseline`` (from the same
+    comparison) also the ``speedup`` over it, a paired ratio whose verdict covers both measurements."""
+    verdict: Latency | Speedup = latency
+    if baseline is not None:
+        verdict = speedup(baseline, latency)
+        figures["speedup"] = round(verdict.ratio, 3)
+    return {"median_ms": round(latency.median_ms, 4), "p10_ms": round(latency.p10_ms, 4),
+            "p90_ms": round(latency.p90_ms, 4), **figures, "reliable": verdict.reliable, "why": verdict.why}
+
+
+@reads_model
 def thread_latency(model: nn.Module, example_input: torch.Tensor, *, threads: tuple[int, ...] = (1, 2),
-                   rounds: int = 5, repeats: int = 20, warmup: int = 5) -> list[dict[str, Any]]:
-    """Median latency of ``model`` on ``example_input`` with each number of intra-op ``threads``.
+                   repeats: int = 50, warmup: int = 5, **rules: Any) -> list[dict[str, Any]]:
+    """Latency of ``model`` on ``example_input`` with each number of intra-op ``threads``, measured side by side.
 
-    The settings alternate for ``rounds`` rounds of ``warmup`` untimed and ``repeats`` timed calls each (so
-    load changes hit all alike); each row is ``{"threads", "median_ms", "speedup"}``, with the speed-up against ``threads[0]``.
-    The thread setting is restored afterwards.
+    One :func:`course_lib.timing.compare_latency` call: each of its ``repeats`` rounds (after ``warmup``) runs the
+    model once with every thread count, the order rotating, so a change of machine load hits all alike; ``rules``
+    are its other keywords (reliability thresholds, ``retries``). The thread setting is restored afterwards.
+
+    Returns:
+        One row per thread count: ``{"threads", "median_ms", "p10_ms", "p90_ms", "speedup", "reliable", "why"}``,
+        ``speedup`` = the median over rounds of ``time with threads[0] / time with this count``
+        (:func:`course_lib.timing.speedup`); ``reliable`` is False, with the reason in ``why``, when either
+        measurement broke a reliability rule: the figures of such a row must not be stated as facts.
     """
     check_module(model)
-    check_tensor(example_input, "example_input")
-    threads = check_ints(threads, "threads", 1)
-    check_int(rounds, "rounds", 1)
-    medians: dict[int, list[float]] = {t: [] for t in threads}
-    for round_ in range(rounds):
-        for t in threads:
-            medians[t].append(measure_latency(model, example_input, warmup=warmup,
-                                              repeats=repeats, threads=t).median_ms)
-    base = statistics.median(medians[threads[0]])
-    rows = []
-    for t in threads:
-        ms = statistics.median(medians[t])
-        rows.append({"threads": t, "median_ms": round(ms, 4), "speedup": round(base / ms, 3)})
-    return rows
+    check_tensor(example_input, "example_input", min_dim=1)
+    threads = _distinct(check_ints(threads, "threads", 1), "threads")
+    names = {t: f"{t} thread{'s' * (t != 1)}" for t in threads}
+    latency = compare_latency(dict.fromkeys(names.values(), model), example_input, warmup=warmup, repeats=repeats,
+                              threads={names[t]: t for t in threads}, **rules)
+    baseline = latency[names[threads[0]]]
+    return [{"threads": t, **_row(latency[names[t]], baseline=baseline)} for t in threads]
 
 
+@reads_model
 def batch_throughput(model: nn.Module, *, batch_sizes: tuple[int, ...] = (1, 8, 64, 256), repeats: int = 20,
-                     threads: int | None = None) -> list[dict[str, Any]]:
-    """Latency per call and throughput (samples per second) of ``model`` at each batch size.
+                     threads: int | None = None, **rules: Any) -> list[dict[str, Any]]:
+    """Latency per call and throughput (samples per second) of ``model`` at each batch size, measured side by side.
 
-    Inputs are uniform random images of the shape ``model`` expects (:func:`course_lib.metrics.example_input`). Rows: ``{"batch_size", "median_ms", "samples_per_s", "ms_per_sample"}``.
+    Inputs are uniform random images of the shape ``model`` expects (:func:`course_lib.metrics.random_images`).
+    One :func:`course_lib.timing.compare_latency` call with one input per batch size: each of its ``repeats``
+    rounds (after ``max(3, repeats // 5)`` warm-up rounds) runs every batch size once, with ``threads`` intra-op
+    threads (default: the current setting); ``rules`` are its other keywords.
+
+    Returns:
+        One row per batch size: ``{"batch_size", "median_ms", "p10_ms", "p90_ms", "samples_per_s",
+        "ms_per_sample", "reliable", "why"}``; throughput is ``1000 * batch_size / median_ms``. A row with
+        ``reliable`` False (the reason in ``why``) must not be stated as a fact.
     """
     check_module(model)
-    batch_sizes = check_ints(batch_sizes, "batch_sizes", 1)
+    batch_sizes = _distinct(check_ints(batch_sizes, "batch_sizes", 1), "batch_sizes")
     check_int(repeats, "repeats", 1)
-    rows = []
-    for b in batch_sizes:
-        x = random_images(model, b)
-        ms = measure_latency(model, x, warmup=max(3, repeats // 5), repeats=repeats, threads=threads).median_ms
-        rows.append({"batch_size": b, "median_ms": round(ms, 4), "samples_per_s": round(1e3 * b / ms, 1),
-                     "ms_per_sample": round(ms / b, 5)})
-    return rows
+    names = {b: f"batch {b}" for b in batch_sizes}
+    latency = compare_latency(dict.fromkeys(names.values(), model),
+                              {names[b]: random_images(model, b) for b in batch_sizes},
+                              warmup=max(3, repeats // 5), repeats=repeats, threads=threads, **rules)
+    medians = {b: latency[names[b]].median_ms for b in batch_sizes}
+    return [{"batch_size": b, **_row(latency[names[b]], samples_per_s=round(1e3 * b / medians[b], 1),
+                                     ms_per_sample=round(medians[b] / b, 5))} for b in batch_sizes]
 
 
 def _free_port() -> int:
@@ -141,6 +177,7 @@ def _ddp_worker(rank: int, world_size: int, port: int, model: nn.Module, dataset
         dist.destroy_process_group()
 
 
+@verb
 def ddp_train(model: nn.Module, dataset: Dataset, *, world_size: int = 2, batch_size: int = 64, epochs: int = 1,
               lr: float = 0.05, seed: int = 0) -> nn.Module:
     """A copy of ``model`` trained with DistributedDataParallel by ``world_size`` CPU processes (gloo backend).
@@ -150,18 +187,25 @@ def ddp_train(model: nn.Module, dataset: Dataset, *, world_size: int = 2, batch_
     shared permutation). Optimizer: plain SGD with learning rate ``lr``. The processes are started with
     ``torch.multiprocessing.spawn`` and meet at ``127.0.0.1`` on a free port. Models with BatchNorm normalize
     with each worker's own shard (use ``nn.SyncBatchNorm`` to share the statistics), so they only match
-    single-process training if they have none.
+    single-process training if they have none. The processes receive the model pickled, which a
+    :mod:`torch.nn.utils.parametrize` parametrization (a pruning mask...) refuses: such a model is rejected.
     """
     _check_training_args(model, dataset, world_size, batch_size, epochs, lr)
+    parametrized = [name for name, m in model.named_modules() if parametrize.is_parametrized(m)]
+    if parametrized:
+        raise ValueError(f"model must have no parametrized layer (the worker processes receive it pickled, which "
+                         f"parametrizations refuse; fold them first with course_lib.pruning.make_permanent), got "
+                         f"parametrized {', '.join(parametrized)}")
     with tempfile.TemporaryDirectory() as tmp:
         out = str(Path(tmp) / "weights.pt")
         mp.spawn(_ddp_worker, args=(world_size, _free_port(), copy.deepcopy(model).cpu(), dataset, batch_size,
                                     epochs, lr, seed, out), nprocs=world_size, join=True)
-        trained = copy.deepcopy(model).cpu()
+        trained = copy_model(model).cpu()
         trained.load_state_dict(torch.load(out, weights_only=True))
     return trained.eval()
 
 
+@verb
 def single_process_train(model: nn.Module, dataset: Dataset, *, batch_size: int = 64, epochs: int = 1,
                          lr: float = 0.05, seed: int = 0) -> nn.Module:
     """The reference for :func:`ddp_train`: one process, the same global batches in the same order, plain SGD.
@@ -169,12 +213,13 @@ def single_process_train(model: nn.Module, dataset: Dataset, *, batch_size: int 
     Uses ``DistributedSampler(num_replicas=1)`` for the order, i.e. the same permutation the workers split.
     """
     _check_training_args(model, dataset, 1, batch_size, epochs, lr)
-    trained = copy.deepcopy(model).cpu()
+    trained = copy_model(model).cpu()
     sampler = DistributedSampler(dataset, num_replicas=1, rank=0, shuffle=True, seed=seed, drop_last=True)
     _sgd_epochs(trained, dataset, sampler, batch_size, epochs, lr)
     return trained.eval()
 
 
+@reads_model
 def max_param_diff(a: nn.Module, b: nn.Module) -> float:
     """Largest absolute difference between corresponding entries of two models' state dicts."""
     sa, sb = check_module(a, "a").state_dict(), check_module(b, "b").state_dict()

@@ -1,12 +1,13 @@
 """The course benchmark: every technique measured on this machine, in one JSON file.
 
-Each technique has a section module ``course_lib.benchmark.<section>`` with a function
+Each technique has a section module ``course_lib.benchmark.<section>`` (listed once, with how its figures read,
+in :data:`course_lib.benchmark.figures.REGISTRY`) with a function
 ``run(quick: bool = False, seeds: int = 3) -> dict`` returning JSON-serializable figures (the keys
 are documented in that module). :func:`run_section` imports a section lazily, runs it, and adds
 ``seconds`` (wall-clock time of the section) and ``machine`` (:func:`machine_info`); it validates
 ``seeds`` for every section. Speed figures
 inside a section are ratios of median latencies measured side by side in the same run
-(:func:`course_lib.metrics.compare_latency`); absolute times from different runs are never compared.
+(:func:`course_lib.timing.compare_latency`); absolute times from different runs are never compared.
 
 Command line (see ``python -m course_lib.benchmark --help``)::
 
@@ -24,8 +25,9 @@ from typing import Any
 import torch
 
 from .._validation import check_int, check_names
+from .figures import REGISTRY
 
-SECTIONS = ("distillation", "pruning", "quantization", "acceleration", "deep_compression")
+SECTIONS = tuple(REGISTRY)  # in the order they run: each has a runner module here and its module in figures/
 
 
 def _cpu_model() -> str:
@@ -47,7 +49,8 @@ def machine_info() -> dict[str, Any]:
 
 
 def check_sections(names: list[str] | tuple[str, ...]) -> None:
-    """Raise ``ValueError`` naming every entry of ``names`` that is not one of :data:`SECTIONS` (repeats are allowed)."""
+    """Raise ``ValueError`` naming every entry of ``names`` that is not one of :data:`SECTIONS` (repeats are
+    allowed)."""
     check_names(dict.fromkeys(names), "sections", SECTIONS, "sections of the benchmark")
 
 
@@ -63,7 +66,7 @@ def run_section(name: str, quick: bool = False, seeds: int = 3) -> dict[str, Any
     try:
         module = importlib.import_module(f"{__name__}.{name}")
         result = dict(module.run(quick=quick, seeds=seeds))
-    except Exception as e:  # reported in the section's entry; the other sections still run
+    except Exception as e:  # noqa: BLE001 (reported in the section's entry; the other sections still run)
         result = {"error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()}
     result["seconds"] = round(time.perf_counter() - start, 2)
     result["machine"] = machine_info()

@@ -7,16 +7,18 @@ import sys
 from pathlib import Path
 
 from .._validation import check_int
+from ..resources import resource
 from . import SECTIONS, check_sections, run_section
-from .report import format_table, load_results
+from .results import load_results
+from .tradeoffs import format_table
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m course_lib.benchmark",
         description="Measure every technique of the course on this machine and write the figures as JSON.")
-    parser.add_argument("--out", default="results.json", type=Path,
-                        help="JSON file to write (default: results.json; the book reads book/data/benchmark.json)")
+    parser.add_argument("--out", default=resource("benchmark.json"), type=Path,
+                        help="JSON file to write (default: the package's benchmark.json, which the chapters read)")
     parser.add_argument("--only", nargs="+", metavar="SECTION", default=list(SECTIONS),
                         help=f"sections to run, among: {', '.join(SECTIONS)} (default: all)")
     parser.add_argument("--seeds", type=int, default=3, help="seeds per trained model (default: 3)")

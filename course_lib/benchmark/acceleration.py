@@ -21,7 +21,7 @@ Reported (accuracies are fractions in ``[0, 1]`` on the test split; choices are 
 - ``compile`` (full run only): ``torch.compile`` of the teacher at ``batch_size`` 64: ``ok``, ``compile_seconds``
   (compilation and first call), ``speedup`` against eager, or ``error``.
 
-Speed-ups are ratios of median latencies measured side by side (:func:`course_lib.metrics.compare_latency`)
+Speed-ups are ratios of median latencies measured side by side (:func:`course_lib.timing.compare_latency`)
 with one intra-op thread (``threads: 1`` in each entry; ``batching`` too): on a machine shared with other jobs,
 two threads waiting on each other at every operator swamp the difference between two models (the ``threads``
 table measures that effect on purpose).
@@ -37,11 +37,20 @@ from typing import Any
 import torch
 from torch.utils.data import TensorDataset
 
-from ..acceleration import (batch_throughput, ddp_train, factorize_linears, fold_batchnorm, max_param_diff,
-                            single_process_train, thread_latency, try_compile)
+from ..acceleration import (
+    batch_throughput,
+    ddp_train,
+    factorize_linears,
+    fold_batchnorm,
+    max_param_diff,
+    single_process_train,
+    thread_latency,
+    try_compile,
+)
 from ..data import load_mnist5k, make_loaders
-from ..metrics import compare_latency, count_parameters, speedup
+from ..metrics import count_parameters
 from ..models import build_model
+from ..timing import compare_latency
 from ..training import evaluate, predict, set_seed
 from ..zoo import get_model
 
@@ -53,8 +62,10 @@ QUICK_DDP_IMAGES = 512
 
 def _ddp(quick: bool) -> dict[str, Any]:
     splits = load_mnist5k()
-    name, lr, train_set = ("lenet300", 0.05, TensorDataset(*(t[:QUICK_DDP_IMAGES] for t in splits.train.tensors))) if quick \
-        else ("lenet5", 0.02, splits.train)
+    if quick:
+        name, lr, train_set = "lenet300", 0.05, TensorDataset(*(t[:QUICK_DDP_IMAGES] for t in splits.train.tensors))
+    else:
+        name, lr, train_set = "lenet5", 0.02, splits.train
     set_seed(0)
     model = build_model(name)
     workers, batch_size = 2, 64
@@ -86,8 +97,8 @@ def _low_rank(model: torch.nn.Module, loaders, batch: int, repeats: int, quick: 
     return {"model": type(model).__name__, "rank": rank, "accuracy": evaluate(low, loaders.test),
             "dense_accuracy": evaluate(model, loaders.test), "dense_val_accuracy": dense_val,
             "tolerance": TOLERANCE, "params_ratio": count_parameters(model) / count_parameters(low),
-            "speedup": speedup(latb["dense"], latb["low_rank"]), "batch_size": batch,
-            "speedup_batch1": speedup(lat1["dense"], lat1["low_rank"]), "threads": 1, "curve": curve}
+            "speedup": latb["dense"].median_ms / latb["low_rank"].median_ms, "batch_size": batch,
+            "speedup_batch1": lat1["dense"].median_ms / lat1["low_rank"].median_ms, "threads": 1, "curve": curve}
 
 
 def run(quick: bool = False, seeds: int = 3) -> dict[str, Any]:
@@ -100,8 +111,8 @@ def run(quick: bool = False, seeds: int = 3) -> dict[str, Any]:
     x1, xb = torch.rand(1, 1, 28, 28), torch.rand(batch, 1, 28, 28)
     result: dict[str, Any] = {}
 
-    result["threads"] = thread_latency(teacher, xb, threads=(1, 2), rounds=1 if quick else 5,
-                                       repeats=3 if quick else 10, warmup=2 if quick else 5)
+    result["threads"] = thread_latency(teacher, xb, threads=(1, 2), repeats=3 if quick else 50,
+                                       warmup=2 if quick else 5)
     result["batching"] = batch_throughput(teacher, batch_sizes=(1, 16) if quick else (1, 4, 16, 64, 256),
                                           repeats=repeats, threads=1)
 
@@ -114,7 +125,8 @@ def run(quick: bool = False, seeds: int = 3) -> dict[str, Any]:
     dense_accuracy = (logits.argmax(1) == labels).float().mean().item()
     result["fusion"] = {
         "max_abs_diff": (logits - fused_logits).abs().max().item(),
-        "speedup": speedup(latb["dense"], latb["fused"]), "speedup_batch1": speedup(lat1["dense"], lat1["fused"]),
+        "speedup": latb["dense"].median_ms / latb["fused"].median_ms,
+        "speedup_batch1": lat1["dense"].median_ms / lat1["fused"].median_ms,
         "accuracy": (fused_logits.argmax(1) == labels).float().mean().item(), "dense_accuracy": dense_accuracy,
         "params_ratio": count_parameters(teacher) / count_parameters(fused), "batch_size": batch,
         "threads": 1}
@@ -132,6 +144,6 @@ def run(quick: bool = False, seeds: int = 3) -> dict[str, Any]:
         if compiled.model is not None:
             lat = compare_latency({"eager": teacher, "compiled": compiled.model}, xb, warmup=3, repeats=repeats,
                                   threads=1)
-            entry["speedup"] = speedup(lat["eager"], lat["compiled"])
+            entry["speedup"] = lat["eager"].median_ms / lat["compiled"].median_ms
         result["compile"] = entry
     return result

@@ -24,8 +24,8 @@ fractions in ``[0, 1]`` on the test split, which is never used for a choice):
 - ``bits``, ``index_bits``: the widths used (seed 0), ``layer_density``: kept fraction per layer.
 
 The settings (epochs, learning rates, widths) were chosen on the validation split in the chapter
-``book/code/deep_compression.ipynb``. ``quick=True`` fine-tunes on :data:`QUICK_TRAIN_IMAGES` training images for one epoch with
-one seed: it checks that the section runs end to end, not the targets.
+``book/code/deep_compression.ipynb``. ``quick=True`` fine-tunes on :data:`QUICK_TRAIN_IMAGES` training images for
+one epoch with one seed: it checks that the section runs end to end, not the targets.
 """
 from __future__ import annotations
 

@@ -62,10 +62,11 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from ..data import Splits, load_mnist5k, make_loaders
-from ..distillation import (best_bias_shift, class_accuracy, distill, hint_train, labeled, with_few_labels,
-                            without_class)
-from ..metrics import compare_latency, count_parameters, model_size_bytes, speedup
+from ..distillation import distill, hint_train, labeled, with_few_labels
+from ..distillation._omitted_class import best_bias_shift, class_accuracy, without_class
+from ..metrics import count_parameters, model_size_bytes
 from ..models import ConvNet, build_model
+from ..timing import compare_latency
 from ..training import evaluate, set_seed, train
 from ..zoo import RECIPES, get_model
 
@@ -167,13 +168,41 @@ def _gap(acc: float, few: float, full: float) -> float | None:
     return (acc - few) / (full - few) if full != few else None
 
 
+class _Runs:
+    """What every step of the section shares: the data, the teacher, the budget, and the students trained so far
+    (a run made to choose a setting is reused as that seed's run)."""
+
+    def __init__(self, splits: Splits, teacher: nn.Module, quick: bool, seeds: int) -> None:
+        self.splits, self.loaders, self.teacher = splits, make_loaders(splits), teacher
+        self.quick, self.seeds = quick, seeds
+        self.steps = QUICK_STEPS if quick else STEPS
+        self.temperatures, self.alphas = (TEMPERATURES[1:2], ALPHAS[1:2]) if quick else (TEMPERATURES, ALPHAS)
+        self.trained: dict[tuple, tuple[nn.Module, float]] = {}
+
+    def student(self, seed: int, data: str, train_set: TensorDataset | None = None, *, length: int | None = None,
+                **kwargs) -> tuple[nn.Module, float]:
+        """:func:`train_student` on ``train_set`` (named ``data``) for ``length`` steps (default the section's),
+        and the seconds it took; trained once per seed, data, length and setting."""
+        length = self.steps if length is None else length
+        key = (seed, data, length, tuple(sorted((k, v) for k, v in kwargs.items() if k != "teacher")))
+        if key not in self.trained:
+            self.trained[key] = _timed(lambda: train_student(self.splits, seed=seed, steps=length,
+                                                             train_set=train_set, **kwargs))
+        return self.trained[key]
+
+    def test(self, model: nn.Module) -> float:
+        return evaluate(model, self.loaders.test)
+
+    def val(self, model: nn.Module) -> float:
+        return evaluate(model, self.loaders.val)
+
+
 def run(quick: bool = False, seeds: int = 3) -> dict:
     """Run the section; returns a JSON-serializable dict (accuracies as fractions in ``[0, 1]``)."""
     splits = load_mnist5k()
     if quick:
         splits = Splits(labeled(with_few_labels(splits.train, 0.1, seed=0)), splits.val, splits.test, splits.name,
                         splits.classes)
-    loaders = make_loaders(splits)
     teacher = get_model("teacher")
     zoo_student = get_model("student")
     latency = compare_latency({"teacher": teacher, "student": zoo_student}, splits.test.tensors[0][:64],
@@ -181,41 +210,48 @@ def run(quick: bool = False, seeds: int = 3) -> dict:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # small models: one thread is as fast, and the results do not depend on the core count
     try:
-        return _run(splits, loaders, teacher, zoo_student, latency, quick, seeds)
+        runs = _Runs(splits, teacher, quick, seeds)
+        low_label, kd, all_scratch, all_kd = _few_labels(runs)
+        all_labels = _all_labels(runs)
+        feature_kd = _feature_kd(runs, all_labels)
+        omitted = _omitted_digit(runs)
     finally:
         torch.set_num_threads(threads)
+    (zs_mean, zs_std), (zk_mean, zk_std) = _mean_std(all_scratch), _mean_std(all_kd)
+    return {
+        "teacher": {"params": count_parameters(teacher), "bytes": model_size_bytes(teacher),
+                    "accuracy": runs.test(teacher)},
+        "student": {"params": count_parameters(zoo_student), "bytes": model_size_bytes(zoo_student),
+                    "scratch_accuracy": zs_mean, "scratch_accuracy_std": zs_std,
+                    "scratch_accuracy_per_seed": all_scratch,
+                    "kd_accuracy": zk_mean, "kd_accuracy_std": zk_std, "kd_accuracy_per_seed": all_kd,
+                    "speedup": latency["teacher"].median_ms / latency["student"].median_ms},
+        "seeds": seeds,
+        "steps": runs.steps,
+        "temperature": kd["temperature"],
+        "alpha": kd["alpha"],
+        "low_label": low_label,
+        "all_labels": all_labels,
+        "feature_kd": feature_kd,
+        "omitted_digit": omitted,
+    }
 
 
-def _run(splits, loaders, teacher, zoo_student, latency, quick: bool, seeds: int) -> dict:
-    steps = QUICK_STEPS if quick else STEPS
-    temperatures, alphas = (TEMPERATURES[1:2], ALPHAS[1:2]) if quick else (TEMPERATURES, ALPHAS)
-    trained: dict[tuple, tuple[nn.Module, float]] = {}  # a selection run is reused as that seed's run
+def _few_labels(runs: _Runs) -> tuple[dict, dict, list[float], list[float]]:
+    """``low_label`` (``T`` and ``alpha`` chosen at :data:`SELECTION_FRACTION`), the distillation settings chosen,
+    and the test accuracies of the all-label students, from scratch and distilled with them, per seed."""
+    splits, teacher, seeds = runs.splits, runs.teacher, runs.seeds
 
-    def student(seed: int, data: str, train_set: TensorDataset | None = None, *, length: int = steps,
-                **kwargs) -> tuple[nn.Module, float]:
-        key = (seed, data, length, tuple(sorted((k, v) for k, v in kwargs.items() if k != "teacher")))
-        if key not in trained:
-            trained[key] = _timed(lambda: train_student(splits, seed=seed, steps=length, train_set=train_set,
-                                                        **kwargs))
-        return trained[key]
-
-    def test(model: nn.Module) -> float:
-        return evaluate(model, loaders.test)
-
-    def val(model: nn.Module) -> float:
-        return evaluate(model, loaders.val)
-
-    # --- few labels ---------------------------------------------------------------------------------
     def few(fraction: float, seed: int) -> TensorDataset:
         return with_few_labels(splits.train, fraction, seed=seed)
 
-    t_few, a_few, sel_few = _choose(lambda t, a: val(student(0, f"{SELECTION_FRACTION}", labeled(
-        few(SELECTION_FRACTION, 0)), teacher=teacher, temperature=t, alpha=a)[0]), temperatures, alphas)
+    t_few, a_few, selection = _choose(lambda t, a: runs.val(runs.student(0, f"{SELECTION_FRACTION}", labeled(
+        few(SELECTION_FRACTION, 0)), teacher=teacher, temperature=t, alpha=a)[0]), runs.temperatures, runs.alphas)
     kd = dict(teacher=teacher, temperature=t_few, alpha=a_few)
-    all_scratch = [test(student(s, "all")[0]) for s in range(seeds)]
-    all_kd = [test(student(s, "all", **kd)[0]) for s in range(seeds)]
+    all_scratch = [runs.test(runs.student(s, "all")[0]) for s in range(seeds)]
+    all_kd = [runs.test(runs.student(s, "all", **kd)[0]) for s in range(seeds)]
     low_label: dict = {"fractions": list(FRACTIONS), "temperature": t_few, "alpha": a_few,
-                       "selection": {"fraction": SELECTION_FRACTION, "method": "kd", "val_accuracy": sel_few},
+                       "selection": {"fraction": SELECTION_FRACTION, "method": "kd", "val_accuracy": selection},
                        "labels": {str(f): len(labeled(few(f, 0))) for f in FRACTIONS}}
     for fraction in FRACTIONS:
         accs: dict[str, list[float]] = {"scratch": [], "kd": [], "kd_transfer": []}
@@ -226,108 +262,102 @@ def _run(splits, loaders, teacher, zoo_student, latency, quick: bool, seeds: int
                     "scratch": (f"{fraction}", labeled(subset), {}),
                     "kd": (f"{fraction}", labeled(subset), kd),
                     "kd_transfer": (f"{fraction}+transfer", subset, kd)}.items():
-                model, seconds = student(seed, data, train_set, **kwargs)
-                accs[method].append(test(model))
+                model, seconds = runs.student(seed, data, train_set, **kwargs)
+                accs[method].append(runs.test(model))
                 secs[method].append(seconds)
         per_seed = {m: [_gap(accs[m][s], accs["scratch"][s], all_scratch[s]) for s in range(seeds)]
                     for m in ("kd", "kd_transfer")}
         low_label[str(fraction)] = {**accs, "gap_recovered": {m: _mean_or_none(v) for m, v in per_seed.items()},
                                     "gap_recovered_per_seed": per_seed,
                                     "seconds": {m: statistics.fmean(v) for m, v in secs.items()}}
+    return low_label, kd, all_scratch, all_kd
 
-    # --- all labels, a smaller student ----------------------------------------------------------------
-    small = dict(build=small_student)
-    t_all, a_all, sel_all = _choose(lambda t, a: val(student(0, "all", teacher=teacher, temperature=t, alpha=a,
-                                                             **small)[0]), temperatures, alphas)
+
+def _all_labels(runs: _Runs) -> dict:
+    """``all_labels``: the smaller student on every label, from scratch and distilled (``T``, ``alpha`` chosen)."""
+    teacher, seeds, small = runs.teacher, runs.seeds, dict(build=small_student)
+    t_all, a_all, selection = _choose(lambda t, a: runs.val(runs.student(0, "all", teacher=teacher, temperature=t,
+                                                                         alpha=a, **small)[0]),
+                                      runs.temperatures, runs.alphas)
     kd_small = dict(teacher=teacher, temperature=t_all, alpha=a_all, **small)
-    small_scratch = [student(s, "all", **small) for s in range(seeds)]
-    small_kd = [student(s, "all", **kd_small) for s in range(seeds)]
-    scratch_acc, kd_acc = [test(m) for m, _ in small_scratch], [test(m) for m, _ in small_kd]
+    small_scratch = [runs.student(s, "all", **small) for s in range(seeds)]
+    small_kd = [runs.student(s, "all", **kd_small) for s in range(seeds)]
+    scratch_acc, kd_acc = [runs.test(m) for m, _ in small_scratch], [runs.test(m) for m, _ in small_kd]
     (s_mean, s_std), (k_mean, k_std) = _mean_std(scratch_acc), _mean_std(kd_acc)
-    train_loader = make_loaders(splits).train
-    all_labels = {"widths": list(SMALL_STUDENT["widths"]), "hidden": SMALL_STUDENT["hidden"],
-                  "params": count_parameters(small_student()), "temperature": t_all, "alpha": a_all,
-                  "selection": sel_all, "scratch": scratch_acc, "kd": kd_acc,
-                  "scratch_mean": s_mean, "scratch_std": s_std, "kd_mean": k_mean, "kd_std": k_std,
-                  "gain": k_mean - s_mean, "spread": max(s_std, k_std),
-                  "train_accuracy": {"scratch": statistics.fmean(evaluate(m, train_loader) for m, _ in small_scratch),
-                                     "kd": statistics.fmean(evaluate(m, train_loader) for m, _ in small_kd)},
-                  "seconds": {"scratch": statistics.fmean(t for _, t in small_scratch),
-                              "kd": statistics.fmean(t for _, t in small_kd)}}
+    train_loader = make_loaders(runs.splits).train
+    return {"widths": list(SMALL_STUDENT["widths"]), "hidden": SMALL_STUDENT["hidden"],
+            "params": count_parameters(small_student()), "temperature": t_all, "alpha": a_all,
+            "selection": selection, "scratch": scratch_acc, "kd": kd_acc,
+            "scratch_mean": s_mean, "scratch_std": s_std, "kd_mean": k_mean, "kd_std": k_std,
+            "gain": k_mean - s_mean, "spread": max(s_std, k_std),
+            "train_accuracy": {"scratch": statistics.fmean(evaluate(m, train_loader) for m, _ in small_scratch),
+                               "kd": statistics.fmean(evaluate(m, train_loader) for m, _ in small_kd)},
+            "seconds": {"scratch": statistics.fmean(t for _, t in small_scratch),
+                        "kd": statistics.fmean(t for _, t in small_kd)}}
 
-    # --- feature distillation (FitNets) on the small student ---------------------------------------
-    hint_steps = QUICK_STEPS if quick else HINT_STEPS
-    candidates = HINT_LAYERS[1:] if quick else HINT_LAYERS
+
+def _feature_kd(runs: _Runs, all_labels: dict) -> dict:
+    """``feature_kd``: FitNets on the smaller student at ``all_labels``' ``T`` and ``alpha``, its hint layers chosen
+    on validation among :data:`HINT_LAYERS`, against ``all_labels``' students."""
+    hint_steps = QUICK_STEPS if runs.quick else HINT_STEPS
+    candidates = HINT_LAYERS[1:] if runs.quick else HINT_LAYERS
+    t_all, a_all = all_labels["temperature"], all_labels["alpha"]
     fitnets: dict[tuple[int, tuple[str, str]], tuple[nn.Module, float]] = {}
 
     def fitnet(seed: int, layers: tuple[str, str]) -> tuple[nn.Module, float]:
         if (seed, layers) not in fitnets:
             fitnets[seed, layers] = _timed(lambda: fitnet_student(
-                splits, seed=seed, teacher=teacher, student_layer=layers[0], teacher_layer=layers[1],
-                hint_steps=hint_steps, steps=steps, temperature=t_all, alpha=a_all))
+                runs.splits, seed=seed, teacher=runs.teacher, student_layer=layers[0], teacher_layer=layers[1],
+                hint_steps=hint_steps, steps=runs.steps, temperature=t_all, alpha=a_all))
         return fitnets[seed, layers]
 
-    sel_fit = {layers: val(fitnet(0, layers)[0]) for layers in candidates}
-    chosen = max(candidates, key=lambda layers: sel_fit[layers])
-    fit_runs = [fitnet(s, chosen) for s in range(seeds)]
-    fit_acc = [test(m) for m, _ in fit_runs]
-    feature_kd = {"student_layer": chosen[0], "teacher_layer": chosen[1], "hint_steps": hint_steps,
-                  "candidates": [list(c) for c in candidates],
-                  "selection": {f"{s}->{t}": v for (s, t), v in sel_fit.items()},
-                  "temperature": t_all, "alpha": a_all, "fitnet": fit_acc, "fitnet_mean": statistics.fmean(fit_acc),
-                  "fitnet_std": _mean_std(fit_acc)[1], "kd": kd_acc, "kd_mean": k_mean, "scratch": scratch_acc,
-                  "scratch_mean": s_mean,
-                  "seconds": {"kd": all_labels["seconds"]["kd"], "fitnet": statistics.fmean(t for _, t in fit_runs)}}
+    selection = {layers: runs.val(fitnet(0, layers)[0]) for layers in candidates}
+    chosen = max(candidates, key=lambda layers: selection[layers])
+    fit_runs = [fitnet(s, chosen) for s in range(runs.seeds)]
+    fit_acc = [runs.test(m) for m, _ in fit_runs]
+    return {"student_layer": chosen[0], "teacher_layer": chosen[1], "hint_steps": hint_steps,
+            "candidates": [list(c) for c in candidates],
+            "selection": {f"{s}->{t}": v for (s, t), v in selection.items()},
+            "temperature": t_all, "alpha": a_all, "fitnet": fit_acc, "fitnet_mean": statistics.fmean(fit_acc),
+            "fitnet_std": _mean_std(fit_acc)[1], "kd": all_labels["kd"], "kd_mean": all_labels["kd_mean"],
+            "scratch": all_labels["scratch"], "scratch_mean": all_labels["scratch_mean"],
+            "seconds": {"kd": all_labels["seconds"]["kd"], "fitnet": statistics.fmean(t for _, t in fit_runs)}}
 
-    # --- the omitted digit ----------------------------------------------------------------------------
+
+def _omitted_digit(runs: _Runs) -> dict:
+    """``omitted_digit``: students distilled without :data:`OMITTED_DIGIT` (``T``, ``alpha``, then the length
+    chosen on validation), before and after the bias correction chosen on validation."""
+    splits, teacher, steps = runs.splits, runs.teacher, runs.steps
     transfer = without_class(splits.train, OMITTED_DIGIT)
-    o_temps, o_alphas = (OMITTED_TEMPERATURES[1:2], OMITTED_ALPHAS[1:]) if quick else (OMITTED_TEMPERATURES,
-                                                                                        OMITTED_ALPHAS)
-    o_lengths = (steps,) if quick else tuple(steps * m for m in OMITTED_STEPS_MULTIPLES)
+    o_temps, o_alphas = ((OMITTED_TEMPERATURES[1:2], OMITTED_ALPHAS[1:]) if runs.quick
+                         else (OMITTED_TEMPERATURES, OMITTED_ALPHAS))
+    o_lengths = (steps,) if runs.quick else tuple(steps * m for m in OMITTED_STEPS_MULTIPLES)
     tried: dict[str, dict[str, float]] = {}
 
     def blind(seed: int, t: float, a: float, length: int) -> nn.Module:
-        model = student(seed, f"without {OMITTED_DIGIT}", transfer, length=length, teacher=teacher, temperature=t,
-                        alpha=a)[0]
+        model = runs.student(seed, f"without {OMITTED_DIGIT}", transfer, length=length, teacher=teacher,
+                             temperature=t, alpha=a)[0]
         if seed == 0:
             tried[f"T={t:g},alpha={a:g},steps={length}"] = {
-                "val_accuracy": val(model), "val_digit_accuracy": class_accuracy(model, splits.val, OMITTED_DIGIT)}
+                "val_accuracy": runs.val(model),
+                "val_digit_accuracy": class_accuracy(model, splits.val, OMITTED_DIGIT)}
         return model
 
-    t_om, a_om, _ = _choose(lambda t, a: val(blind(0, t, a, o_lengths[0])), o_temps, o_alphas)
-    l_om = max(o_lengths, key=lambda n: val(blind(0, t_om, a_om, n)))
+    t_om, a_om, _ = _choose(lambda t, a: runs.val(blind(0, t, a, o_lengths[0])), o_temps, o_alphas)
+    l_om = max(o_lengths, key=lambda n: runs.val(blind(0, t_om, a_om, n)))
     uncorrected, shifts, corrected, overall = [], [], [], []
-    for seed in range(seeds):
+    for seed in range(runs.seeds):
         model = copy.deepcopy(blind(seed, t_om, a_om, l_om))
         uncorrected.append(class_accuracy(model, splits.test, OMITTED_DIGIT))
-        shifts.append(best_bias_shift(model, loaders.val, OMITTED_DIGIT))
+        shifts.append(best_bias_shift(model, runs.loaders.val, OMITTED_DIGIT))
         with torch.no_grad():
             model.classifier[-1].bias[OMITTED_DIGIT] += shifts[-1]
         corrected.append(class_accuracy(model, splits.test, OMITTED_DIGIT))
-        overall.append(test(model))
-    omitted = {"digit": OMITTED_DIGIT, "temperature": t_om, "alpha": a_om, "steps": l_om, "selection": tried,
-               "scratch_accuracy": class_accuracy(student(0, f"without {OMITTED_DIGIT}", transfer)[0], splits.test,
-                                                  OMITTED_DIGIT),
-               "kd_accuracy": statistics.fmean(uncorrected), "kd_accuracy_per_seed": uncorrected,
-               "bias_shift": shifts, "kd_accuracy_bias_corrected": statistics.fmean(corrected),
-               "kd_accuracy_bias_corrected_per_seed": corrected,
-               "kd_overall_accuracy_bias_corrected": statistics.fmean(overall)}
-
-    (zs_mean, zs_std), (zk_mean, zk_std) = _mean_std(all_scratch), _mean_std(all_kd)
-    return {
-        "teacher": {"params": count_parameters(teacher), "bytes": model_size_bytes(teacher),
-                    "accuracy": test(teacher)},
-        "student": {"params": count_parameters(zoo_student), "bytes": model_size_bytes(zoo_student),
-                    "scratch_accuracy": zs_mean, "scratch_accuracy_std": zs_std,
-                    "scratch_accuracy_per_seed": all_scratch,
-                    "kd_accuracy": zk_mean, "kd_accuracy_std": zk_std, "kd_accuracy_per_seed": all_kd,
-                    "speedup": speedup(latency["teacher"], latency["student"])},
-        "seeds": seeds,
-        "steps": steps,
-        "temperature": t_few,
-        "alpha": a_few,
-        "low_label": low_label,
-        "all_labels": all_labels,
-        "feature_kd": feature_kd,
-        "omitted_digit": omitted,
-    }
+        overall.append(runs.test(model))
+    return {"digit": OMITTED_DIGIT, "temperature": t_om, "alpha": a_om, "steps": l_om, "selection": tried,
+            "scratch_accuracy": class_accuracy(runs.student(0, f"without {OMITTED_DIGIT}", transfer)[0], splits.test,
+                                               OMITTED_DIGIT),
+            "kd_accuracy": statistics.fmean(uncorrected), "kd_accuracy_per_seed": uncorrected,
+            "bias_shift": shifts, "kd_accuracy_bias_corrected": statistics.fmean(corrected),
+            "kd_accuracy_bias_corrected_per_seed": corrected,
+            "kd_overall_accuracy_bias_corrected": statistics.fmean(overall)}

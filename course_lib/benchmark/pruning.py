@@ -14,12 +14,13 @@ not depend on what ran before it.
   - ``no_finetune``: pruned and evaluated at once; the teacher keeps the BatchNorm statistics of the dense
     network (stale);
   - ``recalibrated`` (teacher only): the same pruned network after
-    :func:`~course_lib.pruning.recalibrate_batchnorm` on :data:`RECALIBRATION_BATCHES` training batches.
+    :func:`~course_lib.training.recalibrate_batchnorm` on :data:`RECALIBRATION_BATCHES` training batches.
     LeNet-300-100 has no BatchNorm: its ``no_finetune`` already uses nothing but its weights;
   - ``finetuned``: fine-tuned with the masks in force (:func:`finetune`), mean over seeds, and
     ``finetuned_per_seed``;
 
-  and ``knee``: scope -> variant -> :func:`knee` of that curve (a sparsity key, or ``None``).
+  and ``knee``: scope -> variant -> the knee of that curve (a sparsity key, or ``None``): the largest sparsity up
+  to which every point stays within ``knee_within`` of ``dense`` (:func:`~course_lib.benchmark.knee.free_up_to`).
 - ``dense_accuracy``: the teacher's; ``magnitude`` / ``magnitude_per_seed``: the teacher's global
   ``finetuned`` curve at :data:`SPARSITIES`;
 - ``random``: sparsity -> **median** over seeds of the teacher's test accuracy after random pruning
@@ -41,29 +42,28 @@ not depend on what ran before it.
 - ``sparse_bytes``: that sparse model in CSR and bitmask formats (:func:`~course_lib.pruning.sparse_model_bytes`),
   ``dense``, the raw bytes of the dense model's tensors, and ``sparsity``.
 
-Latencies come from one :func:`~course_lib.metrics.compare_latency` call (same run, same batch of 64 test
+Latencies come from one :func:`~course_lib.timing.compare_latency` call (same run, same batch of 64 test
 images). The fine-tuning recipes and :data:`CHANNEL_SPARSITY` were chosen on the validation split (see
-:data:`FINETUNE`); ``book/code/pruning.ipynb`` reads this section from ``book/data/benchmark.json``.
+:data:`FINETUNE`); ``book/code/pruning.ipynb`` reads this section from ``benchmark.json`` (:mod:`course_lib.resources`).
 ``quick=True`` fine-tunes on :data:`QUICK_TRAIN_IMAGES` training images with one seed, at
 :data:`QUICK_SPARSITIES` only: it checks that the section runs, not the figures.
 """
 from __future__ import annotations
 
 import statistics
-from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from .._validation import check_number
 from ..data import load_mnist5k, make_loaders
-from ..metrics import compare_latency, count_parameters, speedup
-from ..pruning import (gradual_prune, magnitude_prune, make_permanent, prune_channels, random_prune,
-                       recalibrate_batchnorm, sparse_model_bytes)
-from ..training import evaluate, fine_tune
+from ..metrics import count_parameters
+from ..pruning import gradual_prune, magnitude_prune, make_permanent, prune_channels, random_prune, sparse_model_bytes
+from ..timing import compare_latency
+from ..training import evaluate, fine_tune, recalibrate_batchnorm
 from ..zoo import RECIPES, get_model
+from .knee import free_up_to
 
 
 @dataclass(frozen=True)
@@ -93,31 +93,6 @@ SPARSE_SPARSITY = 0.9  # the unstructured model whose sparse files and latency a
 BATCH_SIZE = 64
 QUICK_TRAIN_IMAGES = 256
 QUICK_SPARSITIES = ("0.9", "0.99")
-
-
-def knee(curve: Mapping[str, float], dense: float, *, within: float = KNEE_WITHIN) -> str | None:
-    """Where a sparsity-to-accuracy curve bends: the largest sparsity up to which it stays within ``within`` of dense.
-
-    Args:
-        curve: sparsity (a string such as ``"0.9"``, as in the benchmark file) -> accuracy (fraction).
-        dense: the unpruned model's accuracy (fraction).
-        within: how far below ``dense`` still counts as free, a fraction (0.01: one point).
-
-    Returns:
-        The key of the largest sparsity ``s`` such that every sparsity of ``curve`` up to ``s`` has accuracy
-        ``>= dense - within``; ``None`` when the smallest already falls below. Requiring every smaller
-        sparsity to pass keeps one lucky point past a fall from being read as the knee.
-    """
-    if not isinstance(curve, Mapping) or not curve:
-        raise ValueError(f"curve must be a non-empty mapping of sparsity to accuracy, got {curve!r}")
-    check_number(dense, "dense", 0.0, 1.0)
-    check_number(within, "within", 0.0, 1.0)
-    found = None
-    for key in sorted(curve, key=float):
-        if curve[key] < dense - within:
-            break
-        found = key
-    return found
 
 
 def train_loader(train_set: Dataset, seed: int) -> DataLoader:
@@ -153,7 +128,8 @@ def _curve(name: str, model: nn.Module, train_set: Dataset, test: DataLoader, sp
             variants["finetuned_per_seed"][s] = runs
             variants["finetuned"][s] = statistics.fmean(runs)
         entry[scope] = variants
-    entry["knee"] = {scope: {v: knee(entry[scope][v], dense) for v in entry[scope] if not v.endswith("_per_seed")}
+    entry["knee"] = {scope: {v: free_up_to(entry[scope][v], reference=dense, within=KNEE_WITHIN)[0]
+                             for v in entry[scope] if not v.endswith("_per_seed")}
                      for scope in SCOPES}
     return entry
 
@@ -179,7 +155,7 @@ def _gradual(name: str, model: nn.Module, train_set: Dataset, test: DataLoader, 
     result = {}
     for s in sparsities:
         runs = [evaluate(gradual_prune(model, train_loader(train_set, seed), sparsity=float(s), epochs=budget.epochs,
-                                       prune_steps=10, prune_fraction=0.5, lr=budget.lr,
+                                       prune_steps=10, prune_during=0.5, lr=budget.lr,
                                        weight_decay=recipe.weight_decay, augment=recipe.augment, device="cpu",
                                        progress=False, seed=seed).model, test)
                 for seed in range(seeds)]
@@ -218,7 +194,7 @@ def run(quick: bool = False, seeds: int = 3) -> dict:
     channel_curve = {str(s): {"accuracy": statistics.fmean(channel_accuracy[s]),
                               "accuracy_per_seed": channel_accuracy[s],
                               "params_ratio": count_parameters(teacher) / count_parameters(m),
-                              "latency_speedup": speedup(latency["dense"], latency[f"channel {s}"])}
+                              "latency_speedup": latency["dense"].median_ms / latency[f"channel {s}"].median_ms}
                      for s, m in slim.items()}
     return {
         "curve": curve,
@@ -230,7 +206,7 @@ def run(quick: bool = False, seeds: int = 3) -> dict:
         "gradual": gradual,
         "channel_curve": channel_curve,
         "channel": {"sparsity": CHANNEL_SPARSITY, **channel_curve[str(CHANNEL_SPARSITY)]},
-        "unstructured_latency_speedup": speedup(latency["dense"], latency["unstructured"]),
+        "unstructured_latency_speedup": latency["dense"].median_ms / latency["unstructured"].median_ms,
         "sparse_bytes": {"sparsity": SPARSE_SPARSITY,
                          "csr": sparse_model_bytes(unstructured, format="csr"),
                          "bitmask": sparse_model_bytes(unstructured, format="bitmask"),

@@ -28,7 +28,7 @@ made on the validation split):
 - ``pt2e``: real int8 kernels by PT2E (:func:`~course_lib.quantization.compile_int8`: ``torch.export``,
   ``X86InductorQuantizer``, ``torch.compile`` with freezing) against the fp32 teacher in eager mode and
   compiled the same way (:func:`~course_lib.acceleration.try_compile` with ``freezing=True``), timed side by
-  side in one :func:`~course_lib.metrics.compare_latency` call at batch :data:`LATENCY_BATCH` with
+  side in one :func:`~course_lib.timing.compare_latency` call at batch :data:`LATENCY_BATCH` with
   :data:`LATENCY_THREADS` threads (:func:`pt2e`): ``fp32_eager_ms``, ``fp32_compiled_ms``, ``int8_ms``
   (medians), ``speedup_vs_compiled`` and ``speedup_vs_eager`` (ratios of medians), ``int8_p10_ms`` and
   ``int8_p90_ms`` (the spread), ``accuracy`` (the compiled int8 model on the test split) and
@@ -56,8 +56,9 @@ from torch.utils.data import DataLoader, Subset
 
 from ..acceleration import try_compile
 from ..data import load_mnist5k, make_loaders
-from ..metrics import compare_latency, model_size_bytes, speedup
+from ..metrics import model_size_bytes
 from ..quantization import binarize_weights, compile_int8, post_training_quantize, quantization_aware_train
+from ..timing import compare_latency
 from ..training import evaluate, set_seed, train
 from ..zoo import RECIPES, get_model
 
@@ -175,8 +176,8 @@ def pt2e(teacher: nn.Module, loaders, example, repeats: int) -> dict[str, Any]:
     return {"fp32_eager_ms": latency["fp32_eager"].median_ms, "fp32_compiled_ms": latency["fp32_compiled"].median_ms,
             "int8_ms": latency["int8"].median_ms, "int8_p10_ms": latency["int8"].p10_ms,
             "int8_p90_ms": latency["int8"].p90_ms,
-            "speedup_vs_compiled": speedup(latency["fp32_compiled"], latency["int8"]),
-            "speedup_vs_eager": speedup(latency["fp32_eager"], latency["int8"]),
+            "speedup_vs_compiled": latency["fp32_compiled"].median_ms / latency["int8"].median_ms,
+            "speedup_vs_eager": latency["fp32_eager"].median_ms / latency["int8"].median_ms,
             "accuracy": evaluate(int8, loaders.test), "fp32_accuracy": evaluate(teacher, loaders.test),
             "fp32_bytes": model_size_bytes(teacher), "int8_bytes": model_size_bytes(int8),
             "size_ratio": model_size_bytes(teacher) / model_size_bytes(int8),

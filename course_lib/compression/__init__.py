@@ -12,9 +12,11 @@ from .format import FileContents, LayerRecord, compress, decompress, read_record
 from .huffman import huffman_code, huffman_decode, huffman_encode
 from .pipeline import Config, Result, Stage, deep_compress, storage_bytes
 
+# `centroid_gradient` is graded in exercise 4: a graded function lives in a module of its own, because the
+# grader's fence replaces it, and every helper of its module that it uses, with a tripwire in the learner's
+# sandbox, which would break ungraded course code that shared the module.
+from .sharing import centroid_gradient
+
 __all__ = ["compress", "decompress", "read_records", "FileContents", "LayerRecord", "huffman_code", "huffman_encode",
-           "huffman_decode", "deep_compress", "Config", "Result", "Stage", "storage_bytes", "pipeline"]
-
-from .sharing import centroid_gradient  # noqa: E402  (exercise 4)
-
-__all__ += ["centroid_gradient"]
+           "huffman_decode", "deep_compress", "Config", "Result", "Stage", "storage_bytes", "pipeline",
+           "centroid_gradient"]

@@ -49,7 +49,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from .._validation import check_choice, check_int, check_module, weight_layers
+from .._validation import check_choice, check_int, check_module, reads_model, weight_layers
 from ..models import MODELS, build_model
 from ..quantization.kmeans import codebook_of, is_shared
 from .huffman import canonical_code, huffman_code, huffman_decode, huffman_encode
@@ -193,6 +193,7 @@ def index_bits_for(index_bits: int | Mapping[str, int] | None, name: str, module
     return check_int(width, f"index_bits for layer {name!r}", 1, MAX_INDEX_BITS)
 
 
+@reads_model
 def compress(model: nn.Module, *, index_bits: int | Mapping[str, int] | None = None,
              codebook_dtype: torch.dtype = torch.float32, architecture: str | None = None,
              dataset: str = "mnist5k") -> bytes:

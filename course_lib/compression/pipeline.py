@@ -34,13 +34,26 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from .._tables import markdown_table
-from .._validation import (check_choice, check_fraction, check_int, check_ints, check_layer_mapping, check_module,
-                           check_number, check_positive, check_sparsity, select_layers)
+from .._validation import (
+    check_choice,
+    check_fraction,
+    check_int,
+    check_ints,
+    check_layer_mapping,
+    check_loader,
+    check_module,
+    check_number,
+    check_positive,
+    check_sparsity,
+    reads_model,
+    select_layers,
+    verb,
+)
 from ..pruning import magnitude_prune, make_permanent
 from ..pruning.storage import other_tensor_bytes
 from ..quantization import share_weights
 from ..quantization.kmeans import codebook_of, is_shared
-from ..training import evaluate, fine_tune
+from ..training import evaluate, fine_tune, pick_device
 from .format import MAX_INDEX_BITS, compress, index_bits_for, read_records, sparse_offsets
 
 CODINGS = ("dense", "sparse", "packed", "huffman")
@@ -58,6 +71,7 @@ def _check_widths(widths: object, name: str, model: nn.Module) -> int | dict[str
     return check_int(widths, name, 1, MAX_INDEX_BITS)
 
 
+@reads_model
 def paper_bits(model: nn.Module, *, conv: int = PAPER_CONV_BITS, fc: int = PAPER_FC_BITS) -> dict[str, int]:
     """The paper's code-book widths: ``conv`` bits for every Conv2d layer and ``fc`` for every Linear layer."""
     check_int(conv, "conv", 1, MAX_INDEX_BITS)
@@ -65,17 +79,20 @@ def paper_bits(model: nn.Module, *, conv: int = PAPER_CONV_BITS, fc: int = PAPER
     return {name: conv if isinstance(m, nn.Conv2d) else fc for name, m in select_layers(model, None).items()}
 
 
+@reads_model
 def choose_bits(model: nn.Module, loader: DataLoader, *, candidates: tuple[int, ...] = WIDTHS,
                 tolerance: float = 0.005, conv: int = PAPER_CONV_BITS) -> dict[str, int]:
     """Code-book widths chosen on ``loader`` (the validation split): ``conv`` bits for Conv2d layers, and for
     the Linear layers the smallest width $b$ in ``candidates`` whose accuracy after sharing (before any
     code-book fine-tuning) is at least ``accuracy(model) - tolerance``.
 
-    ``model`` (pruned, fine-tuned) is left unchanged: each width is tried on a shared copy. ``tolerance`` is
+    ``model`` (pruned, fine-tuned) is left unchanged, train/eval modes included: each width is tried on a shared
+    copy. ``tolerance`` is
     the accuracy (a fraction in ``[0, 1]``: 0.005 = half a point) that may be lost; if no width qualifies the
     widest candidate is returned.
     """
     check_module(model)
+    check_loader(loader)
     check_fraction(tolerance, "tolerance", meaning="the accuracy that may be lost")
     widths = sorted(check_ints(candidates, "candidates", 1, MAX_INDEX_BITS))
     reference = evaluate(model, loader)
@@ -93,6 +110,7 @@ def _stored_entries(codes: torch.Tensor, index_bits: int) -> int:
     return len(offsets)
 
 
+@reads_model
 def storage_bytes(model: nn.Module, *, coding: str = "huffman", index_bits: WidthSpec = None) -> int:
     """Bytes of ``model`` in one of the paper's storage layouts (see the module docstring).
 
@@ -123,6 +141,7 @@ def storage_bytes(model: nn.Module, *, coding: str = "huffman", index_bits: Widt
     return total
 
 
+@reads_model
 def choose_index_bits(model: nn.Module, *, candidates: tuple[int, ...] = WIDTHS) -> dict[str, int]:
     """For each shared layer, the offset width in ``candidates`` whose record in the file is the smallest.
 
@@ -160,6 +179,20 @@ def stage(name: str, model: nn.Module, loader: DataLoader, *, dense_bytes: int, 
     return Stage(name, coding, evaluate(model, loader), size, dense_bytes / size)
 
 
+def _check_width_setting(value: object, name: str, words: tuple[str | None, ...]) -> None:
+    """A width setting of :class:`Config`: one of ``words``, an integer in ``[1, 8]`` or a mapping of such integers."""
+    if not isinstance(value, Mapping) and value in words:
+        return
+    if isinstance(value, str):
+        raise ValueError(f"{name} must be an integer in [1, {MAX_INDEX_BITS}], a mapping {{layer: integer}} or "
+                         f"{' or '.join(map(repr, words))}, got {value!r}")
+    if isinstance(value, Mapping):
+        for layer, width in value.items():
+            check_int(width, f"{name}[{layer!r}]", 1, MAX_INDEX_BITS)
+    else:
+        check_int(value, name, 1, MAX_INDEX_BITS)
+
+
 @dataclass(frozen=True)
 class Config:
     """Settings of :func:`deep_compress` (choose them on the validation split).
@@ -169,6 +202,9 @@ class Config:
       loader with ``tolerance`` and ``conv_bits``;
     - ``index_bits``: offset width(s) in ``[1, 8]``, ``None`` for the paper's 8 (conv) / 5 (fc), or
       ``"best"`` for :func:`choose_index_bits`;
+
+    Every setting is checked when the config is made; the layer names of its mappings when :func:`deep_compress`
+    starts, before any training.
     - ``prune_epochs`` / ``prune_lr``: fine-tuning after pruning; ``share_epochs`` / ``share_lr``:
       code-book fine-tuning; ``augment``, ``weight_decay``, ``seed``: as in :func:`course_lib.training.train`.
     """
@@ -193,14 +229,8 @@ class Config:
             raise ValueError("sparsities must name at least one layer, got an empty mapping")
         for name, sp in self.sparsities.items():
             check_sparsity(sp, f"sparsities[{name!r}]")
-        if self.bits != "auto":
-            widths = self.bits.values() if isinstance(self.bits, Mapping) else [self.bits]
-            for b in widths:
-                if isinstance(b, str):
-                    raise ValueError(f"bits must be an integer in [1, 8], a mapping of them or 'auto', got {b!r}")
-                check_int(b, "bits", 1, MAX_INDEX_BITS)
-        if isinstance(self.index_bits, str) and self.index_bits != "best":
-            raise ValueError(f"index_bits must be an integer, a mapping, None or 'best', got {self.index_bits!r}")
+        _check_width_setting(self.bits, "bits", ("auto",))
+        _check_width_setting(self.index_bits, "index_bits", (None, "best"))
         check_int(self.prune_epochs, "prune_epochs", 0)
         check_int(self.share_epochs, "share_epochs", 0)
         check_positive(self.prune_lr, "prune_lr")
@@ -224,6 +254,7 @@ class Result:
     index_bits: WidthSpec
 
 
+@verb
 def deep_compress(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader, test_loader: DataLoader, *,
                   config: Config, device: str | torch.device | None = None) -> Result:
     """All three stages on copies of ``model`` (``model`` itself is left unchanged).
@@ -232,14 +263,19 @@ def deep_compress(model: nn.Module, train_loader: DataLoader, val_loader: DataLo
     and fine-tune the code books; pick the offset widths. The stages table has one :class:`Stage` per step,
     measured on ``test_loader``: ``dense`` (the input, ``"dense"`` bytes), ``pruned`` (``"sparse"``),
     ``shared`` (``"packed"``) and ``huffman`` (the same model, bytes of the real file). Training runs on
-    ``device`` (default :func:`course_lib.training.pick_device`).
+    ``device`` (default :func:`course_lib.training.pick_device`). Every argument, the layer names of the config
+    included, is checked before any training.
     """
     check_module(model)
+    for loader, name in ((train_loader, "train_loader"), (val_loader, "val_loader"), (test_loader, "test_loader")):
+        check_loader(loader, name)
     if not isinstance(config, Config):
         raise TypeError(f"config must be a pipeline.Config, got {type(config).__name__}")
     check_layer_mapping(config.sparsities, "config.sparsities", model)
-    if config.bits != "auto":
-        _check_widths(config.bits, "config.bits", model)
+    for name, widths in (("config.bits", config.bits), ("config.index_bits", config.index_bits)):
+        if isinstance(widths, Mapping):
+            _check_widths(widths, name, model)
+    pick_device(device)
     dense_bytes = storage_bytes(model, coding="dense")
     stages = [stage("dense", model, test_loader, dense_bytes=dense_bytes, coding="dense")]
     tune = {"augment": config.augment, "weight_decay": config.weight_decay, "seed": config.seed,

@@ -40,9 +40,11 @@ def centroid_gradient(weight_grad: torch.Tensor, indices: torch.Tensor, codes: i
     codes = check_int(codes, "codes", 1)
     check_bool(skip_zeros, "skip_zeros")
     if indices.shape != weight_grad.shape:
-        raise ValueError(f"indices must have weight_grad's shape {tuple(weight_grad.shape)}, got {tuple(indices.shape)}")
+        raise ValueError(f"indices must have weight_grad's shape {tuple(weight_grad.shape)}, "
+                         f"got {tuple(indices.shape)}")
     if indices.numel() and (int(indices.min()) < 0 or int(indices.max()) >= codes):
-        raise ValueError(f"indices must lie in [0, {codes}), got values from {int(indices.min())} to {int(indices.max())}")
+        raise ValueError(f"indices must lie in [0, {codes}), got values from {int(indices.min())} to "
+                         f"{int(indices.max())}")
     flat = indices.reshape(-1).to(torch.int64)
     grad = torch.zeros(codes, dtype=weight_grad.dtype, device=weight_grad.device)
     grad.index_add_(0, flat.to(weight_grad.device), weight_grad.detach().reshape(-1))

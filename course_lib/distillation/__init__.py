@@ -21,7 +21,8 @@ labeled examples (Hinton et al., section 6: soft targets let a student learn fro
 Pure tensor functions first (:func:`soft_targets`, :func:`distillation_loss`,
 :func:`hard_label_loss`), then one optimizer step (:func:`distillation_step`, what a training loop
 calls) and the model-level verb :func:`distill` (a distilled copy of the student), then the few-label
-helpers and those of Hinton et al.'s omitted-class experiment. The few-label experiment's loops, a fixed
+helpers (those of Hinton et al.'s omitted-class experiment serve the benchmark alone, in
+:mod:`course_lib.distillation._omitted_class`). The few-label experiment's loops, a fixed
 number of steps (:func:`distill_steps`) and the temperature chosen on validation data
 (:func:`temperature_sweep`), are in :mod:`course_lib.distillation.loops`. Feature (hint) distillation, FitNets
 (Romero et al., 2015), is in :mod:`course_lib.distillation.features`: :func:`intermediate`,
@@ -29,24 +30,32 @@ number of steps (:func:`distill_steps`) and the temperature chosen on validation
 """
 from __future__ import annotations
 
-import copy
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from .._validation import (check_bool, check_float_tensor, check_fraction, check_int, check_module,
-                           check_number, check_positive, check_tensor)
+from .._validation import (
+    changes_model,
+    check_bool,
+    check_float_tensor,
+    check_fraction,
+    check_int,
+    check_loader,
+    check_module,
+    check_number,
+    check_positive,
+    check_tensor,
+    verb,
+)
 from ..data import stratified_split
-from ..training import Trained, pick_device, predict, train
-from .features import HintRegressor, hint_loss, hint_train, intermediate
+from ..training import Trained, train
+from .features import HintRegressor, _frozen_teacher_and_student, hint_loss, hint_train, intermediate
 
-EVAL_BATCH_SIZE = 500  # batch size of the evaluation passes of class_accuracy (any value gives the same result)
 UNLABELED = -1  # the label of an example of the transfer set whose label is not used (soft term only)
 
 __all__ = ["UNLABELED", "soft_targets", "distillation_loss", "hard_label_loss", "distillation_step", "distill",
-           "with_few_labels", "labeled", "without_class", "class_accuracy", "best_bias_shift",
+           "with_few_labels", "labeled",
            "intermediate", "HintRegressor", "hint_loss", "hint_train", "distill_steps", "temperature_sweep",
            "TemperatureChoice"]
 
@@ -131,6 +140,7 @@ def hard_label_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, 
             + (1.0 - alpha) * _labels_cross_entropy(student_logits, labels))
 
 
+@changes_model
 def distillation_step(student: nn.Module, teacher: nn.Module, inputs: torch.Tensor, labels: torch.Tensor,
                       optimizer: torch.optim.Optimizer, temperature: float = 4.0, alpha: float = 0.9) -> float:
     """One optimizer step of the student on one batch; returns the loss before the step (a float).
@@ -152,6 +162,7 @@ def distillation_step(student: nn.Module, teacher: nn.Module, inputs: torch.Tens
     return loss.item()
 
 
+@verb
 def distill(student: nn.Module, teacher: nn.Module, loader: DataLoader, *, epochs: int,
             temperature: float = 4.0, alpha: float = 0.9, hard: bool = False,
             device: str | torch.device | None = None, **train_kwargs) -> Trained:
@@ -163,22 +174,22 @@ def distill(student: nn.Module, teacher: nn.Module, loader: DataLoader, *, epoch
     :func:`with_few_labels`) learn from the teacher alone. A copy of the teacher, in eval mode on the training
     device, runs under ``torch.no_grad()``; it sees the same (possibly augmented) inputs as the student.
     ``train_kwargs`` go to :func:`course_lib.training.train` (``lr``, ``weight_decay``, ``augment``,
-    ``val_loader``, ``seed``, ``progress``, ...). Neither ``student`` nor ``teacher`` is changed.
+    ``val_loader``, ``seed``, ``progress``, ``optimizer`` as a factory of the copy's parameters, ...). Neither
+    ``student`` nor ``teacher`` is changed.
 
     Returns:
         :class:`~course_lib.training.Trained`: the distilled student (eval mode) and its training history.
     """
     check_module(student, "student")
     check_module(teacher, "teacher")
+    check_loader(loader)
     check_int(epochs, "epochs", 0)
     _check_temperature(temperature)
     _check_alpha(alpha)
     check_bool(hard, "hard")
-    if "loss_fn" in train_kwargs:
-        raise ValueError("distill builds its own loss_fn from temperature, alpha and hard; do not pass loss_fn")
-    device = pick_device(device)
-    teacher = copy.deepcopy(teacher).eval().to(device)
-    student = copy.deepcopy(student)
+    teacher, student, device = _frozen_teacher_and_student(teacher, student, device, train_kwargs,
+                                                           "distill builds its own loss_fn from temperature, "
+                                                           "alpha and hard")
 
     def loss_fn(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
@@ -228,48 +239,6 @@ def labeled(dataset: TensorDataset) -> TensorDataset:
     if not keep.any():
         raise ValueError("dataset has no labeled example")
     return TensorDataset(images[keep], labels[keep])
-
-
-# --- The omitted-class experiment (Hinton et al., 2015, section 3) ---------------------------------
-
-def without_class(dataset: TensorDataset, label: int) -> TensorDataset:
-    """The examples of a ``TensorDataset`` of (images, labels) whose label is not ``label``."""
-    images, labels = _check_dataset(dataset).tensors
-    check_int(label, "label")
-    keep = labels != label
-    if keep.all():
-        raise ValueError(f"label {label!r} does not occur in dataset (labels {sorted(labels.unique().tolist())})")
-    return TensorDataset(images[keep], labels[keep])
-
-
-def class_accuracy(model: nn.Module, dataset: TensorDataset, label: int) -> float:
-    """Fraction of the examples of class ``label`` in ``dataset`` that ``model`` assigns to ``label``."""
-    check_int(label, "label")
-    logits, labels = predict(model, DataLoader(dataset, batch_size=EVAL_BATCH_SIZE))
-    mine = labels == label
-    if not mine.any():
-        raise ValueError(f"label {label!r} does not occur in dataset")
-    return (logits[mine].argmax(1) == label).float().mean().item()
-
-
-def best_bias_shift(model: nn.Module, loader: DataLoader, label: int, *,
-                    shifts: tuple[float, ...] = tuple(0.5 * i for i in range(21))) -> float:
-    """The shift of class ``label``'s logit, among ``shifts``, that maximizes accuracy on ``loader``.
-
-    Adding ``shift`` to the output bias of one class adds it to that class's logit for every input
-    (a student that never saw the class under-rates it), so the choice is made on the logits of
-    ``loader``, which must be a validation set, never the test set. Ties go to the first shift.
-    """
-    check_int(label, "label")
-    if not shifts:
-        raise ValueError("shifts must list at least one value, got none")
-    logits, labels = predict(model, loader)
-    bump = torch.zeros(logits.shape[1])
-    accuracies = []
-    for shift in shifts:
-        bump[label] = shift
-        accuracies.append(((logits + bump).argmax(1) == labels).float().mean().item())
-    return shifts[accuracies.index(max(accuracies))]
 
 
 from .loops import TemperatureChoice, distill_steps, temperature_sweep  # noqa: E402 - they call distillation_step

@@ -19,13 +19,21 @@ builds it (a ``Linear`` for flat features).
 """
 from __future__ import annotations
 
-import copy
-
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from .._validation import check_bool, check_int, check_module, check_names, check_tensor
+from .._validation import (
+    changes_model,
+    check_bool,
+    check_int,
+    check_loader,
+    check_module,
+    check_names,
+    check_tensor,
+    copy_model,
+    verb,
+)
 from ..training import Trained, pick_device, train
 
 
@@ -42,10 +50,12 @@ def _submodule(model: nn.Module, layer: str, name: str, model_name: str) -> nn.M
     return modules[layer]
 
 
+@changes_model
 def intermediate(model: nn.Module, layer: str, inputs: torch.Tensor) -> torch.Tensor:
     """The output of ``model``'s submodule ``layer`` (a name as in ``model.named_modules()``) when ``model``
     runs on ``inputs``; the forward pass stops right after that layer, so the layers after it neither compute
-    nor, in train mode, update their BatchNorm statistics. Gradients flow as in the full model."""
+    nor, in train mode, update their BatchNorm statistics (the layers before it do, as in any forward pass).
+    Gradients flow as in the full model."""
     check_module(model)
     check_tensor(inputs, "inputs")
     module = _submodule(model, layer, "layer", "model")
@@ -80,8 +90,11 @@ class HintRegressor(nn.Module):
         if len(guided_shape) != len(hint_shape) or len(guided_shape) not in (1, 3):
             raise ValueError(f"guided_shape and hint_shape must both be (C,) or both (C, H, W), got {guided_shape} "
                              f"and {hint_shape}")
-        if any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in guided_shape + hint_shape):
-            raise ValueError(f"shapes must hold positive integers, got {guided_shape} and {hint_shape}")
+        if any(isinstance(d, bool) or not isinstance(d, int) for d in guided_shape + hint_shape):
+            raise TypeError(f"guided_shape and hint_shape must hold integers, got {guided_shape} and {hint_shape}")
+        if any(d < 1 for d in guided_shape + hint_shape):
+            raise ValueError(f"guided_shape and hint_shape must hold positive integers, got {guided_shape} and "
+                             f"{hint_shape}")
         if len(guided_shape) == 1:
             self.map: nn.Module = nn.Linear(guided_shape[0], hint_shape[0])
         else:
@@ -122,6 +135,18 @@ class _Guided(nn.Module):
         return self.regressor(intermediate(self.student, self.layer, inputs))
 
 
+def _frozen_teacher_and_student(teacher: nn.Module, student: nn.Module, device: str | torch.device | None,
+                                train_kwargs: dict, builds_loss: str) -> tuple[nn.Module, nn.Module, torch.device]:
+    """How both distillation verbs start: refuse a ``loss_fn`` of the caller's (``builds_loss`` says why), pick
+    the device, and copy the teacher (in eval mode on that device, to run under ``torch.no_grad()``) and the
+    student (the copy that trains)."""
+    if "loss_fn" in train_kwargs:
+        raise ValueError(f"{builds_loss}; do not pass loss_fn")
+    device = pick_device(device)
+    return copy_model(teacher, "teacher").eval().to(device), copy_model(student, "student"), device
+
+
+@verb
 def hint_train(student: nn.Module, teacher: nn.Module, loader: DataLoader, *, student_layer: str,
                teacher_layer: str, epochs: int, relu: bool = True, device: str | torch.device | None = None,
                **train_kwargs) -> Trained:
@@ -133,8 +158,9 @@ def hint_train(student: nn.Module, teacher: nn.Module, loader: DataLoader, *, st
     are untouched (stage 2, :func:`course_lib.distillation.distill`, trains them). The teacher runs in eval
     mode without gradients on the same (possibly augmented) inputs. ``relu``: end the regressor with a ReLU
     (right when the hint is a ReLU's or a max-pool of a ReLU's output). ``train_kwargs`` go to
-    :func:`course_lib.training.train` (``lr``, ``weight_decay``, ``augment``, ``seed``, ...). Neither
-    ``student`` nor ``teacher`` is changed.
+    :func:`course_lib.training.train` (``lr``, ``weight_decay``, ``augment``, ``seed``, ``optimizer`` as a
+    factory, called with the parameters of the student and the regressor, ...). Neither ``student`` nor
+    ``teacher`` is changed.
 
     Returns:
         :class:`~course_lib.training.Trained`: the student after stage 1 (eval mode) and the history of its
@@ -142,15 +168,13 @@ def hint_train(student: nn.Module, teacher: nn.Module, loader: DataLoader, *, st
     """
     check_module(student, "student")
     check_module(teacher, "teacher")
+    check_loader(loader)
     _submodule(student, student_layer, "student_layer", "student")
     _submodule(teacher, teacher_layer, "teacher_layer", "teacher")
     check_int(epochs, "epochs", 0)
     check_bool(relu, "relu")
-    if "loss_fn" in train_kwargs:
-        raise ValueError("hint_train builds its own loss_fn (the hint loss); do not pass loss_fn")
-    device = pick_device(device)
-    teacher = copy.deepcopy(teacher).eval().to(device)
-    student = copy.deepcopy(student)
+    teacher, student, device = _frozen_teacher_and_student(teacher, student, device, train_kwargs,
+                                                           "hint_train builds its own loss_fn (the hint loss)")
     inputs = next(iter(loader))[0][:2].to(device)
     with torch.no_grad():
         guided_shape = intermediate(student.to(device).eval(), student_layer, inputs).shape[1:]

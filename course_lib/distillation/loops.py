@@ -15,7 +15,6 @@ the report.
 """
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -23,11 +22,21 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from .._validation import check_fraction, check_int, check_module, check_positive
+from .._validation import (
+    changes_model,
+    check_fraction,
+    check_int,
+    check_loader,
+    check_module,
+    check_positive,
+    copy_model,
+    reads_model,
+)
 from ..training import evaluate, model_device
 from . import distillation_step
 
 
+@changes_model
 def distill_steps(student: nn.Module, teacher: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer,
                   steps: int, temperature: float = 4.0, alpha: float = 0.9) -> list[float]:
     """Train ``student`` in place for ``steps`` optimizer steps of :func:`distillation_step` over ``loader``.
@@ -42,6 +51,7 @@ def distill_steps(student: nn.Module, teacher: nn.Module, loader: DataLoader, op
     """
     check_module(student, "student")
     check_module(teacher, "teacher")
+    check_loader(loader)
     check_int(steps, "steps", 1)
     check_positive(temperature, "temperature")
     check_fraction(alpha, "alpha", meaning="the weight of the soft term")
@@ -68,10 +78,12 @@ class TemperatureChoice(NamedTuple):
     test_accuracy: float
 
 
+@reads_model
 def temperature_sweep(student: nn.Module, teacher: nn.Module, train_loader: DataLoader, val_loader: DataLoader,
                       test_loader: DataLoader, temperatures: Sequence[float], *, steps: int, alpha: float = 0.9,
                       lr: float = 1e-3, seed: int = 0) -> TemperatureChoice:
-    """Distil a copy of ``student`` at each of ``temperatures``; choose $T$ on ``val_loader``, report on ``test_loader``.
+    """Distil a copy of ``student`` at each of ``temperatures``; choose $T$ on ``val_loader``, report on
+    ``test_loader``.
 
     For each temperature, in the order given: ``torch.manual_seed(seed)``, a deep copy of ``student`` (so every
     temperature starts from the same weights; ``student`` itself never changes), ``torch.optim.Adam`` over the
@@ -88,6 +100,9 @@ def temperature_sweep(student: nn.Module, teacher: nn.Module, train_loader: Data
         :class:`TemperatureChoice` ``(temperature, val_accuracy, test_accuracy)``, accuracies as fractions.
     """
     check_module(student, "student")
+    check_module(teacher, "teacher")
+    for loader, name in ((train_loader, "train_loader"), (val_loader, "val_loader"), (test_loader, "test_loader")):
+        check_loader(loader, name)
     if isinstance(temperatures, (str, bytes)) or not isinstance(temperatures, Sequence):
         raise TypeError(f"temperatures must be a list of numbers, got {type(temperatures).__name__}")
     if not temperatures:
@@ -101,7 +116,7 @@ def temperature_sweep(student: nn.Module, teacher: nn.Module, train_loader: Data
     best, best_student = None, None
     for temperature in temperatures:
         torch.manual_seed(seed)
-        candidate = copy.deepcopy(student)
+        candidate = copy_model(student, "student")
         optimizer = torch.optim.Adam(candidate.parameters(), lr=lr)
         distill_steps(candidate, teacher, train_loader, optimizer, steps, temperature, alpha)
         val_accuracy[temperature] = evaluate(candidate, val_loader)

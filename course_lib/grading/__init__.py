@@ -2,26 +2,28 @@
 
 - :func:`check` (in the learner's notebook): ``check("soft_targets", soft_targets)`` runs the
   exercise's public tests and prints what passed and, if not, input, output and expected value;
-  :func:`hint` (``hint("soft_targets")``) prints the next step of a hint each time it is called.
+  :func:`hint` (``hint("soft_targets")``) prints the next step of a hint each time it is called
+  (:mod:`~course_lib.grading.checks`).
 - ``python -m course_lib.grading grade NOTEBOOK --assignment NAME [--json results.json]``: scores the
   notebook's functions in confined sandboxes, against answers computed here from the references, then
   executes the notebook for the learner's information, and writes Gradescope's ``results.json``
-  (:mod:`~course_lib.grading.grader`); ``grade-all`` grades a class into a CSV
-  (:mod:`~course_lib.grading.batch`).
-- ``gradescope-bundle`` and ``classroom-workflow``: a Gradescope autograder zip
-  (:mod:`~course_lib.grading.bundle`) and a GitHub Classroom workflow (:mod:`~course_lib.grading.classroom`).
+  (:mod:`~course_lib.grading.grade.grader`); ``grade-all``, ``gradescope-bundle`` and ``classroom-workflow``
+  grade a class into a CSV, build a Gradescope autograder and a GitHub Classroom workflow
+  (:mod:`~course_lib.grading.deploy`).
 - ``python -m course_lib.grading generate solutions exercises``: the learners' notebooks from the
-  masters (:mod:`~course_lib.grading.generate`); ``check-generated`` tells whether they are current.
+  masters (:mod:`~course_lib.grading.authoring.generate`); ``check-generated`` tells whether they are current.
 
-Modules by concern: the data model (:mod:`~course_lib.grading.spec`, :mod:`~course_lib.grading.status`),
-the notebook (:mod:`~course_lib.grading.reading`, :mod:`~course_lib.grading.extract`,
-:mod:`~course_lib.grading.questions`), isolation (:mod:`~course_lib.grading.confine`,
-:mod:`~course_lib.grading.supervise`, :mod:`~course_lib.grading.workspace`, :mod:`~course_lib.grading.fence`,
-:mod:`~course_lib.grading.tripwire`), the sandboxes (:mod:`~course_lib.grading.sandbox`,
-:mod:`~course_lib.grading.channel`, :mod:`~course_lib.grading.runner`), judging
-(:mod:`~course_lib.grading.scoring`), execution (:mod:`~course_lib.grading.execution`) and reports
-(:mod:`~course_lib.grading.reports`). Exercises and their tests: :mod:`course_lib.grading.specs`, one module
-per notebook.
+Subpackages by concern, each importing only from those below it::
+
+    __main__       the command line
+    deploy         a class (grade-all), the Gradescope bundle, the GitHub Classroom workflow
+    grade          one notebook: read it, run the sandboxes, score, report
+    confinement    running learner code out of reach: launcher, sandboxes, kernel, fence, limits
+    checks         the learner's check() and hint()        (beside confinement, below grade: neither uses the other)
+    authoring      what an exercise is, how answers are compared, the specs (one package per notebook), generation
+
+To add an exercise, see ``book/instructors/index.md`` ("Adding an exercise"): its cases and its ``Exercise`` go
+in the notebook's package under :mod:`course_lib.grading.authoring.specs`.
 """
 from __future__ import annotations
 

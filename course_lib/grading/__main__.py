@@ -27,22 +27,23 @@ def _positive_int(text: str) -> int:
 
 
 def _grading_options(p: argparse.ArgumentParser) -> None:
-    from .options import Options
+    from .confinement.options import Options
     default = Options()
     p.add_argument("--assignment", required=True, help="the assignment to grade against (required: the notebook's "
                                                        "name and metadata belong to the learner)")
     p.add_argument("--seed-file", metavar="PATH", help="file holding the hidden cases' secret seed (default "
                                                         "$COURSE_GRADING_SEED, else a fixed seed)")
-    p.add_argument("--no-execute", action="store_true", help="do not execute the notebook (its execution never changes the score)")
+    p.add_argument("--no-execute", action="store_true",
+                   help="do not execute the notebook (its execution never changes the score)")
     p.add_argument("--execution-timeout", type=_positive, default=default.execution_timeout, metavar="S",
                    help=f"time for executing the notebook (default {default.execution_timeout:g})")
     p.add_argument("--cell-timeout", type=_positive, default=default.cell_timeout, metavar="S",
                    help=f"time per cell when executing (default {default.cell_timeout:g})")
-    p.add_argument("--case-timeout", type=_positive, default=default.limits.case_cpu, metavar="S",
-                   help=f"CPU seconds per test case (default {default.limits.case_cpu:g}; wall clock: twice that)")
-    p.add_argument("--exercise-timeout", type=_positive, default=default.limits.exercise, metavar="S",
+    p.add_argument("--case-timeout", type=_positive, default=default.time.case_cpu, metavar="S",
+                   help=f"CPU seconds per test case (default {default.time.case_cpu:g}; wall clock: twice that)")
+    p.add_argument("--exercise-timeout", type=_positive, default=default.time.exercise, metavar="S",
                    help=f"seconds charged to one exercise's cases before the rest are skipped "
-                        f"(default {default.limits.exercise:g})")
+                        f"(default {default.time.exercise:g})")
     p.add_argument("--memory", type=_positive, default=default.memory.data_bytes / (1 << 30), metavar="GIB",
                    help=f"data memory of each learner process, in GiB (default {default.memory.data_bytes >> 30})")
     p.add_argument("--sandbox-user", default=default.user, metavar="USER",
@@ -51,12 +52,12 @@ def _grading_options(p: argparse.ArgumentParser) -> None:
 
 
 def options_from(args: argparse.Namespace):
-    """The :class:`~course_lib.grading.options.Options` of parsed arguments."""
-    from .confine import Limits
-    from .options import Options, TimeLimits
+    """The :class:`~course_lib.grading.confinement.options.Options` of parsed arguments."""
+    from .confinement.options import Memory, Options, TimeLimits
 
-    limits = TimeLimits(case_cpu=args.case_timeout, case_wall=2 * args.case_timeout, exercise=args.exercise_timeout)
-    return Options(limits=limits, memory=Limits(data_bytes=int(args.memory * (1 << 30))),
+    time_limits = TimeLimits(case_cpu=args.case_timeout, case_wall=2 * args.case_timeout,
+                             exercise=args.exercise_timeout)
+    return Options(time=time_limits, memory=Memory(data_bytes=int(args.memory * (1 << 30))),
                    execute=not args.no_execute, cell_timeout=args.cell_timeout,
                    execution_timeout=args.execution_timeout, user=args.sandbox_user)
 
@@ -81,7 +82,8 @@ def parser() -> argparse.ArgumentParser:
     b = sub.add_parser("gradescope-bundle", help="build a Gradescope autograder zip for one assignment")
     b.add_argument("--assignment", required=True)
     b.add_argument("--out", required=True, metavar="ZIP")
-    b.add_argument("--seed-file", metavar="PATH", help="the secret seed to put in the bundle (default: a new random one)")
+    b.add_argument("--seed-file", metavar="PATH",
+                   help="the secret seed to put in the bundle (default: a new random one)")
     b.add_argument("--wheel", metavar="WHL", help="the course_lib wheel to ship (default: built from this checkout)")
     w = sub.add_parser("classroom-workflow", help="print the GitHub Classroom workflow for one assignment")
     w.add_argument("--assignment", required=True)
@@ -103,10 +105,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "grade":
         return _grade(args)
     if args.command == "grade-all":
-        from .batch import grade_all
+        from .deploy.batch import grade_all
         return grade_all(args)
     if args.command == "gradescope-bundle":
-        from .bundle import build_bundle
+        from .deploy.bundle import build_bundle
         try:
             path = build_bundle(args.assignment, args.out, seed_file=args.seed_file, wheel=args.wheel)
         except (ValueError, FileNotFoundError, RuntimeError) as e:
@@ -115,14 +117,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {path}")
         return 0
     if args.command == "classroom-workflow":
-        from .classroom import workflow
+        from .deploy.classroom import workflow
         try:
             print(workflow(args.assignment, args.notebook), end="")
         except ValueError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
         return 0
-    from .generate import generate
+    from .authoring.generate import generate
     try:
         changed = generate(args.solutions, args.exercises, check=args.command == "check-generated")
     except (FileNotFoundError, ValueError) as e:
@@ -142,7 +144,7 @@ def _write(results: dict, args: argparse.Namespace) -> None:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
     if args.classroom_output:
-        from .reports import classroom_output
+        from .grade.reports import classroom_output
         with open(args.classroom_output, "a") as f:
             f.write(classroom_output(results) + "\n")
 
@@ -150,13 +152,13 @@ def _write(results: dict, args: argparse.Namespace) -> None:
 def _grade(args: argparse.Namespace) -> int:
     """Grade; whatever happens, ``--json`` gets a results.json (score 0 and the reason if not graded)."""
     start = time.monotonic()
-    from .reading import GradingError, read_notebook
-    from .reports import fatal
+    from .grade.reading import GradingError, read_notebook
+    from .grade.reports import fatal
     try:
         read_notebook(args.notebook)  # before importing torch: a bad file name is answered at once
         options = options_from(args)
-        from .grader import grade
-        from .reports import instructor_notes, score_table
+        from .grade.grader import grade
+        from .grade.reports import instructor_notes, score_table
         results = grade(args.notebook, args.assignment, seed_file=args.seed_file, options=options)
     except (GradingError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)

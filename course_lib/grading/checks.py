@@ -1,8 +1,12 @@
-"""Immediate feedback and help in the learner's notebook: ``check("soft_targets", soft_targets)``, ``hint("soft_targets")``.
+"""Immediate feedback and help in the learner's notebook: ``check("soft_targets", soft_targets)`` and
+``hint("soft_targets")`` (re-exported by :mod:`course_lib.grading`).
 
 :func:`check` runs the exercise's *public* cases on the learner's function and on the reference, and
 prints, for each case, whether it passed and, if not, what input gave what output and what was
-expected. It never raises, so "Run all" goes on. The hidden cases are run only by the grader.
+expected. Whatever the learner's function does (raise, return garbage, not be written yet) is printed, not
+raised, so "Run all" goes on; ``check`` itself raises only for a name that is no exercise (``ValueError``)
+and for a reference that fails on a public case (``RuntimeError``: a bug of the course, not of the learner).
+The hidden cases are run only by the grader.
 
 :func:`hint` prints the exercise's next hint step each time it is called (the spec's ``hints``): the
 stub's message says what to compute, the steps say how, one at a time, the last one closest to code.
@@ -11,8 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .spec import call_and_observe, from_plain, rng_seed
-from .specs import find_exercise
+from .authoring.calling import call_and_observe
+from .authoring.plain import from_plain
+from .authoring.seeds import rng_seed
+from .authoring.specs import find_exercise
 
 
 def check(name: str, fn: Callable) -> None:

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._validation import check_module, check_tensor
+from .._validation import changes_model, check_module, check_tensor
 
 
 def _checked_masks(model: nn.Module, masks: object) -> dict[str, tuple[nn.Parameter, torch.Tensor]]:
@@ -40,6 +40,7 @@ def _checked_masks(model: nn.Module, masks: object) -> dict[str, tuple[nn.Parame
     return checked
 
 
+@changes_model
 def masked_step(model: nn.Module, masks: Mapping[str, torch.Tensor], inputs: torch.Tensor, labels: torch.Tensor,
                 optimizer: torch.optim.Optimizer) -> float:
     """One optimizer step of cross-entropy training of ``model`` that leaves its pruned weights exactly zero.

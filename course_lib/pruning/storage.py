@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._validation import check_choice, check_module, check_tensor, select_layers, weight_layers
+from .._validation import check_choice, check_module, check_tensor, reads_model, select_layers, weight_layers
 
 FORMATS = ("csr", "bitmask")
 _MAGIC = {"csr": b"SPC", "bitmask": b"SPB"}
@@ -79,6 +79,7 @@ def decode_sparse(data: bytes) -> torch.Tensor:
     return torch.from_numpy(dense.reshape(shape))
 
 
+@reads_model
 def other_tensor_bytes(model: nn.Module) -> int:
     """Bytes of every ``state_dict`` tensor of ``model`` except the Linear/Conv2d weights (in any
     parametrized form: mask, code book and indices...): biases, BatchNorm parameters and buffers, at their
@@ -90,6 +91,7 @@ def other_tensor_bytes(model: nn.Module) -> int:
                if key not in weight_keys and not key.startswith(parametrized))
 
 
+@reads_model
 def sparse_model_bytes(model: nn.Module, *, format: str = "csr") -> int:
     """Bytes of ``model`` with every Linear/Conv2d weight in a sparse ``format`` and every other tensor dense.
 

@@ -19,10 +19,17 @@ from collections.abc import Iterable, Mapping
 import torch
 from torch import nn
 
-from .._validation import (check_float_tensor, check_layer_mapping, check_module, check_sparsity, check_tensor,
-                           select_layers)
-from ..metrics import example_input as random_images
-from ..training import model_device
+from .._validation import (
+    check_float_tensor,
+    check_layer_mapping,
+    check_module,
+    check_sparsity,
+    check_tensor,
+    select_layers,
+    verb,
+)
+from ..metrics import random_images
+from ..training import evaluating, model_device
 from .surgery import slice_batchnorm, slice_conv
 from .unstructured import make_permanent
 
@@ -34,65 +41,27 @@ _SUPPORTED = ("a model whose forward runs its layers one after another (nn.Seque
 
 
 def channel_l1_norms(conv_weight: torch.Tensor) -> torch.Tensor:
-    """$\\ell_1$ norm of each filter, $\\lVert W_j \\rVert_1 = \\sum_{i,u,v} |W_{j,i,u,v}|$: ``(C_out, C_in, kh, kw)`` -> ``(C_out,)``."""
+    """$\\ell_1$ norm of each filter, $\\lVert W_j \\rVert_1 = \\sum_{i,u,v} |W_{j,i,u,v}|$:
+    ``(C_out, C_in, kh, kw)`` -> ``(C_out,)``."""
     check_tensor(conv_weight, "conv_weight")
     if conv_weight.dim() != 4:
-        raise ValueError(f"conv_weight must be a 4-D tensor (C_out, C_in, kh, kw), got shape {tuple(conv_weight.shape)}")
+        raise ValueError(f"conv_weight must be a 4-D tensor (C_out, C_in, kh, kw), got shape "
+                         f"{tuple(conv_weight.shape)}")
     return conv_weight.detach().abs().sum(dim=(1, 2, 3))
 
 
 def channels_to_keep(scores: torch.Tensor, sparsity: float) -> torch.Tensor:
-    """Sorted indices of the channels kept when the ``round(sparsity * C)`` lowest of ``scores`` ``(C,)`` are removed."""
+    """Sorted indices of the channels kept when the ``round(sparsity * C)`` lowest of ``scores`` ``(C,)`` are
+    removed."""
     sparsity = check_sparsity(sparsity, of="channels", high_open=True)
     check_tensor(scores, "scores")
     if scores.dim() != 1:
         raise ValueError(f"scores must have shape (C,), got {tuple(scores.shape)}")
     keep = scores.numel() - round(sparsity * scores.numel())
     if keep < 1:
-        raise ValueError(f"sparsity={sparsity} would remove all {scores.numel()} channels of a layer; use a smaller sparsity")
+        raise ValueError(f"sparsity={sparsity} would remove all {scores.numel()} channels of a layer; use a smaller "
+                         "sparsity")
     return torch.topk(scores, keep).indices.sort().values
-
-
-def layer_macs(model: nn.Module, example_input: torch.Tensor | None = None) -> dict[str, int]:
-    """Multiply-accumulates of each Linear and Conv2d layer for ONE input, the work a dense kernel does.
-
-    A Linear layer does ``in_features * out_features``; a convolution ``C_out * (C_in / groups) * kh * kw``
-    per output position, times its ``H_out * W_out`` positions (read from one forward pass in eval mode).
-    Zeros in a weight count like any other value: this is what unstructured sparsity leaves unchanged and
-    channel pruning reduces. Removing a fraction $r$ of the channels of a convolution whose input channels
-    were also cut by $r$ leaves $(1-r)^2$ of its work; the first convolution (its input is the image) and the
-    first Linear layer after the convolutions keep $(1-r)$.
-
-    Args:
-        model: any module; not modified (its train/eval modes are restored).
-        example_input: one input batch; default one random image of the size the model expects
-            (:func:`course_lib.metrics.example_input`). The counts are per input, whatever the batch size.
-
-    Returns:
-        Layer name -> multiply-accumulates per input, for every Linear and Conv2d layer the forward calls.
-    """
-    check_module(model)
-    x = random_images(model) if example_input is None else check_tensor(example_input, "example_input", min_dim=1)
-    macs: dict[str, int] = {}
-
-    def count(name: str):
-        def hook(module: nn.Module, _: tuple, output: torch.Tensor) -> None:
-            per_position = module.weight.numel()
-            positions = output.shape[-2] * output.shape[-1] if isinstance(module, nn.Conv2d) else 1
-            macs[name] = macs.get(name, 0) + per_position * positions
-        return hook
-
-    handles = [m.register_forward_hook(count(name)) for name, m in select_layers(model, None).items()]
-    modes = {m: m.training for m in model.modules()}
-    try:
-        with torch.no_grad():
-            model.eval()(x[:1].to(model_device(model)))
-    finally:
-        for h in handles:
-            h.remove()
-        for m, mode in modes.items():
-            m.training = mode
-    return macs
 
 
 def _slice_linear_inputs(linear: nn.Linear, columns: torch.Tensor) -> nn.Linear:
@@ -131,10 +100,9 @@ def _layer_chain(model: nn.Module, x: torch.Tensor) -> list[tuple[str, nn.Module
         calls[-1][3] = output.detach().clone() if isinstance(output, torch.Tensor) else None
 
     handles = [m.register_forward_pre_hook(before) for m in names] + [m.register_forward_hook(after) for m in names]
-    modes = {m: m.training for m in model.modules()}
     try:
-        with torch.no_grad():
-            model.eval()(x.to(model_device(model)))
+        with torch.no_grad(), evaluating(model):
+            model(x.to(model_device(model)))
     except (RuntimeError, ValueError) as e:
         if "called twice" in str(e):
             raise
@@ -143,8 +111,6 @@ def _layer_chain(model: nn.Module, x: torch.Tensor) -> list[tuple[str, nn.Module
     finally:
         for h in handles:
             h.remove()
-        for m, mode in modes.items():
-            m.training = mode
     first_conv = next((i for i, c in enumerate(calls) if isinstance(c[1], nn.Conv2d)), None)
     if first_conv is None:
         raise ValueError(f"prune_channels supports {_SUPPORTED}; the forward of {type(model).__name__} calls no Conv2d")
@@ -170,6 +136,7 @@ def _channels_kept(name: str, conv: nn.Conv2d, scores: Mapping[str, torch.Tensor
     return channels_to_keep(score.detach().cpu(), sparsity)
 
 
+@verb
 def prune_channels(model: nn.Module, *, sparsity: float, scores: Mapping[str, torch.Tensor] | None = None,
                    layers: Iterable[str] | None = None, example_input: torch.Tensor | None = None) -> nn.Module:
     """A physically smaller copy of ``model``: ``round(sparsity * C_out)`` output channels removed from each conv.
@@ -183,7 +150,7 @@ def prune_channels(model: nn.Module, *, sparsity: float, scores: Mapping[str, to
         layers: names of the convolutions to prune (default: every conv whose channels feed another
             Conv2d or Linear layer, i.e. all but a last conv that produces the model's output).
         example_input: one input the model accepts, used to follow the layers (default: one random image
-            of the size the model says it expects, :func:`course_lib.metrics.example_input`).
+            of the size the model says it expects, :func:`course_lib.metrics.random_images`).
 
     Returns:
         A new model of the same class: each pruned conv keeps its highest-scored filters; the BatchNorm

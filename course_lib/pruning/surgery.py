@@ -23,8 +23,9 @@ from torch import nn
 
 def _check_keep(keep: object, channels: int) -> torch.Tensor:
     if not isinstance(keep, torch.Tensor) or keep.is_floating_point() or keep.is_complex() or keep.dtype == torch.bool:
-        raise TypeError(f"keep must be an integer tensor of channel indices, got "
-                        f"{f'a tensor of dtype {keep.dtype}' if isinstance(keep, torch.Tensor) else type(keep).__name__}")
+        raise TypeError("keep must be an integer tensor of channel indices, got "
+                        + (f"a tensor of dtype {keep.dtype}" if isinstance(keep, torch.Tensor)
+                           else type(keep).__name__))
     if keep.dim() != 1 or keep.numel() == 0:
         raise ValueError(f"keep must be a non-empty 1-D tensor of channel indices, got shape {tuple(keep.shape)}")
     if bool(((keep < 0) | (keep >= channels)).any()):
@@ -82,7 +83,8 @@ def remove_channels(conv: nn.Conv2d, bn: nn.BatchNorm2d, next_conv: nn.Conv2d,
         (see the module docstring). TypeError for layers of the wrong kind, ValueError (naming ``keep``) for
         indices that are out of range, repeated or missing, and for layers whose channel counts disagree.
     """
-    for name, module, kind in (("conv", conv, nn.Conv2d), ("bn", bn, nn.BatchNorm2d), ("next_conv", next_conv, nn.Conv2d)):
+    for name, module, kind in (("conv", conv, nn.Conv2d), ("bn", bn, nn.BatchNorm2d),
+                               ("next_conv", next_conv, nn.Conv2d)):
         if not isinstance(module, kind):
             raise TypeError(f"{name} must be an nn.{kind.__name__}, got {type(module).__name__}")
     if conv.groups != 1 or next_conv.groups != 1:

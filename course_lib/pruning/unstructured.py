@@ -15,7 +15,6 @@ multiplies its masks by the new ones: a pruned weight never comes back.
 """
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Iterable, Mapping
 
 import torch
@@ -23,8 +22,22 @@ from torch import nn
 from torch.nn.utils import parametrize
 from torch.utils.data import DataLoader
 
-from .._validation import (check_choice, check_int, check_layer_mapping, check_module, check_sparsity, check_tensor,
-                           select_layers, weight_layers, weight_parametrization)
+from .._validation import (
+    check_choice,
+    check_int,
+    check_layer_mapping,
+    check_loader,
+    check_module,
+    check_sparsity,
+    check_tensor,
+    copy_model,
+    plain_weights,
+    reads_model,
+    select_layers,
+    verb,
+    weight_layers,
+    weight_parametrization,
+)
 from ..training import LossFn, cross_entropy_loss, pick_device
 from .masks import global_magnitude_masks, magnitude_mask, random_mask, taylor_importance
 
@@ -41,11 +54,6 @@ class Mask(nn.Module):
 
     def forward(self, weight: torch.Tensor) -> torch.Tensor:
         return weight * self.mask
-
-
-def is_pruned(module: nn.Module) -> bool:
-    """Whether ``module.weight`` carries a pruning :class:`Mask`."""
-    return weight_parametrization(module, Mask) is not None
 
 
 def masks_from_scores(scores: Mapping[str, torch.Tensor], sparsity: Sparsity, scope: str) -> dict[str, torch.Tensor]:
@@ -92,14 +100,15 @@ def _sparsities(model: nn.Module, sparsity: Sparsity, scope: str, layers: Iterab
 
 def _prune_copy(model: nn.Module, scores: Callable[[dict[str, nn.Module]], dict[str, torch.Tensor]],
                 sparsities: dict[str, float], scope: str) -> nn.Module:
-    pruned = copy.deepcopy(model)
+    pruned = copy_model(model)
     layers = {name: m for name, m in weight_layers(pruned).items() if name in sparsities}
     value = sparsities if scope == "layer" else next(iter(sparsities.values()))
     install_masks(layers, masks_from_scores(scores(layers), value, scope))
     return pruned
 
 
-def apply_masks(model: nn.Module, masks: Mapping[str, torch.Tensor]) -> nn.Module:
+@verb
+def apply_masks(model: nn.Module, *, masks: Mapping[str, torch.Tensor]) -> nn.Module:
     """A copy of ``model`` with ``masks`` (layer name -> 0/1 mask of that layer's weight shape) kept in force.
 
     A layer already pruned has its mask multiplied by the new one (pruned weights stay pruned).
@@ -114,11 +123,12 @@ def apply_masks(model: nn.Module, masks: Mapping[str, torch.Tensor]) -> nn.Modul
                              f"got {tuple(mask.shape)}")
         if not ((mask == 0) | (mask == 1)).all():
             raise ValueError(f"masks[{name!r}] must hold only 0 and 1")
-    pruned = copy.deepcopy(model)
+    pruned = copy_model(model)
     install_masks(weight_layers(pruned), masks)
     return pruned
 
 
+@verb
 def magnitude_prune(model: nn.Module, *, sparsity: Sparsity, scope: str = "global",
                     layers: Iterable[str] | None = None) -> nn.Module:
     """A copy of ``model`` with the smallest-magnitude Linear/Conv2d weights masked (Han et al., 2015).
@@ -139,6 +149,7 @@ def magnitude_prune(model: nn.Module, *, sparsity: Sparsity, scope: str = "globa
     return _prune_copy(model, lambda found: {n: m.weight.detach() for n, m in found.items()}, sparsities, scope)
 
 
+@verb
 def random_prune(model: nn.Module, *, sparsity: Sparsity, layers: Iterable[str] | None = None,
                  generator: torch.Generator | None = None) -> nn.Module:
     """A copy of ``model`` with ``round(sparsity * n)`` of each layer's ``n`` weights masked at random (the
@@ -148,31 +159,35 @@ def random_prune(model: nn.Module, *, sparsity: Sparsity, layers: Iterable[str] 
     if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
     sparsities = _sparsities(model, sparsity, "layer", layers)
-    pruned = copy.deepcopy(model)
+    pruned = copy_model(model)
     found = weight_layers(pruned)
     install_masks(found, {name: random_mask(found[name].weight, s, generator) for name, s in sparsities.items()})
     return pruned
 
 
+@reads_model
 def trainable_weight(module: nn.Module) -> torch.Tensor:
     """The trainable tensor behind ``module.weight`` (the parametrization's original when there is one)."""
     return module.parametrizations.weight.original if parametrize.is_parametrized(module, "weight") else module.weight
 
 
+@reads_model
 def taylor_scores(model: nn.Module, loader: DataLoader, *, batches: int = 4, loss_fn: LossFn = cross_entropy_loss,
                   layers: Iterable[str] | None = None,
                   device: str | torch.device | None = None) -> dict[str, torch.Tensor]:
     """First-order Taylor importance of every selected weight, averaged over ``batches`` batches of ``loader``.
 
-    For each batch $b$, $I^{(b)} = |w \\odot \\partial L_b / \\partial w|$ (:func:`~course_lib.pruning.taylor_importance`),
+    For each batch $b$, $I^{(b)} = |w \\odot \\partial L_b / \\partial w|$
+    (:func:`~course_lib.pruning.taylor_importance`),
     on a copy of the model in eval mode (BatchNorm running statistics, no dropout); the score is the mean of
     the $I^{(b)}$. Already pruned weights score 0. Returns layer name -> score of the weight's shape (CPU).
     """
     check_module(model)
+    check_loader(loader)
     check_int(batches, "batches", 1)
     names = list(select_layers(model, layers))
     device = pick_device(device)
-    work = copy.deepcopy(model).to(device).eval()
+    work = copy_model(model).to(device).eval()
     found = weight_layers(work)
     params = {name: trainable_weight(found[name]) for name in names}
     totals = {name: torch.zeros_like(p) for name, p in params.items()}
@@ -186,10 +201,11 @@ def taylor_scores(model: nn.Module, loader: DataLoader, *, batches: int = 4, los
             totals[name] += taylor_importance(params[name], g)
         seen += 1
     if seen == 0:
-        raise ValueError("loader yielded no batch")
+        raise ValueError("loader must yield at least one batch, got none")
     return {name: (t / seen).cpu() for name, t in totals.items()}
 
 
+@verb
 def taylor_prune(model: nn.Module, loader: DataLoader, *, sparsity: Sparsity, scope: str = "global",
                  layers: Iterable[str] | None = None, batches: int = 4, loss_fn: LossFn = cross_entropy_loss,
                  device: str | torch.device | None = None) -> nn.Module:
@@ -197,11 +213,13 @@ def taylor_prune(model: nn.Module, loader: DataLoader, *, sparsity: Sparsity, sc
     Molchanov et al., 2017) masked; ``sparsity``, ``scope`` and ``layers`` as in :func:`magnitude_prune`,
     ``batches`` batches of ``loader`` estimate the gradient."""
     check_module(model)
+    check_loader(loader)
     sparsities = _sparsities(model, sparsity, scope, layers)
     scores = taylor_scores(model, loader, batches=batches, loss_fn=loss_fn, layers=list(sparsities), device=device)
     return _prune_copy(model, lambda found: scores, sparsities, scope)
 
 
+@verb
 def make_permanent(model: nn.Module) -> nn.Module:
     """A copy of ``model`` whose parametrized Linear/Conv2d weights (pruning masks, binary or shared weights)
     are folded into plain parameters holding the values the layers computed with.
@@ -209,22 +227,16 @@ def make_permanent(model: nn.Module) -> nn.Module:
     Like ``torch.nn.utils.prune.remove``; the copy has no weight parametrization left. Training it may make
     pruned zeros non-zero again, and shared weights diverge from their code book.
     """
-    folded = copy.deepcopy(check_module(model))
-    for module in weight_layers(folded).values():
-        if parametrize.is_parametrized(module, "weight"):
-            # A deep copy shares its original's parametrized class, and remove_parametrizations deletes the
-            # `weight` property from that class (breaking the original): give the copy a class of its own first.
-            cls = type(module)
-            module.__class__ = type(cls.__name__, cls.__bases__, dict(cls.__dict__))
-            parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
-    return folded
+    return plain_weights(copy_model(model))  # the copy's parametrized classes are its own: model stays intact
 
 
+@reads_model
 def layer_sparsities(model: nn.Module) -> dict[str, float]:
     """Fraction of exact zeros in each Linear/Conv2d weight (the weight the layer computes with)."""
     return {name: int((m.weight == 0).sum()) / m.weight.numel() for name, m in select_layers(model, None).items()}
 
 
+@reads_model
 def sparsity(model: nn.Module) -> float:
     """Fraction of exact zeros over all Linear/Conv2d weights of ``model`` (biases and BatchNorm excluded)."""
     weights = [m.weight.detach() for m in select_layers(model, None).values()]

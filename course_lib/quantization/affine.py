@@ -28,7 +28,8 @@ ScaleLike = Number | torch.Tensor
 
 
 def qrange(bits: int, signed: bool = True) -> tuple[int, int]:
-    """``(q_min, q_max)`` of ``bits``-bit codes: ``[-2**(bits-1), 2**(bits-1) - 1]`` signed, ``[0, 2**bits - 1]`` unsigned."""
+    """``(q_min, q_max)`` of ``bits``-bit codes: ``[-2**(bits-1), 2**(bits-1) - 1]`` signed, ``[0, 2**bits - 1]``
+    unsigned."""
     bits = check_int(bits, "bits", 1, 32)
     check_bool(signed, "signed")
     return (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2 ** bits - 1)
@@ -148,7 +149,8 @@ def quantize(x: torch.Tensor, scale: ScaleLike, zero_point: ScaleLike, bits: int
 
 
 def dequantize(q: torch.Tensor, scale: ScaleLike, zero_point: ScaleLike, axis: int | None = None) -> torch.Tensor:
-    """Real values ``scale * (q - zero_point)`` (float32) of integer codes ``q`` (per tensor, or per channel along ``axis``)."""
+    """Real values ``scale * (q - zero_point)`` (float32) of integer codes ``q`` (per tensor, or per channel along
+    ``axis``)."""
     if not isinstance(q, torch.Tensor) or q.is_floating_point() or q.is_complex() or q.dtype == torch.bool:
         raise TypeError("q must be an integer tensor of codes, got "
                         + (f"a tensor of dtype {q.dtype}" if isinstance(q, torch.Tensor) else type(q).__name__))
@@ -157,7 +159,8 @@ def dequantize(q: torch.Tensor, scale: ScaleLike, zero_point: ScaleLike, axis: i
 
 
 class _FakeQuantizeSTE(torch.autograd.Function):
-    """Forward: ``s * (clamp(round(x/s) + z) - z)``; backward: the gradient where ``round(x/s) + z`` is in range, else 0."""
+    """Forward: ``s * (clamp(round(x/s) + z) - z)``; backward: the gradient where ``round(x/s) + z`` is in range,
+    else 0."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, s: torch.Tensor, z: torch.Tensor, q_min: int, q_max: int) -> torch.Tensor:

@@ -1,4 +1,5 @@
-"""Binary weights: $w \\approx \\alpha \\operatorname{sign}(w)$ with $\\alpha = \\operatorname{mean}|w|$ (Rastegari et al., 2016).
+"""Binary weights: $w \\approx \\alpha \\operatorname{sign}(w)$ with $\\alpha = \\operatorname{mean}|w|$
+(Rastegari et al., 2016).
 
 For a filter $w \\in \\mathbb{R}^n$, $\\lVert w - \\alpha b \\rVert^2$ over $b \\in \\{-1, +1\\}^n$ and
 $\\alpha > 0$ is minimised by $b = \\operatorname{sign}(w)$ and $\\alpha = \\lVert w \\rVert_1 / n$
@@ -13,14 +14,13 @@ customarily left in full precision (Rastegari et al., 2016): pass the others as 
 """
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterable
 
 import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from .._validation import check_bool, check_float_tensor, check_module, select_layers
+from .._validation import check_bool, check_float_tensor, check_module, copy_model, select_layers, verb
 
 
 def _check_weight(weight: object) -> torch.Tensor:
@@ -28,7 +28,8 @@ def _check_weight(weight: object) -> torch.Tensor:
 
 
 def binary_alpha(weight: torch.Tensor, per_channel: bool = True) -> torch.Tensor:
-    """The optimal scale ``mean(|w|)``: per output channel (dim 0), shaped ``(C_out, 1, ...)`` to broadcast, or one 0-d value."""
+    """The optimal scale ``mean(|w|)``: per output channel (dim 0), shaped ``(C_out, 1, ...)`` to broadcast, or one
+    0-d value."""
     _check_weight(weight)
     if per_channel:
         return weight.abs().mean(dim=tuple(range(1, weight.dim())), keepdim=True)
@@ -58,7 +59,8 @@ def binarize(weight: torch.Tensor, per_channel: bool = True, scaled: bool = True
 
 
 class Binarize(nn.Module):
-    """Parametrization ``weight -> binarize(weight, per_channel, scaled)`` for :func:`torch.nn.utils.parametrize.register_parametrization`."""
+    """Parametrization ``weight -> binarize(weight, per_channel, scaled)`` for
+    :func:`torch.nn.utils.parametrize.register_parametrization`."""
 
     def __init__(self, per_channel: bool = True, scaled: bool = True) -> None:
         super().__init__()
@@ -68,6 +70,7 @@ class Binarize(nn.Module):
         return binarize(weight, self.per_channel, self.scaled)
 
 
+@verb
 def binarize_weights(model: nn.Module, *, layers: Iterable[str] | None = None, per_channel: bool = True,
                      scaled: bool = True) -> nn.Module:
     """A copy of ``model`` whose Conv2d/Linear weights in ``layers`` (default: all) are binarized by a parametrization.
@@ -80,7 +83,7 @@ def binarize_weights(model: nn.Module, *, layers: Iterable[str] | None = None, p
     check_bool(per_channel, "per_channel")
     check_bool(scaled, "scaled")
     names = list(select_layers(model, layers))
-    binary = copy.deepcopy(model)
+    binary = copy_model(model)
     for name, layer in select_layers(binary, names).items():
         if parametrize.is_parametrized(layer, "weight"):
             raise ValueError(f"layer {name!r} is already parametrized; binarize a model without masks or code books")

@@ -14,17 +14,17 @@ configurations, which is why the convolution-heavy teacher needs the graph path.
 """
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterable
 
 import torch
 from torch import nn
 
-from .._validation import check_int, check_module, check_tensor
+from .._validation import check_int, check_loader, check_module, check_tensor, copy_model, plain_weights, verb
 from ..acceleration import try_compile
 from .ptq import calibration_inputs
 
 
+@verb
 @torch.no_grad()
 def convert_int8(model: nn.Module, batches: Iterable, *, example_input: torch.Tensor,
                  num_batches: int | None = 8) -> nn.Module:
@@ -32,7 +32,8 @@ def convert_int8(model: nn.Module, batches: Iterable, *, example_input: torch.Te
 
     Args:
         model: a float model that ``torch.export`` can capture (any batch size: the batch dimension is
-            exported as dynamic); left untouched.
+            exported as dynamic); left untouched. Parametrized weights (pruning masks, shared weights) are
+            quantized as the plain weights they compute.
         batches: calibration batches (tensors or ``(inputs, targets)`` pairs), on the CPU.
         example_input: one input batch, used for the export.
         num_batches: how many calibration batches to run (``None``: all).
@@ -43,13 +44,16 @@ def convert_int8(model: nn.Module, batches: Iterable, *, example_input: torch.Te
     from torchao.quantization.pt2e import allow_exported_model_train_eval
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
     from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import (
-        X86InductorQuantizer, get_default_x86_inductor_quantization_config)
+        X86InductorQuantizer,
+        get_default_x86_inductor_quantization_config,
+    )
 
     check_module(model)
+    check_loader(batches, "batches")
     check_tensor(example_input, "example_input", floating=True, min_dim=1)
     if num_batches is not None:
         check_int(num_batches, "num_batches (None or an integer)", 1)
-    float_model = copy.deepcopy(model).cpu().eval()
+    float_model = plain_weights(copy_model(model)).cpu().eval()  # PT2E quantizes plain weight tensors
     batch = torch.export.Dim("batch")
     exported = torch.export.export(float_model, (example_input.cpu(),), dynamic_shapes=({0: batch},)).module()
     quantizer = X86InductorQuantizer()
@@ -74,6 +78,7 @@ def _drop_unused_tensors(graph_module: torch.fx.GraphModule) -> None:
             delattr(graph_module.get_submodule(owner), attribute)
 
 
+@verb
 def compile_int8(model: nn.Module, batches: Iterable, *, example_input: torch.Tensor,
                  num_batches: int | None = 8) -> nn.Module:
     """``model`` quantized to int8 by PT2E (:func:`convert_int8`) and compiled with Inductor's freezing on.

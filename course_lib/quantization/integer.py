@@ -15,6 +15,8 @@ magnitude, so up to $2^{16}$ inputs fit); only the requantization multiplies by 
 number $M_o$, which integer hardware stores as a fixed-point multiplier and a shift. Here it is applied in
 float64 with rounding half to even, as ``torch.round``. The dequantized output $s_y (q_y - z_y)$ is then
 the float layer's output on the dequantized inputs, rounded to the output grid (and clipped to its range).
+The int8 kernels of x86 CPUs without VNNI add the products in pairs in 16 bits, which saturate:
+:mod:`course_lib.quantization.kernels` says which kernel runs and computes what those give.
 """
 from __future__ import annotations
 
@@ -45,6 +47,51 @@ def _per_output(value: object, name: str, features: int) -> torch.Tensor:
     return torch.full((features,), check_positive(value, name), dtype=torch.float64)
 
 
+def _check_codes(x_q: object, w_q: object) -> tuple[int, int]:
+    """``(out_features, in_features)`` of int8 codes ``x_q`` ``(N, in_features)`` and ``w_q``
+    ``(out_features, in_features)``; TypeError naming the one that is not an int8 tensor, ValueError naming ``x_q``
+    if its number of features is not ``w_q``'s ``in_features``."""
+    _check_int8(x_q, "x_q", 2)
+    _check_int8(w_q, "w_q", 2)
+    out_features, in_features = w_q.shape
+    if x_q.shape[1] != in_features:
+        raise ValueError(f"x_q must have w_q's {in_features} input features in its last dimension, got shape "
+                         f"{tuple(x_q.shape)}")
+    return out_features, in_features
+
+
+def requantize(accumulator: torch.Tensor, x_scale: float, w_scale: float | torch.Tensor, bias: torch.Tensor | None,
+               y_scale: float, y_zero_point: int) -> torch.Tensor:
+    """The int8 output codes of an ``(N, out_features)`` int32 or int64 ``accumulator`` $a$:
+    $q_y = \\operatorname{clamp}(\\operatorname{round}(M_o (a_{n,o} + q_{b,o})) + z_y,\\ -128,\\ 127)$, with $q_b$ and
+    $M_o$ as in the module docstring ($a$ here is the sum of products, without $q_b$).
+
+    The bias codes are added in the accumulator's dtype (int32 as in integer hardware), the multiplier is applied in
+    float64 and rounded half to even. TypeError if ``accumulator`` is not an int32 or int64 tensor, ValueError if
+    it is not 2-D; the other arguments are checked as by :func:`quantized_linear`.
+    """
+    if not isinstance(accumulator, torch.Tensor) or accumulator.dtype not in (torch.int32, torch.int64):
+        given = f"a tensor of dtype {accumulator.dtype}" if isinstance(accumulator, torch.Tensor) \
+            else type(accumulator).__name__
+        raise TypeError(f"accumulator must be an int32 or int64 tensor, got {given}")
+    if accumulator.dim() != 2:
+        raise ValueError(f"accumulator must have 2 dimensions (N, out_features), got shape {tuple(accumulator.shape)}")
+    out_features = accumulator.shape[1]
+    y_zero_point = check_int(y_zero_point, "y_zero_point", -128, 127)
+    input_scale = check_positive(x_scale, "x_scale")
+    weight_scale = _per_output(w_scale, "w_scale", out_features)
+    output_scale = check_positive(y_scale, "y_scale")
+    if bias is not None:
+        if not isinstance(bias, torch.Tensor) or bias.shape != (out_features,):
+            raise ValueError(f"bias must be None or a tensor of shape ({out_features},), got "
+                             f"{tuple(bias.shape) if isinstance(bias, torch.Tensor) else type(bias).__name__}")
+        bias_codes = torch.round(bias.detach().to(torch.float64) / (input_scale * weight_scale))
+        accumulator = accumulator + bias_codes.to(accumulator.dtype)
+    multiplier = input_scale * weight_scale / output_scale
+    codes = torch.round(accumulator.to(torch.float64) * multiplier) + y_zero_point
+    return codes.clamp(-128, 127).to(torch.int8)
+
+
 def quantized_linear(x_q: torch.Tensor, x_scale: float, x_zero_point: int, w_q: torch.Tensor,
                      w_scale: float | torch.Tensor, bias: torch.Tensor | None, y_scale: float,
                      y_zero_point: int) -> torch.Tensor:
@@ -61,23 +108,7 @@ def quantized_linear(x_q: torch.Tensor, x_scale: float, x_zero_point: int, w_q: 
         ``(N, out_features)`` int8 output codes. TypeError (naming it) if ``x_q`` or ``w_q`` is not an int8
         tensor; ValueError naming ``x_q`` if its number of features is not ``w_q``'s ``in_features``.
     """
-    _check_int8(x_q, "x_q", 2)
-    _check_int8(w_q, "w_q", 2)
-    out_features, in_features = w_q.shape
-    if x_q.shape[1] != in_features:
-        raise ValueError(f"x_q must have w_q's {in_features} input features in its last dimension, got shape "
-                         f"{tuple(x_q.shape)}")
+    _check_codes(x_q, w_q)
     x_zero_point = check_int(x_zero_point, "x_zero_point", -128, 127)
-    y_zero_point = check_int(y_zero_point, "y_zero_point", -128, 127)
-    input_scale = check_positive(x_scale, "x_scale")
-    weight_scale = _per_output(w_scale, "w_scale", out_features)
-    output_scale = check_positive(y_scale, "y_scale")
     accumulator = (x_q.to(torch.int32) - x_zero_point) @ w_q.to(torch.int32).t()
-    if bias is not None:
-        if not isinstance(bias, torch.Tensor) or bias.shape != (out_features,):
-            raise ValueError(f"bias must be None or a tensor of shape ({out_features},), got "
-                             f"{tuple(bias.shape) if isinstance(bias, torch.Tensor) else type(bias).__name__}")
-        accumulator += torch.round(bias.detach().to(torch.float64) / (input_scale * weight_scale)).to(torch.int32)
-    multiplier = input_scale * weight_scale / output_scale
-    codes = torch.round(accumulator.to(torch.float64) * multiplier) + y_zero_point
-    return codes.clamp(-128, 127).to(torch.int8)
+    return requantize(accumulator, x_scale, w_scale, bias, y_scale, y_zero_point)

@@ -29,15 +29,25 @@ shared layers back into ordinary weights.
 """
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterable, Mapping
 
 import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from .._validation import (check_bool, check_choice, check_float_tensor, check_int, check_layer_mapping,
-                           check_module, select_layers, weight_parametrization)
+from .._validation import (
+    check_bool,
+    check_choice,
+    check_float_tensor,
+    check_int,
+    check_layer_mapping,
+    check_module,
+    copy_model,
+    reads_model,
+    select_layers,
+    verb,
+    weight_parametrization,
+)
 
 INITS = ("linear", "density", "random")
 MAX_BITS = 16  # widest code book kmeans_codebook builds (2**16 centroids)
@@ -150,11 +160,13 @@ class SharedWeight(nn.Module):
         return sums / counts.clamp(min=1)
 
 
+@reads_model
 def is_shared(module: nn.Module) -> bool:
     """Whether :func:`share_weights` has set ``module``'s weight up as ``codebook[indices]``."""
     return weight_parametrization(module, SharedWeight) is not None
 
 
+@reads_model
 def codebook_of(module: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
     """``(codebook (2**bits,), indices int64 of the weight's shape)`` of a shared layer, detached."""
     sharing = weight_parametrization(module, SharedWeight)
@@ -163,6 +175,7 @@ def codebook_of(module: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
     return sharing.codebook(module.parametrizations.weight.original).detach(), sharing.indices
 
 
+@verb
 def share_weights(model: nn.Module, *, bits: int | Mapping[str, int], layers: Iterable[str] | None = None,
                   init: str = "linear", iters: int = 50, skip_zeros: bool | None = None, seed: int = 0) -> nn.Module:
     """A copy of ``model`` whose Linear/Conv2d weights (all, or ``layers``) are shared through k-means code books.
@@ -192,7 +205,7 @@ def share_weights(model: nn.Module, *, bits: int | Mapping[str, int], layers: It
         check_int(b, f"bits[{name!r}]" if isinstance(bits, Mapping) else "bits", 1, MAX_BITS)
     if skip_zeros is not None:
         check_bool(skip_zeros, "skip_zeros (None or a bool)")
-    shared = copy.deepcopy(model)
+    shared = copy_model(model)
     found = select_layers(shared, widths)
     for name, b in widths.items():
         module = found[name]

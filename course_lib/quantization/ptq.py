@@ -16,14 +16,24 @@ point (integer kernels keep them in 32 bits with scale $s_W s_x$, a negligible e
 """
 from __future__ import annotations
 
-import copy
+import inspect
 from collections.abc import Iterable, Iterator, Mapping
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._validation import check_bool, check_choice, check_int, check_module, weight_layers
+from .._validation import (
+    check_bool,
+    check_choice,
+    check_int,
+    check_loader,
+    check_module,
+    check_names,
+    copy_model,
+    verb,
+    weight_layers,
+)
 from ..acceleration import fold_batchnorm
 from ..training import model_device
 from .affine import compute_qparams, fake_quantize, qrange
@@ -128,8 +138,13 @@ def _check_settings(bits: int, activation_bits: int | None, per_channel: bool, o
     if observer_kwargs is not None and not isinstance(observer_kwargs, Mapping):
         raise TypeError(f"observer_kwargs must be a mapping of the observer's keyword arguments or None, "
                         f"got {type(observer_kwargs).__name__}")
+    if observer_kwargs:  # bits and signed are the layer's: the activation codes are unsigned activation_bits
+        known = [p for p in inspect.signature(OBSERVERS[observer]).parameters if p not in ("bits", "signed")]
+        check_names(observer_kwargs.keys(), "observer_kwargs", known,
+                    f"keyword arguments of the {observer!r} observer, {OBSERVERS[observer].__name__}")
 
 
+@verb
 def prepare(model: nn.Module, *, bits: int = 8, activation_bits: int | None = 8, per_channel: bool = True,
             observer: str = "minmax", observer_kwargs: Mapping[str, object] | None = None) -> nn.Module:
     """A copy of ``model`` with BatchNorm folded and every Conv2d/Linear wrapped in :class:`FakeQuantized`.
@@ -154,15 +169,17 @@ def prepare(model: nn.Module, *, bits: int = 8, activation_bits: int | None = 8,
     return model
 
 
+@verb
 @torch.no_grad()
 def calibrate(model: nn.Module, batches: Iterable, *, num_batches: int | None = None) -> nn.Module:
     """A copy of a :func:`prepare`-d ``model`` calibrated on ``batches`` (tensors, or ``(inputs, targets)`` pairs,
     e.g. a DataLoader; the first ``num_batches``, all if ``None``) in eval mode, every :class:`FakeQuantized`
     layer then frozen."""
     check_module(model)
+    check_loader(batches, "batches")
     if not any(isinstance(m, FakeQuantized) for m in model.modules()):
         raise ValueError("model has no FakeQuantized layer; call prepare(model, ...) first")
-    calibrated = copy.deepcopy(model).eval()
+    calibrated = copy_model(model).eval()
     wrappers = [m for m in calibrated.modules() if isinstance(m, FakeQuantized)]
     device = model_device(calibrated)
     if any(m.calibrating for m in wrappers):
@@ -173,6 +190,7 @@ def calibrate(model: nn.Module, batches: Iterable, *, num_batches: int | None = 
     return calibrated
 
 
+@verb
 def post_training_quantize(model: nn.Module, batches: Iterable, *, bits: int = 8, activation_bits: int | None = 8,
                            per_channel: bool = True, observer: str = "minmax",
                            observer_kwargs: Mapping[str, object] | None = None,
@@ -182,6 +200,8 @@ def post_training_quantize(model: nn.Module, batches: Iterable, *, bits: int = 8
     Settings as in :func:`prepare` and :func:`calibrate`. Returns the fake-quantized copy in eval mode
     (``model`` is left untouched), ready for :func:`~course_lib.training.evaluate`.
     """
+    check_module(model)
+    check_loader(batches, "batches")
     prepared = prepare(model, bits=bits, activation_bits=activation_bits, per_channel=per_channel,
                        observer=observer, observer_kwargs=observer_kwargs)
     return calibrate(prepared, batches, num_batches=num_batches)

@@ -1,0 +1,110 @@
+"""What a grading produces: Gradescope's ``results.json``, the score table, GitHub Classroom's result, a CSV row.
+
+Gradescope's top level holds only the keys of its specification (:data:`GRADESCOPE_KEYS`): the
+assignment's maximum, the isolation achieved, the flags for the instructor and the written answers
+go in ``extra_data``. ``execution_time`` is an integer number of seconds. Each exercise is two
+tests: its public tests (``visible``) and its hidden tests (``after_published``: their inputs and
+feedback appear once grades are published). A grading that could not happen at all is still a
+``results.json``: score 0 and the reason (:func:`fatal`).
+"""
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+from ..authoring.exercise import Assignment
+from ..authoring.questions import Answer
+from .scoring import ExerciseResult
+
+GRADESCOPE_KEYS = {"score", "execution_time", "output", "output_format", "test_output_format", "test_name_format",
+                   "visibility", "stdout_visibility", "extra_data", "tests", "leaderboard"}
+
+
+def gradescope(assignment: Assignment, results: list[ExerciseResult], answers: list[Answer], notes: list[str],
+               seconds: float, extra: dict[str, Any]) -> dict[str, Any]:
+    """Gradescope's ``results.json`` content for a graded notebook."""
+    tests = []
+    for r in results:
+        for kind, score, top, passed, total, output, visibility in (
+                ("public", r.public_score, r.public_max, r.public_passed, r.public_total, r.public_output, "visible"),
+                ("hidden", r.hidden_score, r.hidden_max, r.hidden_passed, r.hidden_total, r.hidden_output,
+                 "after_published")):
+            tests.append({"name": f"{r.name} ({kind} tests)", "score": score, "max_score": top,
+                          "status": "passed" if score == top else "failed", "output": output,
+                          "visibility": visibility, "extra_data": {"passed": passed, "cases": total}})
+    for a in answers:
+        worth = f", {a.points:g} point{'s' * (a.points != 1)}" if a.points else ""
+        tests.append({"name": f"question {a.id} (graded by hand{worth})",
+                      "score": 0.0, "max_score": 0.0, "status": "passed", "visibility": "visible",
+                      "output": f"{a.prompt}\n\nYour answer:\n{a.text or '(no answer)'}"})
+    flags = [flag for r in results for flag in r.flags]
+    return {"score": round(sum(r.score for r in results), 2), "execution_time": int(round(seconds)),
+            "output": "\n".join(notes), "visibility": "visible", "stdout_visibility": "hidden", "tests": tests,
+            "extra_data": {"assignment": assignment.name, "max_score": assignment.max_score, "flags": flags,
+                           "answers": [{"id": a.id, "points": a.points, "text": a.text} for a in answers], **extra}}
+
+
+def fatal(reason: str, seconds: float, assignment: Assignment | None = None) -> dict[str, Any]:
+    """``results.json`` for a notebook that could not be graded: score 0 and why."""
+    extra: dict[str, Any] = {"fatal": reason}
+    if assignment is not None:
+        extra.update(assignment=assignment.name, max_score=assignment.max_score)
+    return {"score": 0.0, "execution_time": int(round(seconds)), "output": f"Not graded: {reason}",
+            "visibility": "visible", "stdout_visibility": "hidden", "tests": [], "extra_data": extra}
+
+
+def _fmt(x: float) -> str:
+    return f"{x:g}"
+
+
+def score_table(results: dict[str, Any]) -> str:
+    """The score table the command line prints: per test, cases passed and points (no hidden details)."""
+    rows = [("test", "passed", "score", "max")]
+    for t in results["tests"]:
+        counts = t.get("extra_data", {})
+        rows.append((t["name"], f"{counts.get('passed', '-')}/{counts.get('cases', '-')}", _fmt(t["score"]),
+                     _fmt(t["max_score"])))
+    rows.append(("total", "", _fmt(results["score"]), _fmt(results["extra_data"].get("max_score", 0))))
+    w = max(len(r[0]) for r in rows)
+    lines = [f"{a:<{w}}  {b:>6}  {c:>6}  {d:>5}" for a, b, c, d in rows]
+    lines.insert(1, "-" * len(lines[0]))
+    lines.insert(-1, "-" * len(lines[0]))
+    return "\n".join(lines)
+
+
+def instructor_notes(results: dict[str, Any]) -> str:
+    """Lines for the instructor only (Gradescope shows stdout to instructors): isolation, flags."""
+    extra = results["extra_data"]
+    lines = []
+    if "isolation" in extra:
+        lines.append("isolation: " + ", ".join(f"{k}={v}" for k, v in extra["isolation"].items()))
+    lines += [f"FLAG: {flag}" for flag in extra.get("flags", [])]
+    return "\n".join(lines)
+
+
+def classroom(results: dict[str, Any]) -> dict[str, Any]:
+    """The result of a GitHub Classroom runner (``autograding-grading-reporter`` reads it base64-encoded):
+    one test per Gradescope test, public feedback only."""
+    tests = [{"name": t["name"], "status": "pass" if t["status"] == "passed" else "fail", "score": t["score"],
+              "message": t["output"] if t.get("visibility") == "visible" else "(hidden tests: details after grading)",
+              "test_code": "", "filename": "", "line_no": 0, "duration": 0}
+             for t in results["tests"]]
+    max_score = results["extra_data"].get("max_score", 0)
+    status = "error" if "fatal" in results["extra_data"] else ("pass" if results["score"] == max_score else "fail")
+    return {"version": 1, "status": status, "max_score": max_score, "tests": tests}
+
+
+def classroom_output(results: dict[str, Any]) -> str:
+    """``result=<base64 JSON>``: the line a runner step appends to ``$GITHUB_OUTPUT``."""
+    return "result=" + base64.b64encode(json.dumps(classroom(results)).encode()).decode()
+
+
+def exercise_scores(results: dict[str, Any]) -> dict[str, float]:
+    """``{exercise: public + hidden points}`` from a ``results.json``."""
+    scores: dict[str, float] = {}
+    for t in results["tests"]:
+        name, _, kind = t["name"].rpartition(" (")
+        if kind in ("public tests)", "hidden tests)"):
+            scores[name] = round(scores.get(name, 0.0) + t["score"], 2)
+    return scores
