@@ -22,10 +22,11 @@ book: setup
 	$(VENV)/bin/jupyter-book build . --path-output . -W --keep-going
 
 # The whole suite: lint, unit and grader tests, the notebooks (book/ from the installed wheel), the book build. It
-# runs on up to 4 pytest-xdist workers (one per core), a notebook's cells or the book's tests in one worker
-# (tests/xdist_groups.py), and prints the 15 slowest tests so that the cost stays visible.
+# runs on up to 4 pytest-xdist workers (one per core), each file in one worker (`--dist loadfile`: a notebook's
+# cells run in order in one kernel, the book's tests share one build), and prints the 15 slowest tests so that the
+# cost stays visible.
 test: setup
-	$(PY) -m pytest -n auto --maxprocesses 4 --dist loadgroup --durations=15
+	$(PY) -m pytest -n auto --maxprocesses 4 --dist loadfile --durations=15
 
 # The fast unit tests (no kernels, no sandboxes, no DDP), on one thread: small operators run slower when
 # two threads compete for the cores.
