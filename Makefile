@@ -28,10 +28,10 @@ book: setup
 test: setup
 	$(PY) -m pytest -n auto --maxprocesses 4 --dist loadfile --durations=15
 
-# The fast unit tests (no kernels, no sandboxes, no DDP), on one thread: small operators run slower when
-# two threads compete for the cores.
+# The fast unit tests (no kernels, no sandboxes, no DDP): one pytest-xdist worker per core (at most 4), each on one
+# thread, since small operators run slower when two threads compete for a core.
 unit: setup
-	OMP_NUM_THREADS=1 $(PY) -m pytest tests -m "not slow"
+	OMP_NUM_THREADS=1 $(PY) -m pytest tests -m "not slow" -n auto --maxprocesses 4 --dist loadfile
 
 # Re-execute every committed notebook in place (after changing course_lib), write the figures their code
 # recorded into their prose (`execute` fills the notebooks it ran; `fill` also those quoting another notebook's),
