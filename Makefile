@@ -22,11 +22,11 @@ book: setup
 	$(VENV)/bin/jupyter-book build . --path-output . -W --keep-going
 
 # The whole suite: lint, unit and grader tests, the notebooks (book/ from the installed wheel), the book build. It
-# runs on up to 4 pytest-xdist workers (one per core), each file in one worker (`--dist loadfile`: a notebook's
-# cells run in order in one kernel, the book's tests share one build), and prints the 15 slowest tests so that the
-# cost stays visible.
+# runs on up to 4 pytest-xdist workers (one per core), each on one thread (two threads per worker would compete for
+# the cores with the other worker's), grouped by tests/xdist_groups.py (a notebook's cells run in order in one kernel,
+# the book's tests share one build), and prints the 15 slowest tests so that the cost stays visible.
 test: setup
-	$(PY) -m pytest -n auto --maxprocesses 4 --dist loadfile --durations=15
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PY) -m pytest -n auto --maxprocesses 4 --dist loadgroup --durations=15
 
 # The fast unit tests (no kernels, no sandboxes, no DDP): one pytest-xdist worker per core (at most 4), each on one
 # thread, since small operators run slower when two threads compete for a core.

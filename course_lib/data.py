@@ -1,6 +1,8 @@
-"""Data sets of the course: MNIST-5k (default, offline), full MNIST and CIFAR-10 (need network once).
+"""Data sets of the course: MNIST-5k (default, offline), full MNIST and CIFAR-10 (need network once), and the
+language-model corpus (:func:`load_corpus`, offline: Python's standard-library documentation, shipped).
 
-Every loader returns a :class:`Splits` of three ``TensorDataset`` objects, ``train``, ``val`` and
+:func:`load_corpus` returns a :class:`TextSplits` of three 1-d tensors of byte ids. Every image loader returns a
+:class:`Splits` of three ``TensorDataset`` objects, ``train``, ``val`` and
 ``test``, holding float images of shape ``(N, C, H, W)`` scaled to ``[0, 1]`` and ``int64`` labels
 of shape ``(N,)``. ``val`` is carved out of the training images, stratified by class, and is the
 only split to choose hyperparameters on; ``test`` is for reporting.
@@ -44,6 +46,15 @@ class Splits:
     def image_shape(self) -> tuple[int, int, int]:
         """``(C, H, W)`` of one image."""
         return tuple(self.train.tensors[0].shape[1:])
+
+
+@dataclass(frozen=True)
+class TextSplits:
+    """The language-model corpus as byte ids (``int64``, 1-d, no BOS): train, validation and test text."""
+
+    train: torch.Tensor
+    val: torch.Tensor
+    test: torch.Tensor
 
 
 @dataclass(frozen=True)
@@ -213,6 +224,15 @@ def load_dataset(name: str = "mnist5k", root: str | Path | None = None, download
         raise ValueError(f"dataset {name!r} needs root=<folder with its files>")
     loader = load_mnist if name == "mnist" else load_cifar10
     return loader(root, download=download, seed=seed, **kwargs)
+
+
+def load_corpus(source: str | None = None) -> TextSplits:
+    """The language-model corpus as byte ids split into train / validation / test: :func:`course_lib.llm.load_corpus`
+    (see :mod:`course_lib.llm.corpus`: its documents, licence, split rule and checksum). ``source``: ``None``
+    (all), ``"docstrings"`` or ``"topics"`` (one text domain)."""
+    from .llm.corpus import load_corpus as load  # lazily: course_lib.llm imports this package's helpers
+
+    return load(source)
 
 
 def make_loaders(splits: Splits, batch_size: int = 64, eval_batch_size: int = 500,

@@ -447,3 +447,22 @@ def measure_latency(model: nn.Module, example_input: torch.Tensor, *, warmup: in
     To compare models, measure them together with :func:`compare_latency`: only its rounds are paired."""
     return compare_latency({"model": check_module(model)}, example_input, warmup=warmup, repeats=repeats,
                            threads=threads, **rules)["model"]
+
+
+def timing_record(baseline: Latency, candidate: Latency) -> dict[str, Any]:
+    """A speed-up as ``benchmark.json`` stores it: ``speedup`` (the median paired ratio ``baseline / candidate``),
+    ``p10``/``p90`` of the ratios, ``reliable`` and ``why`` (:func:`speedup`); per variant (``baseline``,
+    ``candidate``) its ``name``, ``median_ms``, ``p10_ms``, ``p90_ms``, ``spread`` (p90/p10), ``cpu_wall_ratio``,
+    ``threads`` and ``batch_size``; and the ``context`` it was measured in (load before and after, cores, the ATen
+    ``capability``, the CPU's model and int8 flags, time, attempt). Readers take ``record["speedup"]``, and state
+    it only when ``record["reliable"]`` (:func:`course_lib.benchmark.results.speedup_of`)."""
+    s = speedup(baseline, candidate)
+
+    def variant(latency: Latency) -> dict[str, Any]:
+        return {"name": latency.name, "median_ms": latency.median_ms, "p10_ms": latency.p10_ms,
+                "p90_ms": latency.p90_ms, "spread": latency.spread, "cpu_wall_ratio": latency.cpu_wall_ratio,
+                "threads": latency.threads, "batch_size": latency.batch_size}
+
+    return {"speedup": s.ratio, "p10": s.p10, "p90": s.p90, "rounds": s.rounds, "reliable": s.reliable,
+            "why": s.why, "baseline": variant(baseline), "candidate": variant(candidate),
+            "context": baseline.context.as_dict()}

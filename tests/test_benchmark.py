@@ -6,6 +6,7 @@ import types
 
 import matplotlib
 import pytest
+import torch
 
 matplotlib.use("Agg")
 
@@ -16,11 +17,24 @@ from course_lib.benchmark.__main__ import main  # noqa: E402
 from course_lib.benchmark.claims import check_claims, claims_table  # noqa: E402
 from course_lib.benchmark.curves import find_curves, plot_section_curves, where_free  # noqa: E402
 from course_lib.benchmark.figures import REGISTRY  # noqa: E402
+from course_lib.benchmark.figures.section import WORK_SLACK, plausible_speedup  # noqa: E402
 from course_lib.benchmark.knee import free_up_to  # noqa: E402
 from course_lib.benchmark.report import about, section_tables  # noqa: E402
-from course_lib.benchmark.results import get, load_results, percent, points, times  # noqa: E402
+from course_lib.benchmark.results import (  # noqa: E402
+    get,
+    is_timing,
+    latency,
+    load_results,
+    percent,
+    points,
+    speed,
+    speedup_of,
+    times,
+    unreliable_timings,
+)
 from course_lib.benchmark.tradeoffs import format_table, plot_tradeoffs, tradeoff_points  # noqa: E402
 from course_lib.plotting import plot_curves  # noqa: E402
+from course_lib.timing import INT8_FLAGS, cpu_flags  # noqa: E402
 
 
 @pytest.mark.slow  # the whole section, quick mode; its DDP part spawns two processes
@@ -33,11 +47,16 @@ def test_cli_quick_acceleration_writes_json(tmp_path, capsys):
     for key in ("ddp", "fusion", "low_rank", "low_rank_teacher", "threads", "batching", "seconds", "machine"):
         assert key in section, key
     assert {"workers", "max_param_diff"} <= section["ddp"].keys()
-    assert {"max_abs_diff", "speedup"} <= section["fusion"].keys()
-    assert {"model", "rank", "accuracy", "speedup", "speedup_batch1"} <= section["low_rank"].keys()
+    assert {"max_abs_diff", "speedup", "macs_ratio"} <= section["fusion"].keys()
+    assert {"model", "rank", "accuracy", "speedup", "speedup_batch1", "macs_ratio"} <= section["low_rank"].keys()
     assert section["low_rank"]["model"] == "LeNet300100" and section["low_rank_teacher"]["model"] == "ConvNet"
-    assert isinstance(section["threads"], list) and isinstance(section["batching"], list)
-    assert section["seconds"] > 0 and {"torch", "threads", "cpu", "cuda_device"} <= section["machine"].keys()
+    for record in (section["fusion"]["speedup"], section["low_rank"]["speedup_batch1"], section["threads"]["speedup"]):
+        assert is_timing(record) and {"load_before", "capability"} <= record["context"].keys()
+    assert [r["threads"] for r in section["threads"]["rows"]] == [1, 2]
+    assert [r["batch_size"] for r in section["batching"]["rows"]] == [1, 16]
+    assert "load_after" in section["batching"]["context"]
+    assert section["seconds"] > 0 and {"torch", "threads", "cpu", "cuda_device", "started", "load_before",
+                                       "load_after", "capability", "int8_kernel"} <= section["machine"].keys()
     assert "| low rank " in stdout  # the table
 
 
@@ -104,9 +123,16 @@ def test_every_section_module_has_a_run_with_the_common_interface():
         assert list(params) == ["quick", "seeds"] and params["quick"].default is False, name
 
 
+def record(ratio, p10=None, p90=None, reliable=True, why=""):
+    """A hand-made speed-up as :func:`course_lib.timing.timing_record` stores it (the keys the readers use)."""
+    return {"speedup": ratio, "p10": ratio * 0.9 if p10 is None else p10, "p90": ratio * 1.1 if p90 is None else p90,
+            "rounds": 50, "reliable": reliable, "why": why, "baseline": {}, "candidate": {},
+            "context": {"load_before": 0.1, "load_after": 0.1, "capability": "AVX2"}}
+
+
 RESULTS = {
     "distillation": {"teacher": {"params": 800, "accuracy": 0.98},
-                     "student": {"params": 100, "kd_accuracy": 0.97, "scratch_accuracy": 0.96, "speedup": 3.0,
+                     "student": {"params": 100, "kd_accuracy": 0.97, "scratch_accuracy": 0.96, "speedup": record(3.0),
                                  "scratch_accuracy_per_seed": [0.95, 0.96, 0.97],
                                  "kd_accuracy_per_seed": [0.97, 0.97, 0.97]},
                      "low_label": {"fractions": [0.01, 0.03], "labels": {"0.01": 35, "0.03": 105},
@@ -120,20 +146,21 @@ RESULTS = {
     "pruning": {"dense_accuracy": 0.98, "magnitude": {"0.9": 0.975},
                 "magnitude_per_seed": {"0.5": [0.98, 0.98, 0.98], "0.9": [0.97, 0.975, 0.98]},
                 "random_per_seed": {"0.5": [0.11, 0.96, 0.95], "0.9": [0.1, 0.5, 0.4]},
-                "channel": {"sparsity": 0.5, "accuracy": 0.97, "params_ratio": 4.0, "latency_speedup": 1.6},
-                "unstructured_latency_speedup": 1.0,
+                "channel": {"sparsity": 0.5, "accuracy": 0.97, "params_ratio": 4.0,
+                            "latency_speedup": record(1.6)},
+                "unstructured_latency_speedup": record(1.0),
                 "sparse_bytes": {"sparsity": 0.9, "csr": 500, "bitmask": 400, "dense": 3000}},
     "quantization": {"fp32_accuracy": 0.98, "ptq": {"int8": 0.979},
-                     "pt2e": {"accuracy": 0.979, "fp32_accuracy": 0.98, "size_ratio": 3.9, "speedup_vs_eager": 2.2,
-                              "speedup_vs_compiled": 0.9, "fp32_eager_ms": 22.0, "fp32_compiled_ms": 9.0,
-                              "int8_ms": 10.0, "batch_size": 256, "threads": 2},
+                     "pt2e": {"accuracy": 0.979, "fp32_accuracy": 0.98, "size_ratio": 3.9,
+                              "speedup_vs_eager": record(2.2), "speedup_vs_compiled": record(0.9), "batch_size": 256,
+                              "threads": 2, "int8_kernel": "onednn/avx512_vnni", "vnni": True, "saturates": False},
                      "curve": {"lenet300": {"bits": [8, 4, 2],
                                             "both": {"ptq": {"per_channel": [0.97, 0.965, 0.5],
                                                              "per_channel_per_seed": [[0.97], [0.965], [0.5]]}}}}},
-    "acceleration": {"fusion": {"accuracy": 0.98, "dense_accuracy": 0.98, "params_ratio": 1.0, "speedup": 1.05,
-                                "max_abs_diff": 3e-6, "batch_size": 64},
+    "acceleration": {"fusion": {"accuracy": 0.98, "dense_accuracy": 0.98, "params_ratio": 1.0,
+                                "speedup": record(1.05), "max_abs_diff": 3e-6, "batch_size": 64},
                      "low_rank": {"rank": 32, "accuracy": 0.96, "dense_accuracy": 0.972, "params_ratio": 5.0,
-                                  "speedup": 2.5, "batch_size": 64},
+                                  "macs_ratio": 5.0, "speedup": record(2.5), "batch_size": 64},
                      "ddp": {"max_param_diff": 2e-5}},
     "deep_compression": {"error": "RuntimeError: boom"},
 }
@@ -283,12 +310,120 @@ def test_plot_tradeoffs_and_load_results(tmp_path):
         load_results(tmp_path / "missing.json")
 
 
-def test_quantization_tables_and_claim_give_the_cpu_time_when_measured():
-    cpu = {"fp32_eager_ms": 40.0, "fp32_compiled_ms": 12.0, "int8_ms": 4.0, "speedup_vs_compiled": 3.0,
-           "speedup_vs_eager": 10.0}
-    q = {**RESULTS["quantization"], "pt2e": {**RESULTS["quantization"]["pt2e"], "cpu_1thread": cpu}}
+def _claim(results, section, start):
+    return next(c for c in check_claims(results, section) if c["statement"].startswith(start))
+
+
+def test_quantization_tables_give_each_thread_count_and_the_int8_case():
+    timed = {"threads": 1, "rows": [{"model": "fp32_compiled", "median_ms": 12.0, "p10_ms": 11.5, "p90_ms": 12.5,
+                                     "reliable": True, "why": ""},
+                                    {"model": "int8", "median_ms": 4.0, "p10_ms": 3.9, "p90_ms": 4.2,
+                                     "reliable": True, "why": ""}],
+             "speedup_vs_compiled": record(3.0, 2.9, 3.1)}
+    q = {**RESULTS["quantization"], "pt2e": {**RESULTS["quantization"]["pt2e"], "1": timed}}
     tables = section_tables({"quantization": q}, "quantization")
-    assert len(section_tables(RESULTS, "quantization")) == len(tables) - 1  # no CPU times, no table
-    assert "| fp32, compiled (torch.compile, freezing) | 12.0 ms | 3.00x |" in tables[-1]
-    speed = next(r for r in check_claims({"quantization": q}) if r["statement"].startswith("int8 kernels are faster"))
-    assert "CPU time on one thread: 3.00x against compiled fp32" in speed["evidence"] and speed["holds"] is False
+    assert len(section_tables(RESULTS, "quantization")) == len(tables) - 1  # one table per thread count measured
+    assert ("| fp32, compiled (torch.compile, freezing) | 12.00 ms (p10 11.50, p90 12.50) | 3.00x (p10 2.90, "
+            "p90 3.10) |") in tables[1]
+    assert "| fp32, eager PyTorch | not measured | not measured |" in tables[1]
+    assert "| oneDNN int8 kernel (library/instruction set) | onednn/avx512_vnni |" in tables[-1]
+    target = _claim({"quantization": q}, "quantization", "On a CPU with VNNI")
+    assert target["holds"] is False and "1 thread(s): 3.00x" in target["evidence"]  # 2 threads: 0.9x < 3x
+    fast = {**q, "pt2e": {**q["pt2e"], "speedup_vs_compiled": record(3.2)}}
+    assert _claim({"quantization": fast}, "quantization", "On a CPU with VNNI")["holds"] is True
+    avx2 = {**fast, "pt2e": {**fast["pt2e"], "vnni": False, "saturates": True, "int8_kernel": "onednn/avx2"}}
+    assert _claim({"quantization": avx2}, "quantization", "On a CPU with VNNI")["verdict"] == "not measured"
+    case = section_tables({"quantization": {**avx2, "pt2e": {**avx2["pt2e"], "reduce_range": False}}},
+                          "quantization")[-1]
+    assert "| 7-bit activations (reduce_range) | False |" in case and "int16 with saturation" in case
+    assert "the VNNI target does not apply" in case and "approach" in section_tables({"quantization": q},
+                                                                                    "quantization")[-1]
+
+
+def test_speedup_of_states_only_reliable_records():
+    assert speedup_of(record(2.5)) == 2.5 and is_timing(record(2.5))
+    assert speedup_of(record(0.2, reliable=False, why="load 3.1 before")) is None
+    assert speedup_of(2.5) is None and speedup_of(None) is None  # a bare number carries no spread: not trusted
+    assert speed(record(2.5, 2.25, 2.75)) == "2.50x (p10 2.25, p90 2.75)"
+    assert speed(record(0.2, 0.1, 0.4, reliable=False, why="load 3.1 before")) == \
+        "not measured reliably: load 3.1 before (p10 0.10x, p90 0.40x)"
+    assert speed(3.0).startswith("not measured reliably: stored without its spread and load")
+    assert speed(None) == "not measured"
+    row = {"median_ms": 12.5, "p10_ms": 12.0, "p90_ms": 13.25, "reliable": True, "why": ""}
+    assert latency(row) == "12.50 ms (p10 12.00, p90 13.25)" and latency(None) == "not measured"
+    assert latency({**row, "reliable": False, "why": "p90/p10 = 4.00 > 1.5"}) == \
+        "not measured reliably: p90/p10 = 4.00 > 1.5"
+
+
+def test_plausibility_flags_more_speed_than_the_work_saved_and_slow_threads():
+    # the committed file's distillation figure: 34.67x from about 15x fewer multiply-accumulates
+    speed_, text = plausible_speedup(record(34.67), work_ratio=15.0)
+    assert speed_ is None and text.startswith("implausible: 34.67x") and f"{15 * WORK_SLACK:.2f}x" in text
+    assert plausible_speedup(record(4.7), work_ratio=15.0)[0] == 4.7
+    assert plausible_speedup(record(0.2), threads=2)[0] is None  # 2 threads 5x slower than 1 on 2 cores
+    assert plausible_speedup(record(1.9), threads=2)[0] == 1.9
+    assert plausible_speedup(record(4.5), threads=2)[0] is None  # more than 2 threads can give, even with caches
+    assert plausible_speedup(record(6.0), work_ratio=1.0, gain=4.0)[0] == 6.0  # int8: 4x per operation
+    d = {**RESULTS["distillation"], "student": {**RESULTS["distillation"]["student"], "speedup": record(34.67),
+                                                 "macs_ratio": 15.0}}
+    claim = _claim({"distillation": d}, "distillation", "The student")
+    assert claim["holds"] is None and claim["verdict"] == "not measured reliably" and "implausible" in \
+        claim["evidence"]
+    assert not any(p["speedup"] for p in tradeoff_points({"distillation": d}))  # not drawn as a measured speed
+    a = {"threads": {"batch_size": 64, "cores": 2, "speedup": record(0.2),
+                     "rows": [{"threads": 1, "median_ms": 90.6, "p10_ms": 88.0, "p90_ms": 95.0, "reliable": True},
+                              {"threads": 2, "median_ms": 450.6, "p10_ms": 300.0, "p90_ms": 600.0, "reliable": True}]}}
+    claim = _claim({"acceleration": a}, "acceleration", "Two intra-op threads")
+    assert claim["verdict"] == "not measured reliably" and "more than 2x slower than one thread" in claim["evidence"]
+    assert "implausible: 0.20x" in section_tables({"acceleration": a}, "acceleration")[0]
+
+
+def test_a_file_from_before_timing_records_shows_its_speeds_as_not_measured_reliably():
+    old = {"threads": [{"threads": 1, "median_ms": 90.6, "speedup": 1.0}, {"threads": 2, "median_ms": 450.6,
+                                                                           "speedup": 0.2}],
+           "batching": [{"batch_size": 1, "median_ms": 0.29, "samples_per_s": 3497.6}],
+           "compile": {"ok": True, "compile_seconds": 41.0, "batch_size": 64, "speedup": 1.64}}
+    tables = "\n".join(section_tables({"acceleration": old}, "acceleration"))
+    assert "| 2 | not measured reliably: stored without its spread and load |" in tables
+    assert "| 1 | not measured reliably: stored without its spread and load | not measured reliably |" in tables
+    assert "450.6" not in tables and "0.20" not in tables and "3,498" not in tables and "1.64" not in tables
+    verdicts = {c["statement"][:20]: c["verdict"] for c in check_claims({"acceleration": old}, "acceleration")}
+    assert verdicts["torch.compile makes "] == "not measured reliably"
+    assert verdicts["Two intra-op threads"] == "not measured"
+
+
+def test_an_unreliable_timing_makes_its_claim_not_measured_reliably():
+    why = "load 2.4 before timing on 2 cores"
+    q = {**RESULTS["quantization"], "pt2e": {**RESULTS["quantization"]["pt2e"],
+                                             "speedup_vs_compiled": record(2.53, reliable=False, why=why)}}
+    for start in ("int8 kernels are faster", "On a CPU with VNNI"):
+        claim = _claim({"quantization": q}, "quantization", start)
+        assert claim["holds"] is None and claim["verdict"] == "not measured reliably" and why in claim["evidence"]
+    assert "| not measured reliably |" in claims_table({"quantization": q}, "quantization")
+    old = {**RESULTS["acceleration"], "fusion": {**RESULTS["acceleration"]["fusion"], "speedup": 1.05}}  # bare number
+    assert _claim({"acceleration": old}, "acceleration", "Folding BatchNorm costs")["holds"] is None
+
+
+def test_unreliable_timings_lists_every_flagged_record_and_row_by_its_path():
+    row = {"median_ms": 1.0, "p10_ms": 0.9, "p90_ms": 1.1, "reliable": True, "why": ""}
+    section = {"fusion": {"speedup": record(1.0), "speedup_batch1": record(0.7, reliable=False, why="load 3.0")},
+               "threads": {"rows": [row, {**row, "reliable": False, "why": "p90/p10 = 2.00 > 1.5"}],
+                           "speedup": record(0.2, reliable=False, why="descheduled")},
+               "machine": {"threads": 2}, "seconds": 3.0}
+    assert unreliable_timings(section, "acceleration") == [
+        ("acceleration.fusion.speedup_batch1", "load 3.0"), ("acceleration.threads.rows.1", "p90/p10 = 2.00 > 1.5"),
+        ("acceleration.threads.speedup", "descheduled")]
+    assert unreliable_timings(RESULTS) == []
+
+
+def test_run_section_records_when_where_and_at_what_load(monkeypatch):
+    loads = iter([(0.25, 0.0, 0.0), (1.75, 0.0, 0.0)])
+    monkeypatch.setattr(benchmark.os, "getloadavg", lambda: next(loads))
+    monkeypatch.setattr(benchmark, "importlib", types.SimpleNamespace(
+        import_module=lambda name: types.SimpleNamespace(run=lambda quick=False, seeds=3: {"x": 1})))
+    machine = benchmark.run_section("quantization")["machine"]
+    assert (machine["load_before"], machine["load_after"]) == (0.25, 1.75)
+    assert machine["started"].endswith("+00:00") and machine["capability"] == torch.backends.cpu.get_cpu_capability()
+    assert machine["cpu_flags"] == [f for f in INT8_FLAGS if f in cpu_flags()]
+    assert machine["int8_kernel"].split("/")[0] in {"fbgemm", "onednn", "qnnpack"} or \
+        machine["int8_kernel"].startswith("unknown (")

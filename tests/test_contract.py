@@ -77,7 +77,7 @@ from course_lib.quantization.kmeans import codebook_of, is_shared  # noqa: E402
 from course_lib.quantization.ptq import calibrate, prepare  # noqa: E402
 from course_lib.timing import measure_latency  # noqa: E402
 from course_lib.training import evaluate, evaluating, fine_tune, model_device, predict, recalibrate_batchnorm  # noqa: E402
-from course_lib.zoo import accuracies  # noqa: E402
+from course_lib.zoo import accuracies, perplexities  # noqa: E402
 
 SIDE = 8  # the tiny model's image side
 DATA = TensorDataset(torch.rand(16, 1, SIDE, SIDE, generator=torch.Generator().manual_seed(0)),
@@ -262,6 +262,7 @@ READERS: dict[str, Case] = {
                               loaders=("train_loader", "val_loader", "test_loader"), first="student"),
     "generate": Case(lambda m: generate(m, torch.tensor([65, 66]), 2), argument=tiny_gpt, inputs=IDS),
     "perplexity": Case(lambda m: perplexity(m, TOKENS, 8), argument=tiny_gpt, inputs=IDS),
+    "perplexities": Case(perplexities, argument=tiny_gpt, inputs=IDS, slow=True),
     "accuracies": Case(lambda m: accuracies(m, "lenet300"), argument=lenet, slow=True,
                        inputs=torch.rand(2, 1, 28, 28, generator=torch.Generator().manual_seed(2))),
 }

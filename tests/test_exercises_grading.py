@@ -1,4 +1,4 @@
-"""The four exercises graded for real, through the command line (slow).
+"""The five exercises graded for real, through the command line (slow).
 
 Done-when checks of issue 17: each master scores full marks and each generated exercise scores 0, and the grader's
 listing (its score table) shows at least 6, 6 and 5 graded functions. Then a submission whose functions get
@@ -23,8 +23,9 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
 EXERCISES = [("distillation", "01_distillation", 6), ("pruning", "02_pruning", 6),
              ("quantization", "03_quantization", 6),
-             ("deep_compression", "04_deep_compression", 5)]
-FAST = ["--no-execute", "--case-timeout", "3", "--exercise-timeout", "15"]
+             ("deep_compression", "04_deep_compression", 5),
+             ("llm_compression", "05_llm_compression", 6)]
+FAST = ["--no-execute", "--practice", "--case-timeout", "3", "--exercise-timeout", "15"]
 
 
 def grade(path: Path, assignment: str, tmp_path: Path, capsys) -> tuple[dict, str]:

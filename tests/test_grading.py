@@ -4,6 +4,7 @@ are in test_grading_attacks.py, test_grading_batch.py and test_grading_bundle.py
 from __future__ import annotations
 
 import base64
+import csv
 import json
 import math
 import os
@@ -24,11 +25,11 @@ from course_lib.grading.authoring.compare import compare_values
 from course_lib.grading.authoring.exercise import Assignment, Question
 from course_lib.grading.authoring.generate import exercise_notebook, generate, render, strip_solutions
 from course_lib.grading.authoring.plain import Unsupported, to_plain
-from course_lib.grading.authoring.questions import collect_answers
-from course_lib.grading.authoring.seeds import derived_seed, hidden_seed, rng_seed
+from course_lib.grading.authoring.questions import Answer, collect_answers
+from course_lib.grading.authoring.seeds import derived_seed, hidden_seed, learner_secret, rng_seed
 from course_lib.grading.authoring.specs import NAMES, get_assignment
 from course_lib.grading.confinement.channel import MAX_DEPTH, ChannelError, Reader, decode, encode, send
-from course_lib.grading.confinement.confine import Confinement, ProcessLimits, _blocked_dirs, _needed_in
+from course_lib.grading.confinement.confine import Confinement, Isolation, ProcessLimits, _blocked_dirs, _needed_in
 from course_lib.grading.confinement.fence import (
     TRIPWIRE,
     body_tokens,
@@ -39,9 +40,10 @@ from course_lib.grading.confinement.fence import (
     tripwire_names,
 )
 from course_lib.grading.confinement.options import Memory, Options, TimeLimits
-from course_lib.grading.confinement.workspace import course_sources, readable_by
+from course_lib.grading.confinement.workspace import Workspace, course_sources, readable_by
+from course_lib.grading.deploy.analysis import write_analysis
 from course_lib.grading.grade.extract import CellCode, cell_codes, definitions, statements
-from course_lib.grading.grade.grader import assignment_for, read_seed
+from course_lib.grading.grade.grader import assignment_for
 from course_lib.grading.grade.observations import CaseOutcome, Observations
 from course_lib.grading.grade.reading import GradingError, notebook_path
 from course_lib.grading.grade.reports import (
@@ -50,14 +52,22 @@ from course_lib.grading.grade.reports import (
     classroom_output,
     exercise_scores,
     fatal,
+    feedback_markdown,
     gradescope,
 )
-from course_lib.grading.grade.scoring import cases_of, expected_answers, score_exercise
+from course_lib.grading.grade.scoring import ExerciseResult, _feedback, cases_of, expected_answers, score_exercise
+from course_lib.grading.grade.setup import SEED_ENV, read_secret
 from course_lib.grading.grade.status import MESSAGES, Status
 
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTIONS = ROOT / "solutions"
 EXERCISES = ROOT / "exercises"
+
+
+@pytest.fixture
+def secret(monkeypatch):
+    """A grading secret in the environment, as a grading machine has one (without it, ``grade`` stops: exit 3)."""
+    monkeypatch.setenv(SEED_ENV, "424242")
 
 
 def write_nb(path: Path, *sources: str, assignment: str | None = "distillation") -> Path:
@@ -196,6 +206,42 @@ def test_seeds_are_stable_and_the_public_ones_do_not_depend_on_the_secret():
     assert rng_seed("soft_targets", "public", 0, secret=1) == rng_seed("soft_targets", "public", 0, secret=2)
     assert rng_seed("soft_targets", "hidden", 0, secret=1) != rng_seed("soft_targets", "hidden", 0, secret=2)
     assert hidden_seed(5, "distillation", "soft_targets") != hidden_seed(5, "distillation", "distillation_loss")
+
+
+def _hidden_inputs(secret: int) -> list:
+    """The hidden cases' arguments of every distillation exercise, drawn for ``secret``."""
+    spec = get_assignment("distillation")
+    return [case.make() for ex in spec.exercises for case in cases_of(ex, spec.name, secret)["hidden"]]
+
+
+def _tensors(value: object) -> list[torch.Tensor]:
+    """The tensors an input holds (a module's: its parameters and buffers), in order."""
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, torch.nn.Module):
+        return list(value.state_dict().values())
+    if isinstance(value, (list, tuple)):
+        return [t for v in value for t in _tensors(v)]
+    if isinstance(value, dict):
+        return [t for v in value.values() for t in _tensors(v)]
+    return []
+
+
+def _same(a: object, b: object) -> bool:
+    ta, tb = _tensors(a), _tensors(b)
+    return len(ta) == len(tb) and all(x.shape == y.shape and torch.equal(x, y) for x, y in zip(ta, tb))
+
+
+def test_two_learners_get_different_hidden_inputs_and_a_regrade_the_same():
+    ada, bob = learner_secret(424242, "ada"), learner_secret(424242, "bob")
+    assert ada != bob and learner_secret(424242, " ada ") == ada and learner_secret(1, "ada") != ada
+    first, again, other = _hidden_inputs(ada), _hidden_inputs(learner_secret(424242, "ada")), _hidden_inputs(bob)
+    assert _same(first, again)
+    assert len(first) == len(other) and all(_tensors(a) for a in first)
+    assert not any(_same(a, b) for a, b in zip(first, other))  # no hidden input shared
+    for bad in ("", "  ", None):
+        with pytest.raises(ValueError, match="learner"):
+            learner_secret(424242, bad)
 
 
 def test_a_random_function_gets_the_same_answer_in_check_and_in_the_grader():
@@ -535,6 +581,51 @@ def test_classroom_result_is_what_the_reporter_reads(soft):
     assert "[pass]" not in [t for t in decoded["tests"] if "hidden" in t["name"]][0]["message"]
 
 
+def _class_results() -> dict[str, dict]:
+    """Three learners' results.json for one exercise of three public and two hidden cases, outcomes by hand."""
+    spec = get_assignment("distillation")
+    exercise = spec.exercise("soft_targets")
+    public = [("sums to 1", None), ("T = 1", None), ("large logits", None)]
+    learners = {
+        "ada": (public, [("hidden 1", None), ("hidden 2", None)], 3.0),
+        "bob": ([public[0], ("T = 1", "returned 0.5 instead of 0.7"), ("large logits", "returned nan")],
+                [("hidden 1", "returned nan"), ("hidden 2", None)], 1.0),
+        "cy": ([public[0], ("T = 1", "returned 0.5 instead of 0.7"), ("large logits", "returned 0.1")],
+               [("hidden 1", "returned 1"), ("hidden 2", None)], 1.0),
+    }
+    out = {}
+    for learner, (pub, hid, score) in learners.items():
+        result = ExerciseResult("soft_targets", score, 3.0, 0.0, 0.0, sum(m is None for _, m in pub), 3,
+                                sum(m is None for _, m in hid), 2, _feedback(exercise, pub, "public"),
+                                _feedback(exercise, hid, "hidden"))
+        answers = [Answer("why-t2", "Why T^2?", 2.0, f"{learner}'s reason")] if learner != "cy" else []
+        out[learner] = gradescope(spec, [result], answers, [], 1.0, {"learner": learner})
+    return out
+
+
+def test_the_item_analysis_counts_failures_per_case_and_scores_per_function(tmp_path):
+    folder = write_analysis(tmp_path / "analysis", _class_results(), ["soft_targets"], ["why-t2"])
+    with open(folder / "cases.csv") as f:
+        cases = {(r["kind"], int(r["case"])): r for r in csv.DictReader(f)}
+    assert len(cases) == 5
+    assert cases[("public", 1)]["failed"] == "0" and cases[("public", 1)]["most_common_failure"] == ""
+    assert cases[("public", 2)]["share_failed"] == "0.67"  # bob and cy of three
+    assert cases[("public", 2)]["most_common_failure"] == "returned 0.5 instead of 0.7"
+    assert cases[("public", 3)]["learners_with_it"] == "1" and cases[("hidden", 1)]["failed"] == "2"
+    with open(folder / "functions.csv") as f:
+        scores = {r["score"]: int(r["learners"]) for r in csv.DictReader(f)}
+    assert scores == {"1": 2, "3": 1}  # ada 3 points, bob and cy 1
+    answers = (folder / "answers" / "why-t2.md").read_text()
+    assert "## ada\n\nada's reason" in answers and "## cy\n\n(no answer)" in answers
+
+
+def test_a_learners_feedback_file_is_readable_markdown():
+    text = feedback_markdown(_class_results()["bob"], "bob")
+    assert text.startswith("# Feedback for bob") and "**Score: 1 of " in text
+    assert "## soft_targets (public tests): 1 / 3" in text and "your function returned nan" in text
+    assert "isolation" not in text and "flags" not in text
+
+
 # --- the notebook and the assignment -------------------------------------------------------------------
 
 def test_the_instructor_names_the_assignment_and_metadata_cannot_change_it(tmp_path):
@@ -559,12 +650,12 @@ def test_a_submission_folder_must_hold_one_notebook(tmp_path):
 
 def test_the_seed_comes_from_a_file_or_the_environment(tmp_path, monkeypatch):
     (tmp_path / "seed").write_text("1234\n")
-    assert read_seed(tmp_path / "seed") == 1234
+    assert read_secret(tmp_path / "seed") == 1234
     monkeypatch.setenv("COURSE_GRADING_SEED", "99")
-    assert read_seed(None) == 99
+    assert read_secret(None) == 99
     (tmp_path / "seed").write_text("secret words")
     with pytest.raises(GradingError, match="integer"):
-        read_seed(tmp_path / "seed")
+        read_secret(tmp_path / "seed")
 
 
 def test_written_answers_are_collected_by_metadata_wherever_they_are():
@@ -585,6 +676,23 @@ def test_written_answers_are_collected_by_metadata_wherever_they_are():
 
 
 # --- isolation helpers (no process started) ----------------------------------------------------------------
+
+@pytest.mark.parametrize("isolation, file_system, unhidden", [
+    (Isolation(network=True, mounts=True, root=True, proc=True), "fresh root", "nothing but"),
+    (Isolation(network=True, mounts=True, notes=["fresh root refused (EPERM)"]), "covered", "copy of the masters"),
+    (Isolation(), "host", "solutions included")])
+def test_the_report_says_what_the_file_system_could_not_hide(isolation, file_system, unhidden):
+    """The fallbacks are honest: without a fresh root the grading is never summative, and the report says what
+    learner code could read."""
+    workspace = Workspace()
+    try:
+        held = workspace.guarantees(isolation, [SOLUTIONS / "03_quantization.ipynb"], None)
+    finally:
+        workspace.cleanup()
+    assert held["file_system"] == file_system and unhidden in held["not_hidden"]
+    assert held["summative"] == (file_system == "fresh root" and os.geteuid() == 0)
+    assert held.get("notes", "") == "; ".join(isolation.notes)
+
 
 @pytest.fixture
 def open_dir():
@@ -641,7 +749,7 @@ def test_bad_limits_are_argument_errors(tmp_path, option, capsys):
 
 
 @pytest.mark.parametrize("content", [None, "not a notebook", '{"cells": 3}', b"\x89PNG\r\n\x1a\n\x00"])
-def test_a_missing_or_garbage_file_is_one_line_and_a_zero_results_file(tmp_path, content, capsys):
+def test_a_missing_or_garbage_file_is_one_line_and_a_zero_results_file(tmp_path, content, capsys, secret):
     path = tmp_path / "01_distillation.ipynb"
     if isinstance(content, bytes):
         path.write_bytes(content)
@@ -653,9 +761,10 @@ def test_a_missing_or_garbage_file_is_one_line_and_a_zero_results_file(tmp_path,
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1 and str(path) in err
     results = json.loads(out.read_text())
     assert results["score"] == 0 and str(path) in results["output"] and set(results) <= GRADESCOPE_KEYS
+    assert "Not graded" in out.with_suffix(".md").read_text()  # the learner's feedback, beside results.json
 
 
-def test_a_notebook_of_another_assignment_is_refused_with_a_results_file(tmp_path, capsys):
+def test_a_notebook_of_another_assignment_is_refused_with_a_results_file(tmp_path, capsys, secret):
     path = write_nb(tmp_path / "01_distillation.ipynb", "x = 1", assignment="deep_compression")
     out, github = tmp_path / "results.json", tmp_path / "github_output"
     code = main(["grade", str(path), "--assignment", "distillation", "--json", str(out),
@@ -695,7 +804,7 @@ def test_the_gradescope_bundle_holds_the_scripts_the_wheel_and_a_root_only_seed(
                  str(tmp_path / "seed")]) == 2
 
 
-def test_grade_all_on_an_empty_folder_writes_a_header_and_a_summary(tmp_path, capsys):
+def test_grade_all_on_an_empty_folder_writes_a_header_and_a_summary(tmp_path, capsys, secret):
     (tmp_path / "subs").mkdir()
     assert main(["grade-all", str(tmp_path / "subs"), "--assignment", "pruning", "--csv",
                  str(tmp_path / "g.csv")]) == 0
@@ -714,7 +823,6 @@ def test_submissions_are_files_or_folders_named_after_the_learner(tmp_path):
 
 
 def test_written_answers_reach_results_json_and_the_csv(soft):
-    from course_lib.grading.authoring.questions import Answer
     from course_lib.grading.deploy.batch import Submission, row
     exercise, cases, expected = soft
     result = score_exercise(exercise, _observations(exercise, cases, expected), cases, expected)

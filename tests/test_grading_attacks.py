@@ -516,7 +516,7 @@ for pid in os.listdir("/proc"):
             pass
 for path in glob.glob("/tmp/course-grading-*/**/*", recursive=True) + glob.glob("/tmp/**/seed", recursive=True):
     try:
-        found.append(open(path).read())
+        found.append(open(path, errors="replace").read())
         open(path, "w").write("tampered")
     except OSError:
         pass

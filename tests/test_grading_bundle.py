@@ -20,6 +20,7 @@ from test_grading_attacks import IMPORTS, LOSS, SOFT, notebook
 from course_lib.grading.__main__ import main
 from course_lib.grading.authoring.specs import get_assignment
 from course_lib.grading.grade.reports import GRADESCOPE_KEYS
+from course_lib.grading.grade.setup import SETUP_FAILED
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,6 +52,9 @@ def run_autograder(root: Path, *notebooks: tuple[str, str]) -> dict:
     for name, assignment in notebooks:
         notebook(submission / name, assignment, IMPORTS, SOFT, LOSS)
     shutil.rmtree(root / "results", ignore_errors=True)
+    # Gradescope's metadata of a group submission: the hidden cases are drawn for both learners' ids
+    (root / "submission_metadata.json").write_text(json.dumps({"users": [{"id": 34, "name": "B"},
+                                                                         {"id": 12, "name": "A"}]}))
     env = {**os.environ, "COURSE_AUTOGRADER_ROOT": str(root), "COURSE_AUTOGRADER_PYTHON": sys.executable,
            "PYTHONPATH": str(ROOT)}
     proc = subprocess.run([str(root / "run_autograder")], env=env, capture_output=True, text=True, timeout=600)
@@ -78,6 +82,7 @@ def test_run_autograder_grades_the_submission(autograder):
     assert results["score"] == spec.exercise("soft_targets").points + spec.exercise("distillation_loss").points
     assert set(results) <= GRADESCOPE_KEYS and isinstance(results["execution_time"], int)
     assert "5550123" not in json.dumps(results)
+    assert results["extra_data"]["learner"] == "12+34"
 
 
 def test_run_autograder_always_leaves_a_results_file(autograder):
@@ -85,3 +90,24 @@ def test_run_autograder_always_leaves_a_results_file(autograder):
     assert results["score"] == 0 and "expected one notebook" in results["output"]
     results = run_autograder(autograder, ("a.ipynb", "pruning"))
     assert results["score"] == 0 and "marked as assignment 'pruning'" in results["output"]
+
+
+def test_run_autograder_with_a_broken_seed_fails_the_run_instead_of_scoring_zero(autograder):
+    """An instructor's setup mistake (here an empty seed) is Gradescope's failed run, never a score of 0."""
+    seed = autograder / "source" / "seed"
+    kept = seed.read_text()
+    seed.write_text("\n")
+    submission = autograder / "submission"
+    shutil.rmtree(submission, ignore_errors=True)
+    submission.mkdir()
+    notebook(submission / "my_notebook.ipynb", "distillation", IMPORTS, SOFT, LOSS)
+    shutil.rmtree(autograder / "results", ignore_errors=True)
+    env = {**os.environ, "COURSE_AUTOGRADER_ROOT": str(autograder), "COURSE_AUTOGRADER_PYTHON": sys.executable,
+           "PYTHONPATH": str(ROOT)}
+    try:
+        proc = subprocess.run([str(autograder / "run_autograder")], env=env, capture_output=True, text=True,
+                              timeout=300)
+    finally:
+        seed.write_text(kept)
+    assert proc.returncode == SETUP_FAILED and not (autograder / "results" / "results.json").exists()
+    assert proc.stderr.strip().startswith("setup error (no learner scored): ") and "integer" in proc.stderr

@@ -87,13 +87,13 @@ def test_a_learner_process_gets_limits_an_allow_listed_environment_and_a_private
 
 @ROOT_ONLY
 def test_as_root_a_learner_process_is_another_user_without_network_seed_or_references(probe):
-    report, isolation, workspace, _ = probe
+    report, isolation, workspace, folder = probe
     assert report["uid"] == workspace.uid != 0 and isolation.user == workspace.uid
     assert isolation.network and "unreachable" in report["network"]
     assert report["read"]["secret"] in ("", "PermissionError", "FileNotFoundError")  # covered, unreadable, not there
     assert report["read"]["package"] in ("FileNotFoundError", "PermissionError")
-    # a private /tmp: the workspace, and the way to the interpreter when it lives under /tmp (a checkout there)
-    assert report["listed"]["/tmp"] == on_the_way("/tmp", workspace.reach)
+    # a private /tmp: the way to its own folder, and to the interpreter when it lives under /tmp (a checkout there)
+    assert report["listed"]["/tmp"] == on_the_way("/tmp", (*workspace.reach, str(folder)))
     assert workspace.root.name in report["listed"]["/tmp"]
 
 
@@ -117,12 +117,12 @@ def test_as_root_a_checkout_under_tmp_shows_the_learner_only_the_way_to_its_inte
         for path in (checkout, *checkout.rglob("*")):
             path.chmod(0o755 if path.is_dir() else 0o644)
         workspace = Workspace(hide=(checkout,))
-        report, isolation, _ = run_probe(
+        report, isolation, folder = run_probe(
             workspace, {"reference": reference, "library": libraries / "library.py"},
             listed=("/tmp", str(checkout), str(checkout / ".venv")), reach=(str(libraries),))
         assert isolation.mounts and report["uid"] == workspace.uid
         assert checkout.name in report["listed"]["/tmp"]
-        assert report["listed"]["/tmp"] == on_the_way("/tmp", (*workspace.reach, str(libraries)))
+        assert report["listed"]["/tmp"] == on_the_way("/tmp", (*workspace.reach, str(libraries), str(folder)))
         assert report["listed"][str(checkout)] == [".venv"]
         assert report["listed"][str(checkout / ".venv")] == ["lib"]
         assert report["read"] == {"reference": "FileNotFoundError", "library": "VALUE = 1\n"}

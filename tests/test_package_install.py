@@ -32,6 +32,7 @@ from pathlib import Path, PurePosixPath
 
 import nbformat
 import pytest
+from filelock import FileLock
 from jupyter_client import KernelManager
 from jupyter_client.kernelspec import KernelSpecManager
 from nbclient import NotebookClient
@@ -106,10 +107,33 @@ def run(args: list, **kwargs) -> subprocess.CompletedProcess:
     return result
 
 
-@pytest.fixture(scope="session")  # once per pytest-xdist worker
-def learner_python(tmp_path_factory, request) -> Path:
-    """The Python of a fresh venv with the course's wheel installed with the learner extra only."""
-    tmp = tmp_path_factory.mktemp("learner")
+@pytest.fixture(scope="session")
+def learner_python(tmp_path_factory, worker_id, request) -> Path:
+    """The Python of a fresh venv with the course's wheel installed with the learner extra only: built once per
+    run, by the first pytest-xdist worker that needs it, in the run's shared temporary folder (the others wait for
+    it under a file lock)."""
+    if worker_id == "master":  # not under pytest-xdist
+        python = build_learner_venv(tmp_path_factory.mktemp("learner"))
+    else:
+        shared = tmp_path_factory.getbasetemp().parent / "learner"  # this run's folder, common to its workers
+        with FileLock(f"{shared}.lock"):
+            python = shared / "venv" / "bin" / "python"
+            if not (shared / "ready").is_file():
+                shared.mkdir()
+                build_learner_venv(shared)
+                (shared / "ready").touch()
+
+    def report():  # at the end of the session (a pytest-xdist worker has no terminal: each test prints its own)
+        terminal = request.config.pluginmanager.get_plugin("terminalreporter")
+        for name, seconds in SECONDS.items() if terminal is not None else ():
+            terminal.write_line(f"package install: {name} executed in {seconds:.1f} s")
+    request.addfinalizer(report)
+    return python
+
+
+def build_learner_venv(tmp: Path) -> Path:
+    """Build the wheel from a copy of the checkout and a venv in ``tmp`` that sees only its learner closure;
+    install the wheel there offline, check what it ships and what it can import, and declare its kernel."""
     source = tmp / "source"  # a copy, so that building leaves nothing (build/, egg-info) in the checkout
     shutil.copytree(ROOT / "course_lib", source / "course_lib", ignore=shutil.ignore_patterns("__pycache__"))
     for f in ROOT.iterdir():
@@ -142,12 +166,6 @@ def learner_python(tmp_path_factory, request) -> Path:
     (kernels / "kernel.json").write_text(json.dumps({
         "argv": [str(python), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
         "display_name": "course_lib wheel", "language": "python"}), encoding="utf-8")
-
-    def report():  # at the end of the session (a pytest-xdist worker has no terminal: each test prints its own)
-        terminal = request.config.pluginmanager.get_plugin("terminalreporter")
-        for name, seconds in SECONDS.items() if terminal is not None else ():
-            terminal.write_line(f"package install: {name} executed in {seconds:.1f} s")
-    request.addfinalizer(report)
     return python
 
 

@@ -5,6 +5,9 @@ import pytest
 
 from course_lib.benchmark import pruning as section
 from course_lib.benchmark.knee import free_up_to
+from course_lib.metrics import layer_macs
+from course_lib.pruning import prune_channels
+from course_lib.zoo import get_model
 
 
 @pytest.mark.parametrize("curve,dense,expected", [
@@ -37,8 +40,9 @@ def test_quick_run_returns_the_contract():
         assert entry["finetune"] == {"epochs": section.FINETUNE[name].epochs, "lr": section.FINETUNE[name].lr}
         for scope in section.SCOPES:
             assert set(entry[scope]) == variants
+            tuned = [s for s in sparsities if s in section.FINETUNED_SPARSITIES.get((name, scope), sparsities)]
             for variant in variants:
-                assert list(entry[scope][variant]) == sparsities
+                assert list(entry[scope][variant]) == (tuned if variant.startswith("finetuned") else sparsities)
             assert all(len(v) == 1 for v in entry[scope]["finetuned_per_seed"].values())
             assert set(entry["knee"][scope]) == variants - {"finetuned_per_seed"}
             for variant, k in entry["knee"][scope].items():
@@ -57,6 +61,13 @@ def test_quick_run_returns_the_contract():
     assert g["one_shot"] == curve["lenet300"]["global"]["finetuned"]["0.99"] and len(g["gradual_per_seed"]) == 1
     assert list(result["channel_curve"]) == [str(s) for s in section.CHANNEL_SPARSITIES]
     assert result["channel"]["sparsity"] == section.CHANNEL_SPARSITY
-    assert result["channel"]["params_ratio"] > 1 and math.isfinite(result["unstructured_latency_speedup"])
+    assert result["channel"]["params_ratio"] > 1
+    for record in (result["unstructured_latency_speedup"], result["channel"]["latency_speedup"]):
+        assert {"speedup", "p10", "p90", "reliable", "why", "baseline", "candidate", "context"} <= record.keys()
+        assert math.isfinite(record["speedup"]) and record["baseline"]["name"] == "dense"
+    assert result["unstructured_latency_speedup"]["candidate"]["name"] == "unstructured"
+    slim = prune_channels(get_model("teacher"), sparsity=section.CHANNEL_SPARSITY)  # the work ratio, from the layers
+    assert math.isclose(result["channel"]["macs_ratio"],
+                        sum(layer_macs(get_model("teacher")).values()) / sum(layer_macs(slim).values()))
     stored = result["sparse_bytes"]
     assert stored["bitmask"] < stored["csr"] < stored["dense"] and stored["sparsity"] == section.SPARSE_SPARSITY

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from course_lib.benchmark.quantization import SWEEPS, bit_width_curve, cpu_time_per_call, qat_lr_scan, run, sweep_widths
+from course_lib.benchmark.quantization import LATENCY_THREADS, SWEEPS, bit_width_curve, qat_lr_scan, run, sweep_widths
 from course_lib.training import evaluate
 
 
@@ -63,28 +63,6 @@ def test_qat_lr_scan_keys_are_the_learning_rates(tiny_task):
     assert list(scan) == ["0.001", "0.01"] and all(0.0 <= a <= 1.0 for a in scan.values())
 
 
-class _Repeat(nn.Module):
-    """``times`` products of a 256x256 matrix with itself: CPU work proportional to ``times``."""
-
-    def __init__(self, times):
-        super().__init__()
-        self.times = times
-
-    def forward(self, x):
-        for _ in range(self.times):
-            x = torch.tanh(x @ x)
-        return x
-
-
-def test_cpu_time_per_call_counts_the_work_and_restores_the_threads():
-    threads = torch.get_num_threads()
-    x = torch.randn(256, 256, generator=torch.Generator().manual_seed(0))
-    cpu = cpu_time_per_call({"one": _Repeat(1), "eight": _Repeat(8)}, x, repeats=5)
-    assert set(cpu) == {"one", "eight"} and cpu["one"] > 0
-    assert cpu["eight"] > 3 * cpu["one"]  # eight times the work; CPU time is not stretched by other processes
-    assert torch.get_num_threads() == threads
-
-
 @pytest.mark.slow  # trains, calibrates and compiles (Inductor) the zoo teacher
 def test_quick_run_returns_the_contract():
     result = run(quick=True, seeds=1)
@@ -96,12 +74,20 @@ def test_quick_run_returns_the_contract():
     assert curve["bits"] == [8, 2] and set(result["qat_lr_scan"]) == {"lenet300"}
     assert len(curve["lenet300"]["both"]["qat"]["per_tensor"]) == 2
     pt2e = result["pt2e"]
-    assert {"fp32_eager_ms", "fp32_compiled_ms", "int8_ms", "speedup_vs_compiled", "speedup_vs_eager",
-            "accuracy", "fp32_accuracy"} <= pt2e.keys()
-    assert pt2e["speedup_vs_eager"] == pytest.approx(pt2e["fp32_eager_ms"] / pt2e["int8_ms"])
-    assert pt2e["speedup_vs_compiled"] == pytest.approx(pt2e["fp32_compiled_ms"] / pt2e["int8_ms"])
-    assert pt2e["fp32_accuracy"] == result["fp32_accuracy"] and pt2e["batch_size"] == 256 and pt2e["threads"] == 2
+    assert {"speedup_vs_compiled", "speedup_vs_eager", "accuracy", "fp32_accuracy", "int8_kernel", "vnni",
+            "saturates", "reduce_range"} <= pt2e.keys()
+    for threads in LATENCY_THREADS:  # one interleaved comparison per thread count, each speed-up a timing record
+        timed = pt2e[str(threads)]
+        rows = {r["model"]: r for r in timed["rows"]}
+        assert set(rows) == {"fp32_eager", "fp32_compiled", "int8"} and timed["threads"] == threads
+        for key, baseline in (("speedup_vs_compiled", "fp32_compiled"), ("speedup_vs_eager", "fp32_eager")):
+            record = timed[key]
+            assert record["baseline"]["median_ms"] == rows[baseline]["median_ms"]
+            assert record["candidate"]["median_ms"] == rows["int8"]["median_ms"]
+            assert record["p10"] <= record["speedup"] <= record["p90"] and record["baseline"]["threads"] == threads
+            assert {"load_before", "load_after", "capability", "cpu_flags"} <= record["context"].keys()
+    assert pt2e["speedup_vs_compiled"] == pt2e[str(max(LATENCY_THREADS))]["speedup_vs_compiled"]
+    assert pt2e["fp32_accuracy"] == result["fp32_accuracy"] and pt2e["batch_size"] == 256
+    assert pt2e["int8_kernel"].startswith("onednn/") and pt2e["vnni"] is not pt2e["saturates"]
     assert abs(pt2e["accuracy"] - pt2e["fp32_accuracy"]) <= 0.01  # int8 kernels within a point of fp32
     assert pt2e["size_ratio"] > 3  # one byte per weight instead of four, plus scales and fp32 biases
-    cpu = pt2e["cpu_1thread"]
-    assert cpu["speedup_vs_compiled"] == pytest.approx(cpu["fp32_compiled_ms"] / cpu["int8_ms"])

@@ -219,6 +219,23 @@ def test_results_round_trip_through_json():
     assert timing.Speedup.from_dict(data) == s and data["reliable"] is False and data["ratio"] == s.ratio
 
 
+def test_timing_record_is_the_paired_speedup_with_each_variants_spread_and_context():
+    base, cand = [10.0, 20.0, 30.0, 12.0, 11.0], [5.0, 10.0, 10.0, 4.0, 5.5]
+    ratios = [b / c for b, c in zip(base, cand)]
+    record = json.loads(json.dumps(timing.timing_record(latency("fp32", base), latency("int8", cand))))
+    assert (record["speedup"], record["p10"], record["p90"]) == \
+        pytest.approx((np.median(ratios), *np.percentile(ratios, [10, 90])))
+    assert record["rounds"] == 5 and record["reliable"] is True and record["why"] == ""
+    p10, p90 = np.percentile(base, [10, 90])
+    assert record["baseline"] == pytest.approx({"name": "fp32", "median_ms": np.median(base), "p10_ms": p10,
+                                                "p90_ms": p90, "spread": p90 / p10, "cpu_wall_ratio": 1.0,
+                                                "threads": 1, "batch_size": 4})
+    assert record["candidate"]["name"] == "int8" and record["candidate"]["median_ms"] == np.median(cand)
+    assert record["context"] == {**context().as_dict(), "cpu_flags": ["avx2"]}
+    flagged = timing.timing_record(latency("a", base, problems=["load 3.0 before"]), latency("b", cand))
+    assert flagged["reliable"] is False and flagged["why"] == "load 3.0 before"
+
+
 def test_threads_are_set_per_variant_and_restored_even_after_an_error():
     seen = {}
 

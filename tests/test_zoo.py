@@ -2,7 +2,6 @@
 import hashlib
 import json
 import random
-from dataclasses import asdict
 
 import numpy as np
 import pytest
@@ -13,19 +12,31 @@ from course_lib.data import load_dataset, make_loaders
 from course_lib.models import build_model
 from course_lib.training import evaluate, set_seed
 
+CLASSIFIERS = [name for name, recipe in zoo.RECIPES.items() if isinstance(recipe, zoo.Recipe)]
+
 
 def test_every_recipe_ships_with_a_manifest_record_of_that_recipe():
     records = zoo.manifest()
     assert set(records) == set(zoo.RECIPES)
     for name, record in records.items():
         path = zoo.WEIGHTS / record["file"]
-        assert record["recipe"] == asdict(zoo.RECIPES[name]), f"{name} was trained with another recipe"
+        assert record["recipe"] == zoo.recipe_record(zoo.RECIPES[name]), f"{name} was trained with another recipe"
         assert hashlib.sha256(path.read_bytes()).hexdigest() == record["sha256"]
         assert path.stat().st_size == record["bytes"]
-        assert set(record["accuracy"]) == {"val", "test"}
+        assert set(record["accuracy" if name in CLASSIFIERS else "perplexity"]) == {"val", "test"}
 
 
-@pytest.mark.parametrize("name", list(zoo.RECIPES))
+def test_the_language_models_record_holds_its_training_history():
+    record = zoo.manifest()["gpt"]
+    recipe = zoo.RECIPES["gpt"]
+    history = record["history"]
+    assert history["step"] == list(range(recipe.training.eval_every, recipe.training.steps + 1,
+                                         recipe.training.eval_every))
+    assert len(history["val_perplexity"]) == len(history["step"])
+    assert sorted(map(int, history["census"])) == list(recipe.census_steps)
+
+
+@pytest.mark.parametrize("name", CLASSIFIERS)
 def test_shipped_model_reaches_its_recorded_accuracy(name):
     model = zoo.get_model(name)
     assert not model.training
@@ -34,6 +45,15 @@ def test_shipped_model_reaches_its_recorded_accuracy(name):
     # the same weights on every machine; another CPU's kernels may flip at most a near-tie or two
     assert evaluate(model, loaders.test) == pytest.approx(recorded["test"], abs=0.002)
     assert evaluate(model, loaders.val) == pytest.approx(recorded["val"], abs=0.002)
+
+
+def test_shipped_language_model_reaches_its_recorded_perplexity():
+    model = zoo.get_model("gpt")
+    assert not model.training
+    recorded = zoo.manifest()["gpt"]["perplexity"]
+    # the mean cross-entropy of 110 k bytes: another CPU's kernels change it in the last digits only
+    for split, value in zoo.perplexities(model).items():
+        assert value == pytest.approx(recorded[split], rel=1e-4), split
 
 
 def test_recipes_fixed_by_issue_13():

@@ -1,4 +1,8 @@
-"""``python -m course_lib.benchmark``: run the technique benchmarks, write one JSON file and print a table."""
+"""``python -m course_lib.benchmark``: run the technique benchmarks, write one JSON file and print a table.
+
+After each section it lists, on stderr, the timings the section could not measure reliably (a loaded machine, a
+wide spread: :mod:`course_lib.timing`), which the book will show as such: re-run that section on a quiet machine
+(``--only <section> --update``)."""
 from __future__ import annotations
 
 import argparse
@@ -9,7 +13,7 @@ from pathlib import Path
 from .._validation import check_int
 from ..resources import resource
 from . import SECTIONS, check_sections, run_section
-from .results import load_results
+from .results import load_results, unreliable_timings
 from .tradeoffs import format_table
 
 
@@ -45,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
         results[name] = run_section(name, quick=args.quick, seeds=args.seeds)
         status = f"failed: {results[name]['error']}" if "error" in results[name] else "done"
         print(f"[benchmark] {name} {status} in {results[name]['seconds']:.1f} s", file=sys.stderr, flush=True)
+        for where, why in unreliable_timings(results[name], name):  # the book will say these were not measured
+            print(f"[benchmark]   not measured reliably: {where}: {why}", file=sys.stderr, flush=True)
         if args.out.parent != Path(""):
             args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, indent=2, sort_keys=False) + "\n", encoding="utf-8")

@@ -4,7 +4,11 @@ Every chapter states what its technique buys and where it stops being free. Thos
 ``python -m course_lib.benchmark`` measures are listed with their section (``claims`` of each
 :class:`~course_lib.benchmark.figures.Section`), each with a check that reads the documented keys of its section and
 returns the evidence (the figures, as text) and whether the claim holds in that file. A claim whose figures are
-missing (the section did not run, failed, or predates the key) is "not measured", never assumed.
+missing (the section did not run, failed, or predates the key) is "not measured", never assumed; a claim whose
+speed-up was measured but not reliably (:func:`~course_lib.benchmark.results.speedup_of`), or breaks a
+plausibility rule (:func:`~course_lib.benchmark.figures.section.plausible_speedup`: no more speed than the work
+saved allows, no two threads five times slower than one), is "not measured reliably", with the reason: it neither
+holds nor fails.
 ``book/results.ipynb`` shows the checks, so a reader who re-runs ``make benchmark`` sees which claims hold on their
 machine.
 
@@ -21,13 +25,22 @@ from .results import MISSING, Results, ok_sections
 
 __all__ = ["Claim", "check_claims", "claims_table"]
 
-VERDICTS = {True: "holds", False: "**does not hold**", None: MISSING}
+UNRELIABLE = "not measured reliably"
+VERDICTS = {True: "holds", False: "**does not hold**"}
+
+
+def verdict(evidence: str, holds: bool | None) -> str:
+    """``"holds"``, ``"**does not hold**"``, ``"not measured"`` (no figure) or ``"not measured reliably"``."""
+    if holds is not None:
+        return VERDICTS[holds]
+    return MISSING if evidence == MISSING else UNRELIABLE
 
 
 def check_claims(results: Results, section: str | None = None) -> list[dict[str, Any]]:
     """Every claim of every section (of ``section`` only, if given) checked against ``results``: dicts with
-    ``section``, ``chapter``, ``statement``, ``evidence`` (the figures, or ``"not measured"``) and ``holds``
-    (``True``, ``False``, or ``None`` when the file lacks a figure it needs or the section failed)."""
+    ``section``, ``chapter``, ``statement``, ``evidence`` (the figures, or ``"not measured"``), ``holds``
+    (``True``, ``False``, or ``None`` when the file lacks a figure it needs, the section failed, or a figure was not
+    measured reliably) and ``verdict`` (:func:`verdict`)."""
     ok = ok_sections(results)
     checked = []
     for name, sec in REGISTRY.items():
@@ -37,11 +50,11 @@ def check_claims(results: Results, section: str | None = None) -> list[dict[str,
             found = claim.check(ok[name]) if name in ok else None
             evidence, holds = found if found is not None else (MISSING, None)
             checked.append({"section": name, "chapter": sec.chapter, "statement": claim.statement,
-                            "evidence": evidence, "holds": holds})
+                            "evidence": evidence, "holds": holds, "verdict": verdict(evidence, holds)})
     return checked
 
 
 def claims_table(results: Results, section: str) -> str | None:
     """The claims of ``section`` as a Markdown table (claim, measured, verdict), or ``None`` if it has none."""
-    rows = [[c["statement"], c["evidence"], VERDICTS[c["holds"]]] for c in check_claims(results, section)]
+    rows = [[c["statement"], c["evidence"], c["verdict"]] for c in check_claims(results, section)]
     return markdown_table(["the book's claim", "measured", "on this file"], rows) if rows else None

@@ -24,13 +24,16 @@ fractions in ``[0, 1]`` on the test split, which is never used for a choice):
 - ``bits``, ``index_bits``: the widths used (seed 0), ``layer_density``: kept fraction per layer.
 
 The settings (epochs, learning rates, widths) were chosen on the validation split in the chapter
-``book/code/deep_compression.ipynb``. ``quick=True`` fine-tunes on :data:`QUICK_TRAIN_IMAGES` training images for
+``book/code/deep_compression.ipynb``. The runs (each network, each seed) are independent and seeded: they run
+side by side, one per core on one thread each (:func:`~course_lib.benchmark.cache.parallel_map`), so the figures
+do not depend on the core count. ``quick=True`` fine-tunes on :data:`QUICK_TRAIN_IMAGES` training images for
 one epoch with one seed: it checks that the section runs end to end, not the targets.
 """
 from __future__ import annotations
 
 import dataclasses
 import statistics
+from collections.abc import Callable
 
 import torch
 from torch.utils.data import DataLoader, Subset
@@ -41,6 +44,7 @@ from ..data import load_mnist5k, make_loaders
 from ..pruning import layer_sparsities
 from ..training import evaluate, predict
 from ..zoo import get_model
+from .cache import parallel_map
 
 CONFIGS = {
     "lenet300": Config({"net.1": 0.92, "net.3": 0.91, "net.5": 0.74}, prune_epochs=10, share_epochs=2),
@@ -58,37 +62,45 @@ def _train_loader(splits, seed: int, quick: bool) -> DataLoader:
                       generator=torch.Generator().manual_seed(seed))
 
 
-def compress_model(name: str, splits, seeds: int, quick: bool = False) -> dict:
-    """The section's figures for zoo model ``name`` (``"lenet300"`` or ``"lenet5"``) on ``splits``."""
-    loaders = make_loaders(splits, batch_size=64)
-    dense = get_model(name)
-    dense_bytes = storage_bytes(dense, coding="dense")
+def _runs(name: str, splits, seeds: int, quick: bool) -> list[Callable[[], dict]]:
+    """One task per seed: zoo model ``name`` through :func:`deep_compress`, to its file; each returns the file's
+    ``bytes``, the test ``accuracy`` of the model it holds, ``equal`` (the round trip's logits are identical),
+    ``bits``, ``index_bits`` and ``layer_density``."""
+    loaders, dense = make_loaders(splits, batch_size=64), get_model(name)
     config = CONFIGS[name]
     if quick:
         config = dataclasses.replace(config, prune_epochs=1, share_epochs=1)
-    accuracies, sizes, equal = [], [], []
-    first = None
-    for seed in range(seeds):
+
+    def one(seed: int) -> dict:
         result = deep_compress(dense, _train_loader(splits, seed, quick), loaders.val, loaders.test,
                                config=dataclasses.replace(config, seed=seed), device="cpu")
         data = compress(result.model, index_bits=result.index_bits)
         logits, _ = predict(result.model, loaders.test)
-        equal.append(torch.equal(logits, predict(decompress(data), loaders.test)[0]))
-        accuracies.append(evaluate(result.model, loaders.test))
-        sizes.append(len(data))
-        first = result if first is None else first
+        return {"bytes": len(data), "accuracy": evaluate(result.model, loaders.test),
+                "equal": torch.equal(logits, predict(decompress(data), loaders.test)[0]), "bits": result.bits,
+                "index_bits": result.index_bits,
+                "layer_density": {k: round(1 - v, 6) for k, v in layer_sparsities(result.model).items()}}
+
+    return [lambda seed=seed: one(seed) for seed in range(seeds)]
+
+
+def _figures(name: str, splits, runs: list[dict]) -> dict:
+    """The section's figures for zoo model ``name`` from its :func:`_runs` results (seed order)."""
+    dense = get_model(name)
+    dense_bytes = storage_bytes(dense, coding="dense")
+    sizes, accuracies = [r["bytes"] for r in runs], [r["accuracy"] for r in runs]
     return {
-        "dense_accuracy": evaluate(dense, loaders.test),
+        "dense_accuracy": evaluate(dense, make_loaders(splits, batch_size=64).test),
         "compressed_accuracy": statistics.fmean(accuracies),
         "compressed_accuracy_per_seed": accuracies,
         "dense_bytes": dense_bytes,
         "compressed_bytes": statistics.fmean(sizes),
         "compressed_bytes_per_seed": sizes,
         "compression_ratio": dense_bytes / statistics.fmean(sizes),
-        "roundtrip_equal": all(equal),
-        "bits": first.bits,
-        "index_bits": first.index_bits,
-        "layer_density": {k: round(1 - v, 6) for k, v in layer_sparsities(first.model).items()},
+        "roundtrip_equal": all(r["equal"] for r in runs),
+        "bits": runs[0]["bits"],
+        "index_bits": runs[0]["index_bits"],
+        "layer_density": runs[0]["layer_density"],
     }
 
 
@@ -97,7 +109,14 @@ def run(quick: bool = False, seeds: int = 3) -> dict:
     splits = load_mnist5k()
     if quick:  # a few batches: the section runs end to end in seconds
         seeds = 1
-    result = compress_model("lenet300", splits, seeds, quick)
-    result["lenet5"] = compress_model("lenet5", splits, seeds, quick)
+    names = ("lenet300", "lenet5")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the runs go side by side, one per core (parallel_map), on one thread each
+    try:
+        runs = parallel_map([task for name in names for task in _runs(name, splits, seeds, quick)])
+        result, lenet5 = (_figures(name, splits, runs[i * seeds:(i + 1) * seeds]) for i, name in enumerate(names))
+    finally:
+        torch.set_num_threads(threads)
+    result["lenet5"] = lenet5
     result["seeds"] = seeds
     return result

@@ -9,19 +9,26 @@ seed 0, one axis at a time (the temperature at ``alpha = 0.9``, then ``alpha`` a
 the lower temperature and to ``alpha = 0.9``); a run made for the choice is reused as seed 0's run. The
 ``selection`` entries hold the validation accuracies they were chosen from. Accuracies are fractions in
 ``[0, 1]`` on the test split, which is never used for a choice; ``*_per_seed`` lists seeds ``0..seeds-1``;
-``seconds`` entries are wall-clock training times of one student (mean over seeds, on this machine and its
-load; their ratios are what the chapter uses). Students train on one thread (the section sets it, and restores
-the caller's count), so the results do not depend on the core count; the section takes about 50 minutes on one
-loaded core. Top-level ``seeds``, ``steps``, ``temperature`` and ``alpha`` repeat the seed count, the step
-budget and ``low_label``'s choice.
+``seconds`` entries are training times of one student (mean over seeds, on this machine and its load; their
+ratios are what the chapter uses): its wall-clock time plus, for a distilled student, the teacher's forward
+passes on its batches, counted at the time per image the teacher took to fill the section's
+:class:`~course_lib.benchmark.cache.TeacherTable`. The teacher runs once per image it can be shown (every
+training image, every shift), and each student step looks its logits up, exact to float rounding: the students
+are the ones the teacher would have taught step by step, at a fraction of the time. Students train side by side,
+one per core, on one thread each (:func:`~course_lib.benchmark.cache.parallel_map`; the section sets one thread,
+and restores the caller's count), so the results do not depend on the core count. Top-level ``seeds``,
+``steps``, ``temperature`` and ``alpha`` repeat the seed count, the step budget and ``low_label``'s choice.
 
 Reported:
 
 - ``teacher.params``, ``teacher.bytes``, ``teacher.accuracy``: the zoo teacher ``get_model("teacher")``;
-  ``student.params``, ``student.bytes``, ``student.speedup`` (teacher / student median latency at batch 64):
-  the zoo student's architecture; ``student.scratch_accuracy`` (all labels) and ``student.kd_accuracy``
-  (distilled on all labels at ``low_label``'s ``T`` and ``alpha``), means, ``*_std`` (sample standard
-  deviations) and ``*_per_seed``.
+  ``student.params``, ``student.bytes``, ``student.speedup`` (teacher against student latency at batch 64 on one
+  thread, side by side, as the chapter measures it: a :func:`~course_lib.timing.timing_record`, read it with
+  :func:`~course_lib.benchmark.results.speedup_of`),
+  ``student.macs_ratio`` (teacher / student multiply-accumulates per image, :func:`~course_lib.metrics.layer_macs`,
+  the work ratio that bounds a plausible speed-up): the zoo student's architecture; ``student.scratch_accuracy``
+  (all labels) and ``student.kd_accuracy`` (distilled on all labels at ``low_label``'s ``T`` and ``alpha``),
+  means, ``*_std`` (sample standard deviations) and ``*_per_seed``.
 - ``low_label``: ``fractions`` of the training labels kept (stratified by class, seeded,
   :func:`course_lib.distillation.with_few_labels`), ``labels`` (how many), ``temperature``, ``alpha``,
   ``selection``; per fraction (key ``"0.03"`` ...): ``scratch`` (the student trained on the labeled images
@@ -64,11 +71,12 @@ from torch.utils.data import TensorDataset
 from ..data import Splits, load_mnist5k, make_loaders
 from ..distillation import distill, hint_train, labeled, with_few_labels
 from ..distillation._omitted_class import best_bias_shift, class_accuracy, without_class
-from ..metrics import count_parameters, model_size_bytes
+from ..metrics import count_parameters, layer_macs, model_size_bytes
 from ..models import ConvNet, build_model
-from ..timing import compare_latency
+from ..timing import compare_latency, timing_record
 from ..training import evaluate, set_seed, train
 from ..zoo import RECIPES, get_model
+from .cache import TeacherTable, parallel_map
 
 RECIPE = RECIPES["student"]
 STEPS = 1100                    # the zoo student's 20 epochs of 55 batches
@@ -124,20 +132,16 @@ def train_student(splits: Splits, *, seed: int, steps: int = STEPS, train_set: T
 
 def fitnet_student(splits: Splits, *, seed: int, teacher: nn.Module, student_layer: str, teacher_layer: str,
                    hint_steps: int, steps: int = STEPS, build: Callable[[], nn.Module] = small_student,
-                   **distill_kwargs) -> nn.Module:
+                   table: TeacherTable | None = None, **distill_kwargs) -> nn.Module:
     """FitNets, stage-wise: ``hint_steps`` of :func:`~course_lib.distillation.hint_train` on the training split,
-    then :func:`train_student` distils the result for ``steps`` (same seed, recipe and batches)."""
+    then :func:`train_student` distils the result for ``steps`` (same seed, recipe and batches), from ``table``
+    (``teacher``'s :class:`~course_lib.benchmark.cache.TeacherTable`) when given, else from ``teacher``."""
     set_seed(seed)
     loader = _loader(splits, splits.train, seed)
     stage1 = hint_train(build(), teacher, loader, student_layer=student_layer, teacher_layer=teacher_layer,
                         **_recipe(hint_steps, loader)).model
-    return train_student(splits, seed=seed, steps=steps, teacher=teacher, build=lambda: stage1, **distill_kwargs)
-
-
-def _timed(fn: Callable[[], nn.Module]) -> tuple[nn.Module, float]:
-    start = time.perf_counter()
-    model = fn()
-    return model, time.perf_counter() - start
+    return train_student(splits, seed=seed, steps=steps, teacher=teacher if table is None else table,
+                         build=lambda: stage1, **distill_kwargs)
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -148,13 +152,18 @@ def _mean_or_none(values: list[float | None]) -> float | None:
     return None if None in values else statistics.fmean(values)
 
 
-def _choose(score: Callable[..., float], temperatures: tuple[float, ...], alphas: tuple[float, ...]
+def _choose(score: Callable[..., float], temperatures: tuple[float, ...], alphas: tuple[float, ...], *,
+            prepare: Callable[[list[tuple[float, float]]], None] = lambda settings: None
             ) -> tuple[float, float, dict[str, float]]:
     """``T`` then ``alpha`` maximising ``score(temperature, alpha)`` (validation accuracy), one axis at a time:
-    the temperature at ``alpha = 0.9`` (or the first alpha), then alpha at that temperature; ties to the first."""
+    the temperature at ``alpha = 0.9`` (or the first alpha), then alpha at that temperature; ties to the first.
+    ``prepare(settings)`` is called with each axis's ``(T, alpha)`` pairs before they are scored (to train their
+    students side by side)."""
     first = 0.9 if 0.9 in alphas else alphas[0]
+    prepare([(t, first) for t in temperatures])
     scores = {(t, first): score(t, first) for t in temperatures}
     best_t = max(temperatures, key=lambda t: scores[t, first])
+    prepare([(best_t, a) for a in alphas if (best_t, a) not in scores])
     for a in alphas:
         if (best_t, a) not in scores:
             scores[best_t, a] = score(best_t, a)
@@ -169,26 +178,52 @@ def _gap(acc: float, few: float, full: float) -> float | None:
 
 
 class _Runs:
-    """What every step of the section shares: the data, the teacher, the budget, and the students trained so far
-    (a run made to choose a setting is reused as that seed's run)."""
+    """What every step of the section shares: the data, the teacher and its table of logits, the budget, and the
+    students trained so far (a run made to choose a setting is reused as that seed's run)."""
 
     def __init__(self, splits: Splits, teacher: nn.Module, quick: bool, seeds: int) -> None:
         self.splits, self.loaders, self.teacher = splits, make_loaders(splits), teacher
+        self.table = TeacherTable(teacher, splits.train.tensors[0], max_shift=RECIPE.augment)
         self.quick, self.seeds = quick, seeds
         self.steps = QUICK_STEPS if quick else STEPS
         self.temperatures, self.alphas = (TEMPERATURES[1:2], ALPHAS[1:2]) if quick else (TEMPERATURES, ALPHAS)
         self.trained: dict[tuple, tuple[nn.Module, float]] = {}
 
+    def _job(self, seed: int, data: str, train_set: TensorDataset | None = None, *, length: int | None = None,
+             **kwargs) -> tuple[tuple, Callable[[], tuple[nn.Module, float]]]:
+        length = self.steps if length is None else length
+        key = (seed, data, length, tuple(sorted((k, v) for k, v in kwargs.items() if k != "teacher")))
+        if kwargs.get("teacher") is self.teacher:
+            kwargs = {**kwargs, "teacher": self.table}
+        return key, lambda: self.timed(lambda: train_student(self.splits, seed=seed, steps=length,
+                                                             train_set=train_set, **kwargs))
+
     def student(self, seed: int, data: str, train_set: TensorDataset | None = None, *, length: int | None = None,
                 **kwargs) -> tuple[nn.Module, float]:
         """:func:`train_student` on ``train_set`` (named ``data``) for ``length`` steps (default the section's),
         and the seconds it took; trained once per seed, data, length and setting."""
-        length = self.steps if length is None else length
-        key = (seed, data, length, tuple(sorted((k, v) for k, v in kwargs.items() if k != "teacher")))
+        key, job = self._job(seed, data, train_set, length=length, **kwargs)
         if key not in self.trained:
-            self.trained[key] = _timed(lambda: train_student(self.splits, seed=seed, steps=length,
-                                                             train_set=train_set, **kwargs))
+            self.trained[key] = job()
         return self.trained[key]
+
+    def train(self, *jobs: dict) -> None:
+        """Train side by side (:func:`~course_lib.benchmark.cache.parallel_map`) the students of ``jobs`` (each the
+        arguments of :meth:`student`, ``data`` and ``seed`` included) not trained yet; the same students as
+        :meth:`student` would train one by one."""
+        todo: dict[tuple, Callable] = {}
+        for arguments in jobs:
+            key, job = self._job(**arguments)
+            if key not in self.trained:
+                todo.setdefault(key, job)
+        self.trained.update(zip(todo, parallel_map(list(todo.values()))))
+
+    def timed(self, fn: Callable[[], nn.Module]) -> tuple[nn.Module, float]:
+        """``fn()`` and its seconds: wall clock, plus the teacher's time per image for each row the table
+        answered (what running the teacher on them would have cost)."""
+        hits, start = self.table.hits, time.perf_counter()
+        model = fn()
+        return model, time.perf_counter() - start + (self.table.hits - hits) * self.table.seconds_per_row
 
     def test(self, model: nn.Module) -> float:
         return evaluate(model, self.loaders.test)
@@ -206,9 +241,9 @@ def run(quick: bool = False, seeds: int = 3) -> dict:
     teacher = get_model("teacher")
     zoo_student = get_model("student")
     latency = compare_latency({"teacher": teacher, "student": zoo_student}, splits.test.tensors[0][:64],
-                              warmup=2 if quick else 5, repeats=5 if quick else 50)
+                              warmup=2 if quick else 5, repeats=5 if quick else 50, threads=1)  # as the chapter
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # small models: one thread is as fast, and the results do not depend on the core count
+    torch.set_num_threads(1)  # the students train side by side, one per core (parallel_map), on one thread each
     try:
         runs = _Runs(splits, teacher, quick, seeds)
         low_label, kd, all_scratch, all_kd = _few_labels(runs)
@@ -225,7 +260,8 @@ def run(quick: bool = False, seeds: int = 3) -> dict:
                     "scratch_accuracy": zs_mean, "scratch_accuracy_std": zs_std,
                     "scratch_accuracy_per_seed": all_scratch,
                     "kd_accuracy": zk_mean, "kd_accuracy_std": zk_std, "kd_accuracy_per_seed": all_kd,
-                    "speedup": latency["teacher"].median_ms / latency["student"].median_ms},
+                    "speedup": timing_record(latency["teacher"], latency["student"]),
+                    "macs_ratio": sum(layer_macs(teacher).values()) / sum(layer_macs(zoo_student).values())},
         "seeds": seeds,
         "steps": runs.steps,
         "temperature": kd["temperature"],
@@ -245,9 +281,24 @@ def _few_labels(runs: _Runs) -> tuple[dict, dict, list[float], list[float]]:
     def few(fraction: float, seed: int) -> TensorDataset:
         return with_few_labels(splits.train, fraction, seed=seed)
 
-    t_few, a_few, selection = _choose(lambda t, a: runs.val(runs.student(0, f"{SELECTION_FRACTION}", labeled(
-        few(SELECTION_FRACTION, 0)), teacher=teacher, temperature=t, alpha=a)[0]), runs.temperatures, runs.alphas)
+    def chosen_on(t: float, a: float) -> dict:
+        return dict(seed=0, data=f"{SELECTION_FRACTION}", train_set=labeled(few(SELECTION_FRACTION, 0)),
+                    teacher=teacher, temperature=t, alpha=a)
+
+    def methods(fraction: float, seed: int, kd: dict) -> dict[str, dict]:
+        subset = few(fraction, seed)
+        return {"scratch": dict(seed=seed, data=f"{fraction}", train_set=labeled(subset)),
+                "kd": dict(seed=seed, data=f"{fraction}", train_set=labeled(subset), **kd),
+                "kd_transfer": dict(seed=seed, data=f"{fraction}+transfer", train_set=subset, **kd)}
+
+    scratch = [dict(seed=s, data="all") for s in range(seeds)] + [
+        methods(f, s, {})["scratch"] for f in FRACTIONS for s in range(seeds)]  # trained beside the first choice
+    t_few, a_few, selection = _choose(lambda t, a: runs.val(runs.student(**chosen_on(t, a))[0]), runs.temperatures,
+                                      runs.alphas, prepare=lambda settings: runs.train(
+                                          *(chosen_on(t, a) for t, a in settings), *scratch))
     kd = dict(teacher=teacher, temperature=t_few, alpha=a_few)
+    runs.train(*(dict(seed=s, data="all", **kd) for s in range(seeds)),
+               *(job for f in FRACTIONS for s in range(seeds) for job in methods(f, s, kd).values()))
     all_scratch = [runs.test(runs.student(s, "all")[0]) for s in range(seeds)]
     all_kd = [runs.test(runs.student(s, "all", **kd)[0]) for s in range(seeds)]
     low_label: dict = {"fractions": list(FRACTIONS), "temperature": t_few, "alpha": a_few,
@@ -257,12 +308,8 @@ def _few_labels(runs: _Runs) -> tuple[dict, dict, list[float], list[float]]:
         accs: dict[str, list[float]] = {"scratch": [], "kd": [], "kd_transfer": []}
         secs: dict[str, list[float]] = {k: [] for k in accs}
         for seed in range(seeds):
-            subset = few(fraction, seed)
-            for method, (data, train_set, kwargs) in {
-                    "scratch": (f"{fraction}", labeled(subset), {}),
-                    "kd": (f"{fraction}", labeled(subset), kd),
-                    "kd_transfer": (f"{fraction}+transfer", subset, kd)}.items():
-                model, seconds = runs.student(seed, data, train_set, **kwargs)
+            for method, job in methods(fraction, seed, kd).items():
+                model, seconds = runs.student(**job)
                 accs[method].append(runs.test(model))
                 secs[method].append(seconds)
         per_seed = {m: [_gap(accs[m][s], accs["scratch"][s], all_scratch[s]) for s in range(seeds)]
@@ -276,10 +323,14 @@ def _few_labels(runs: _Runs) -> tuple[dict, dict, list[float], list[float]]:
 def _all_labels(runs: _Runs) -> dict:
     """``all_labels``: the smaller student on every label, from scratch and distilled (``T``, ``alpha`` chosen)."""
     teacher, seeds, small = runs.teacher, runs.seeds, dict(build=small_student)
-    t_all, a_all, selection = _choose(lambda t, a: runs.val(runs.student(0, "all", teacher=teacher, temperature=t,
-                                                                         alpha=a, **small)[0]),
-                                      runs.temperatures, runs.alphas)
+    scratch = [dict(seed=s, data="all", **small) for s in range(seeds)]  # trained beside the first choice
+    t_all, a_all, selection = _choose(
+        lambda t, a: runs.val(runs.student(0, "all", teacher=teacher, temperature=t, alpha=a, **small)[0]),
+        runs.temperatures, runs.alphas, prepare=lambda settings: runs.train(
+            *(dict(seed=0, data="all", teacher=teacher, temperature=t, alpha=a, **small) for t, a in settings),
+            *scratch))
     kd_small = dict(teacher=teacher, temperature=t_all, alpha=a_all, **small)
+    runs.train(*(dict(seed=s, data="all", **kd_small) for s in range(seeds)))
     small_scratch = [runs.student(s, "all", **small) for s in range(seeds)]
     small_kd = [runs.student(s, "all", **kd_small) for s in range(seeds)]
     scratch_acc, kd_acc = [runs.test(m) for m, _ in small_scratch], [runs.test(m) for m, _ in small_kd]
@@ -304,16 +355,19 @@ def _feature_kd(runs: _Runs, all_labels: dict) -> dict:
     t_all, a_all = all_labels["temperature"], all_labels["alpha"]
     fitnets: dict[tuple[int, tuple[str, str]], tuple[nn.Module, float]] = {}
 
-    def fitnet(seed: int, layers: tuple[str, str]) -> tuple[nn.Module, float]:
-        if (seed, layers) not in fitnets:
-            fitnets[seed, layers] = _timed(lambda: fitnet_student(
-                runs.splits, seed=seed, teacher=runs.teacher, student_layer=layers[0], teacher_layer=layers[1],
-                hint_steps=hint_steps, steps=runs.steps, temperature=t_all, alpha=a_all))
-        return fitnets[seed, layers]
+    def train(*runs_to_train: tuple[int, tuple[str, str]]) -> None:
+        """The FitNets students of ``(seed, layers)`` not trained yet, side by side."""
+        todo = [r for r in dict.fromkeys(runs_to_train) if r not in fitnets]
+        fitnets.update(zip(todo, parallel_map([lambda seed=seed, layers=layers: runs.timed(lambda: fitnet_student(
+            runs.splits, seed=seed, teacher=runs.teacher, student_layer=layers[0], teacher_layer=layers[1],
+            hint_steps=hint_steps, steps=runs.steps, table=runs.table, temperature=t_all, alpha=a_all))
+            for seed, layers in todo])))
 
-    selection = {layers: runs.val(fitnet(0, layers)[0]) for layers in candidates}
+    train(*((0, layers) for layers in candidates))
+    selection = {layers: runs.val(fitnets[0, layers][0]) for layers in candidates}
     chosen = max(candidates, key=lambda layers: selection[layers])
-    fit_runs = [fitnet(s, chosen) for s in range(runs.seeds)]
+    train(*((s, chosen) for s in range(runs.seeds)))
+    fit_runs = [fitnets[s, chosen] for s in range(runs.seeds)]
     fit_acc = [runs.test(m) for m, _ in fit_runs]
     return {"student_layer": chosen[0], "teacher_layer": chosen[1], "hint_steps": hint_steps,
             "candidates": [list(c) for c in candidates],
@@ -333,18 +387,26 @@ def _omitted_digit(runs: _Runs) -> dict:
                          else (OMITTED_TEMPERATURES, OMITTED_ALPHAS))
     o_lengths = (steps,) if runs.quick else tuple(steps * m for m in OMITTED_STEPS_MULTIPLES)
     tried: dict[str, dict[str, float]] = {}
+    scratch = dict(seed=0, data=f"without {OMITTED_DIGIT}", train_set=transfer)
+
+    def job(seed: int, t: float, a: float, length: int) -> dict:
+        return dict(seed=seed, data=f"without {OMITTED_DIGIT}", train_set=transfer, length=length, teacher=teacher,
+                    temperature=t, alpha=a)
 
     def blind(seed: int, t: float, a: float, length: int) -> nn.Module:
-        model = runs.student(seed, f"without {OMITTED_DIGIT}", transfer, length=length, teacher=teacher,
-                             temperature=t, alpha=a)[0]
+        model = runs.student(**job(seed, t, a, length))[0]
         if seed == 0:
             tried[f"T={t:g},alpha={a:g},steps={length}"] = {
                 "val_accuracy": runs.val(model),
                 "val_digit_accuracy": class_accuracy(model, splits.val, OMITTED_DIGIT)}
         return model
 
-    t_om, a_om, _ = _choose(lambda t, a: runs.val(blind(0, t, a, o_lengths[0])), o_temps, o_alphas)
+    t_om, a_om, _ = _choose(lambda t, a: runs.val(blind(0, t, a, o_lengths[0])), o_temps, o_alphas,
+                            prepare=lambda settings: runs.train(*(job(0, t, a, o_lengths[0]) for t, a in settings),
+                                                                scratch))
+    runs.train(*(job(0, t_om, a_om, n) for n in o_lengths))
     l_om = max(o_lengths, key=lambda n: runs.val(blind(0, t_om, a_om, n)))
+    runs.train(*(job(s, t_om, a_om, l_om) for s in range(runs.seeds)))
     uncorrected, shifts, corrected, overall = [], [], [], []
     for seed in range(runs.seeds):
         model = copy.deepcopy(blind(seed, t_om, a_om, l_om))
@@ -355,8 +417,7 @@ def _omitted_digit(runs: _Runs) -> dict:
         corrected.append(class_accuracy(model, splits.test, OMITTED_DIGIT))
         overall.append(runs.test(model))
     return {"digit": OMITTED_DIGIT, "temperature": t_om, "alpha": a_om, "steps": l_om, "selection": tried,
-            "scratch_accuracy": class_accuracy(runs.student(0, f"without {OMITTED_DIGIT}", transfer)[0], splits.test,
-                                               OMITTED_DIGIT),
+            "scratch_accuracy": class_accuracy(runs.student(**scratch)[0], splits.test, OMITTED_DIGIT),
             "kd_accuracy": statistics.fmean(uncorrected), "kd_accuracy_per_seed": uncorrected,
             "bias_shift": shifts, "kd_accuracy_bias_corrected": statistics.fmean(corrected),
             "kd_accuracy_bias_corrected_per_seed": corrected,

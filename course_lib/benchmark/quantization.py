@@ -26,18 +26,25 @@ made on the validation split):
 - ``qat_lr_scan``: that choice, repeated at every run (:func:`qat_lr_scan`): model -> learning rate -> validation
   accuracy of W2A2 per-channel QAT (seed 0), for :data:`CURVE_MODELS`;
 - ``pt2e``: real int8 kernels by PT2E (:func:`~course_lib.quantization.compile_int8`: ``torch.export``,
-  ``X86InductorQuantizer``, ``torch.compile`` with freezing) against the fp32 teacher in eager mode and
-  compiled the same way (:func:`~course_lib.acceleration.try_compile` with ``freezing=True``), timed side by
-  side in one :func:`~course_lib.timing.compare_latency` call at batch :data:`LATENCY_BATCH` with
-  :data:`LATENCY_THREADS` threads (:func:`pt2e`): ``fp32_eager_ms``, ``fp32_compiled_ms``, ``int8_ms``
-  (medians), ``speedup_vs_compiled`` and ``speedup_vs_eager`` (ratios of medians), ``int8_p10_ms`` and
-  ``int8_p90_ms`` (the spread), ``accuracy`` (the compiled int8 model on the test split) and
-  ``fp32_accuracy``; ``fp32_bytes``, ``int8_bytes`` (``torch.save`` of each model's tensors) and
-  ``size_ratio`` (fp32 / int8 bytes); ``batch_size``, ``threads``, ``repeats``, ``load`` (the 1-minute load
-  average before the timing: on a loaded machine two-thread timings swing, the int8 model's most) and
-  ``omp_wait_policy`` (the environment's ``OMP_WAIT_POLICY``, ``default`` if unset); ``cpu_1thread``: CPU time
-  per call on one thread (:func:`cpu_time_per_call`: ``fp32_eager_ms``, ``fp32_compiled_ms``, ``int8_ms`` and
-  the two speed-ups), which other processes on the machine do not inflate.
+  ``X86InductorQuantizer``, ``torch.compile`` with freezing: every convolution and Linear layer runs a oneDNN int8
+  kernel, with its ReLU, and the max-pools run on int8 codes) against the fp32 teacher in eager mode and compiled
+  the same way (:func:`~course_lib.acceleration.try_compile` with ``freezing=True``), at batch
+  :data:`LATENCY_BATCH` (:func:`pt2e`). For each thread count of :data:`LATENCY_THREADS` (keys ``"1"``, ``"2"``)
+  both models are compiled with that many intra-op threads (Inductor writes the count into the code it generates)
+  and the three are timed side by side in one :func:`~course_lib.timing.compare_latency` call:
+  ``speedup_vs_compiled`` and ``speedup_vs_eager`` (timing records, :func:`~course_lib.timing.timing_record`: the
+  paired ratio fp32 time / int8 time with its spread, each variant's median and spread, the load and CPU
+  capability) and ``rows``, the three variants' latencies (``{model, median_ms, p10_ms, p90_ms, cpu_wall_ratio,
+  reliable, why}``). Also ``accuracy`` (the compiled int8 model on the test split) and ``fp32_accuracy``;
+  ``fp32_bytes``, ``int8_bytes`` (``torch.save`` of each model's tensors) and ``size_ratio`` (fp32 / int8 bytes);
+  ``batch_size``; ``threads`` (the headline count: the largest of :data:`LATENCY_THREADS`, whose records are
+  also ``speedup_vs_compiled`` and ``speedup_vs_eager`` at the top of the entry); which int8 case was measured:
+  ``int8_kernel`` (``"onednn/<isa>"``, the kernel oneDNN runs for these models,
+  :func:`~course_lib.quantization.kernels.int8_kernel`), ``vnni`` (whether it adds int8 products straight into
+  int32: VNNI or AMX, the case where int8 can approach 4x fp32) and ``saturates`` (AVX2-only kernels: pairs of
+  products summed in int16 with saturation); ``reduce_range`` (whether activations were quantized to 7 bits,
+  which avoids that saturation; :data:`REDUCE_RANGE`, the default of ``compile_int8``'s quantizer);
+  ``omp_wait_policy`` (``OMP_WAIT_POLICY``, ``default`` if unset).
 
 ``quick=True`` fine-tunes one epoch on a 512-image subset, runs the curve on LeNet-300-100 at 8 and 2 bits
 only and times few repeats: it checks that the section runs, not the targets.
@@ -46,7 +53,6 @@ from __future__ import annotations
 
 import os
 import statistics
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -58,9 +64,11 @@ from ..acceleration import try_compile
 from ..data import load_mnist5k, make_loaders
 from ..metrics import model_size_bytes
 from ..quantization import binarize_weights, compile_int8, post_training_quantize, quantization_aware_train
-from ..timing import compare_latency
+from ..quantization.kernels import int8_kernel
+from ..timing import compare_latency, timing_record
 from ..training import evaluate, set_seed, train
 from ..zoo import RECIPES, get_model
+from .results import latency_row
 
 CALIBRATION_BATCHES = 8
 # Activation ranges: the clipping threshold that minimises the quantization error of the calibration values
@@ -75,8 +83,10 @@ CURVE_QAT_EPOCHS = 3
 CURVE_QAT_LRS = (1e-4, 1e-3, 1e-2)
 CURVE_QAT_LR = 1e-3  # the best of CURVE_QAT_LRS on validation at W2A2 (the entry qat_lr_scan)
 SWEEPS = {"weights": (True, False), "activations": (True,), "both": (True, False)}  # per_channel values
-LATENCY_BATCH, LATENCY_THREADS = 256, 2
+LATENCY_BATCH, LATENCY_THREADS = 256, (1, 2)
 QUICK_TRAIN_IMAGES = 512
+REDUCE_RANGE = False  # compile_int8's quantizer config: 8-bit activations (7 bits avoid AVX2's int16 saturation)
+VNNI_ISAS = frozenset({"amx", "avx512_vnni", "avx_vnni"})  # int8 products added straight into int32
 
 
 def sweep_widths(sweep: str, bits: int) -> tuple[int, int | None]:
@@ -131,37 +141,12 @@ def qat_lr_scan(model: nn.Module, loaders, *, lrs: Sequence[float] = CURVE_QAT_L
             for lr in lrs}
 
 
-def cpu_time_per_call(models: dict[str, nn.Module], example: torch.Tensor, *, repeats: int) -> dict[str, float]:
-    """Milliseconds of CPU time per call of each model on ``example``, on one intra-op thread (after 3 warm-up calls).
-
-    ``time.thread_time`` counts only the time the calling thread ran, so, unlike wall time, it is not inflated
-    when other processes take the cores; with one thread, the kernels run in the calling thread.
-    """
+def _timed(teacher: nn.Module, loaders, example: torch.Tensor, threads: int, repeats: int
+           ) -> tuple[dict[str, Any], nn.Module]:
+    """One thread count of the ``pt2e`` entry: both models compiled with ``threads`` intra-op threads, the three
+    timed side by side with that many; returns the figures and the int8 model."""
     previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        result = {}
-        with torch.inference_mode():
-            for name, model in models.items():
-                for _ in range(3):
-                    model(example)
-                start = time.thread_time()
-                for _ in range(repeats):
-                    model(example)
-                result[name] = (time.thread_time() - start) / repeats * 1e3
-        return result
-    finally:
-        torch.set_num_threads(previous)
-
-
-def pt2e(teacher: nn.Module, loaders, example, repeats: int) -> dict[str, Any]:
-    """The ``pt2e`` entry: int8 kernels against fp32 eager and fp32 compiled, measured side by side on ``example``.
-
-    Both models are compiled with :data:`LATENCY_THREADS` intra-op threads, the count they are timed with
-    (Inductor shapes its loops for the thread count it sees when it compiles).
-    """
-    previous = torch.get_num_threads()
-    torch.set_num_threads(LATENCY_THREADS)
+    torch.set_num_threads(threads)
     try:
         int8 = compile_int8(teacher, loaders.train, example_input=example, num_batches=CALIBRATION_BATCHES)
         compiled = try_compile(teacher, example, freezing=True)
@@ -169,23 +154,30 @@ def pt2e(teacher: nn.Module, loaders, example, repeats: int) -> dict[str, Any]:
         torch.set_num_threads(previous)
     if compiled.model is None:
         raise RuntimeError(f"torch.compile of the fp32 teacher failed: {compiled.error}")
-    load = os.getloadavg()[0]
     models = {"fp32_eager": teacher, "fp32_compiled": compiled.model, "int8": int8}
-    latency = compare_latency(models, example, warmup=10, repeats=repeats, threads=LATENCY_THREADS)
-    cpu = cpu_time_per_call(models, example, repeats=max(1, repeats // 2))
-    return {"fp32_eager_ms": latency["fp32_eager"].median_ms, "fp32_compiled_ms": latency["fp32_compiled"].median_ms,
-            "int8_ms": latency["int8"].median_ms, "int8_p10_ms": latency["int8"].p10_ms,
-            "int8_p90_ms": latency["int8"].p90_ms,
-            "speedup_vs_compiled": latency["fp32_compiled"].median_ms / latency["int8"].median_ms,
-            "speedup_vs_eager": latency["fp32_eager"].median_ms / latency["int8"].median_ms,
+    latency = compare_latency(models, example, warmup=10, repeats=repeats, threads=threads)
+    rows = [{"model": name, **latency_row(lat)} for name, lat in latency.items()]
+    return {"threads": threads, "rows": rows,
+            "speedup_vs_compiled": timing_record(latency["fp32_compiled"], latency["int8"]),
+            "speedup_vs_eager": timing_record(latency["fp32_eager"], latency["int8"])}, int8
+
+
+def pt2e(teacher: nn.Module, loaders, example: torch.Tensor, repeats: int) -> dict[str, Any]:
+    """The ``pt2e`` entry: int8 kernels against fp32 eager and fp32 compiled, measured side by side on ``example``
+    with each thread count of :data:`LATENCY_THREADS` (see the module docstring for the keys)."""
+    by_threads, int8 = {}, None
+    for threads in LATENCY_THREADS:
+        by_threads[str(threads)], int8 = _timed(teacher, loaders, example, threads, repeats)
+    headline = by_threads[str(max(LATENCY_THREADS))]
+    kernel = int8_kernel("onednn")  # PT2E's int8 convolutions and Linear layers run in oneDNN
+    return {**by_threads, "threads": headline["threads"],
+            "speedup_vs_compiled": headline["speedup_vs_compiled"], "speedup_vs_eager": headline["speedup_vs_eager"],
             "accuracy": evaluate(int8, loaders.test), "fp32_accuracy": evaluate(teacher, loaders.test),
             "fp32_bytes": model_size_bytes(teacher), "int8_bytes": model_size_bytes(int8),
-            "size_ratio": model_size_bytes(teacher) / model_size_bytes(int8),
-            "batch_size": len(example), "threads": latency["int8"].threads, "repeats": repeats, "load": load,
-            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
-            "cpu_1thread": {**{f"{name}_ms": ms for name, ms in cpu.items()},
-                            "speedup_vs_compiled": cpu["fp32_compiled"] / cpu["int8"],
-                            "speedup_vs_eager": cpu["fp32_eager"] / cpu["int8"]}}
+            "size_ratio": model_size_bytes(teacher) / model_size_bytes(int8), "batch_size": len(example),
+            "repeats": repeats, "int8_kernel": "/".join(kernel), "vnni": kernel.isa in VNNI_ISAS,
+            "saturates": kernel.saturates, "reduce_range": REDUCE_RANGE,
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default")}
 
 
 def run(quick: bool = False, seeds: int = 3) -> dict:

@@ -14,12 +14,14 @@ from .results import Results, number, ok_sections
 
 
 def about(results: Results, name: str) -> str:
-    """The machine and the duration the benchmark recorded for section ``name``, as one sentence."""
+    """The machine, the start time, the load and the duration the benchmark recorded for section ``name``, as one
+    sentence (the keys of :func:`course_lib.benchmark.run_section`'s ``machine``)."""
     section = results.get(name)
     if not isinstance(section, dict):
         return f"The benchmark file has no `{name}` section: run `python -m course_lib.benchmark --only {name}`."
     machine = section.get("machine") or {}
-    keys = ("cpu", "cpu_count", "threads", "torch", "cuda_device")
+    keys = ("cpu", "cpu_count", "capability", "int8_kernel", "threads", "torch", "cuda_device", "started",
+            "load_before", "load_after")
     desc = ", ".join(f"{k} {machine[k]}" for k in keys if isinstance(machine, dict) and machine.get(k) is not None)
     seconds = number(section.get("seconds"))
     took = f"ran in {seconds:.0f} s" if seconds is not None else "ran"

@@ -12,7 +12,10 @@ from __future__ import annotations
 import json
 import statistics
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..timing import Latency
 
 Results = dict[str, dict[str, Any]]
 MISSING = "not measured"
@@ -125,3 +128,72 @@ def mean_runs(values: Any) -> str:
     """The mean of a per-seed list and its runs: ``"97.23% (mean of 97.1, 97.3, 97.3%)"``."""
     mean = central(values)
     return MISSING if mean is None else f"{percent(mean, 2)} (mean of {runs(values)})"
+
+
+def is_timing(value: Any) -> bool:
+    """Whether ``value`` is a speed-up as :func:`course_lib.timing.timing_record` stores it."""
+    return isinstance(value, dict) and {"speedup", "p10", "p90", "reliable", "why"} <= value.keys()
+
+
+def speedup_of(record: Any) -> float | None:
+    """The speed-up of a :func:`course_lib.timing.timing_record` dict (the median paired ratio ``baseline time /
+    candidate time``) when it was measured reliably; ``None`` when it was not, when it is missing, and for a bare
+    number (a file written before speed-ups carried their spread and load: nothing says it can be trusted)."""
+    if not is_timing(record) or record["reliable"] is not True:
+        return None
+    return number(record["speedup"])
+
+
+def unreliable_why(record: Any) -> str | None:
+    """Why a stored speed-up cannot be stated: ``None`` if it can (:func:`speedup_of` gives it) or if nothing was
+    stored, else the reason (the broken reliability rules, or that a bare number carries no spread and load)."""
+    if record is None or speedup_of(record) is not None:
+        return None
+    if is_timing(record):
+        return str(record["why"]) or "flagged unreliable"
+    return "stored without its spread and load (an old file: re-run the benchmark)"
+
+
+def speed(record: Any, digits: int = 2) -> str:
+    """A stored speed-up as the book shows it: ``"2.53x (p10 2.41, p90 2.66)"`` when reliable; ``"not measured
+    reliably: <why> (p10 0.15x, p90 0.40x)"`` when not (the spread of the paired ratios, never the median as a
+    fact); ``"not measured"`` when missing."""
+    if record is None:
+        return MISSING
+    ratio, why = speedup_of(record), unreliable_why(record)
+    if ratio is not None:
+        return f"{ratio:.{digits}f}x (p10 {record['p10']:.{digits}f}, p90 {record['p90']:.{digits}f})"
+    spread = (f" (p10 {record['p10']:.{digits}f}x, p90 {record['p90']:.{digits}f}x)"
+              if is_timing(record) and number(record["p10"]) is not None and number(record["p90"]) is not None else "")
+    return f"not measured reliably: {why}{spread}"
+
+
+def latency(row: Any, digits: int = 2) -> str:
+    """A stored latency (a dict with ``median_ms``, ``p10_ms``, ``p90_ms``, ``reliable``, ``why``: a row of the
+    ``threads`` or ``batching`` tables, a variant of a timing record) as ``"12.50 ms (p10 12.10, p90 13.00)"``, or
+    ``"not measured reliably: <why>"``, or ``"not measured"``."""
+    if not isinstance(row, dict) or number(row.get("median_ms")) is None:
+        return MISSING
+    if row.get("reliable") is not True:
+        return f"not measured reliably: {row.get('why') or 'stored without its spread and load'}"
+    return f"{row['median_ms']:.{digits}f} ms (p10 {row['p10_ms']:.{digits}f}, p90 {row['p90_ms']:.{digits}f})"
+
+
+def latency_row(measured: Latency) -> dict[str, Any]:
+    """One measured variant (:class:`course_lib.timing.Latency`) as a row of the file, what :func:`latency` shows:
+    ``median_ms``, ``p10_ms``, ``p90_ms``, ``cpu_wall_ratio`` (process CPU time / wall time), ``reliable``, ``why``."""
+    return {"median_ms": measured.median_ms, "p10_ms": measured.p10_ms, "p90_ms": measured.p90_ms,
+            "cpu_wall_ratio": measured.cpu_wall_ratio, "reliable": measured.reliable, "why": measured.why}
+
+
+def unreliable_timings(figures: Any, path: str = "") -> list[tuple[str, str]]:
+    """Every timing in ``figures`` (a section, or the whole file) flagged unreliable: ``(dotted path, why)`` for
+    each :func:`course_lib.timing.timing_record` and each latency row (``reliable`` beside ``median_ms``) whose
+    ``reliable`` is not ``True``, in the file's order; list items are numbered (``threads.rows.1``)."""
+    if isinstance(figures, list):
+        return [found for i, item in enumerate(figures) for found in unreliable_timings(item, f"{path}.{i}")]
+    if not isinstance(figures, dict):
+        return []
+    if is_timing(figures) or {"median_ms", "reliable"} <= figures.keys():
+        return [] if figures["reliable"] is True else [(path.lstrip("."), str(figures.get("why")) or "flagged")]
+    return [found for key, value in figures.items() for found in unreliable_timings(value, f"{path}.{key}")]

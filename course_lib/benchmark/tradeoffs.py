@@ -17,8 +17,10 @@ def tradeoff_points(results: Results) -> list[dict[str, Any]]:
     Accuracies are fractions in ``[0, 1]``, each against the model the technique started from (the student's
     against the teacher's, so that the scratch and the distilled student sit one above the other);
     ``compression`` and ``speedup`` are factors (> 1 is better), as measured: parameter ratios, serialized bytes
-    (for unstructured pruning the smaller of its CSR and bitmask files, named in the label), ratios of median
-    latencies (int8 against compiled and against eager fp32). ``None`` where the file does not measure it.
+    (for unstructured pruning the smaller of its CSR and bitmask files, named in the label), speed-ups as the
+    median paired ratio of a timing record (int8 against compiled and against eager fp32). ``None`` where the file
+    does not measure it, and for a speed-up measured unreliably or implausible
+    (:func:`~course_lib.benchmark.figures.section.plausible_speedup`): such a point is drawn faded at 1x.
     Sections that are missing or hold an ``error`` give no point; each section says its points
     (:attr:`~course_lib.benchmark.figures.Section.points`).
     """
@@ -60,7 +62,7 @@ def plot_tradeoffs(results: Results, ax=None):
         axes = list(ax) if isinstance(ax, (list, tuple)) or hasattr(ax, "__len__") else [ax]
         fig = axes[0].figure
     panels = [("compression", "times smaller (parameters or file bytes, log scale)"),
-              ("speedup", "times faster (ratio of median CPU latencies, log scale)")][:len(axes)]
+              ("speedup", "times faster (median paired ratio of CPU latencies, log scale)")][:len(axes)]
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     factor = FuncFormatter(lambda value, _: f"{value:g}x")
     for axis, (key, label) in zip(axes, panels):
@@ -89,7 +91,7 @@ def plot_tradeoffs(results: Results, ax=None):
     axes[0].set_ylabel("test accuracy change vs. the model it started from (points)")
     axes[0].set_title("Accuracy vs. size")
     if len(axes) > 1:
-        axes[1].set_title("Accuracy vs. speed (faded: speed not measured, drawn at 1x)")
+        axes[1].set_title("Accuracy vs. speed (faded: speed not measured reliably, drawn at 1x)")
     if found:
         axes[-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))  # outside: no point hidden
     fig.tight_layout()

@@ -9,7 +9,9 @@ import time
 import traceback
 from pathlib import Path
 
-COMMANDS = ("grade", "grade-all", "gradescope-bundle", "classroom-workflow", "generate", "check-generated")
+from .grade.setup import SETUP_FAILED
+
+COMMANDS = ("grade", "grade-all", "doctor", "gradescope-bundle", "classroom-workflow", "generate", "check-generated")
 
 
 def _positive(text: str) -> float:
@@ -26,13 +28,22 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _secret_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--seed-file", metavar="PATH", help="file holding the hidden cases' secret (default "
+                                                        "$COURSE_GRADING_SEED; neither: the run stops)")
+    p.add_argument("--practice", action="store_true", help="formative grading: without a secret, draw the hidden "
+                                                           "cases from a public seed")
+    p.add_argument("--sandbox-user", default="auto", metavar="USER",
+                   help="when run as root, the user learner code runs as: 'auto' (a uid of its own), a name or "
+                        "uid, or 'current' (no change: formative grading)")
+
+
 def _grading_options(p: argparse.ArgumentParser) -> None:
     from .confinement.options import Options
     default = Options()
     p.add_argument("--assignment", required=True, help="the assignment to grade against (required: the notebook's "
                                                        "name and metadata belong to the learner)")
-    p.add_argument("--seed-file", metavar="PATH", help="file holding the hidden cases' secret seed (default "
-                                                        "$COURSE_GRADING_SEED, else a fixed seed)")
+    _secret_options(p)
     p.add_argument("--no-execute", action="store_true",
                    help="do not execute the notebook (its execution never changes the score)")
     p.add_argument("--execution-timeout", type=_positive, default=default.execution_timeout, metavar="S",
@@ -46,9 +57,6 @@ def _grading_options(p: argparse.ArgumentParser) -> None:
                         f"(default {default.time.exercise:g})")
     p.add_argument("--memory", type=_positive, default=default.memory.data_bytes / (1 << 30), metavar="GIB",
                    help=f"data memory of each learner process, in GiB (default {default.memory.data_bytes >> 30})")
-    p.add_argument("--sandbox-user", default=default.user, metavar="USER",
-                   help="when run as root, the user learner code runs as: 'auto' (a uid of its own), a name or "
-                        "uid, or 'current' (no change: formative grading)")
 
 
 def options_from(args: argparse.Namespace):
@@ -68,8 +76,12 @@ def parser() -> argparse.ArgumentParser:
     sub = root.add_subparsers(dest="command", required=True)
     g = sub.add_parser("grade", help="grade one notebook: score table on stdout, Gradescope results.json")
     g.add_argument("notebook", help="the notebook, or a folder holding exactly one")
-    g.add_argument("--json", metavar="PATH", help="write Gradescope's results.json here (always, even if the "
-                                                  "notebook cannot be graded)")
+    g.add_argument("--json", metavar="PATH", help="write Gradescope's results.json here, and the learner's "
+                                                  "feedback as Markdown beside it (PATH with .md): always, even if "
+                                                  "the notebook cannot be graded; never when the machine's setup "
+                                                  "stops the run")
+    g.add_argument("--learner-id", metavar="ID", help="who submitted: the hidden cases are drawn for this learner "
+                                                      "(default: the notebook's file name)")
     g.add_argument("--classroom-output", metavar="PATH", help="append GitHub Classroom's `result=...` line here "
                                                               "(a step's $GITHUB_OUTPUT)")
     _grading_options(g)
@@ -79,6 +91,8 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--jobs", type=_positive_int, default=1, help="gradings at a time (default 1)")
     a.add_argument("--results", metavar="FOLDER", help="also keep each learner's results.json here")
     _grading_options(a)
+    d = sub.add_parser("doctor", help="check this grading machine: which of the grader's guarantees hold here")
+    _secret_options(d)
     b = sub.add_parser("gradescope-bundle", help="build a Gradescope autograder zip for one assignment")
     b.add_argument("--assignment", required=True)
     b.add_argument("--out", required=True, metavar="ZIP")
@@ -107,6 +121,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "grade-all":
         from .deploy.batch import grade_all
         return grade_all(args)
+    if args.command == "doctor":
+        from .grade.setup import doctor
+        lines, summative = doctor(args.seed_file, args.sandbox_user, args.practice)
+        print("\n".join(lines))
+        return 0 if summative else 1
     if args.command == "gradescope-bundle":
         from .deploy.bundle import build_bundle
         try:
@@ -140,9 +159,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _write(results: dict, args: argparse.Namespace) -> None:
+    """``--json``'s results.json, the learner's feedback as Markdown beside it (``results.md``), and
+    ``--classroom-output``'s line."""
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+        from .grade.reports import feedback_markdown
+        out = Path(args.json)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(results, indent=2) + "\n")
+        learner = results["extra_data"].get("learner") or args.learner_id or Path(args.notebook).stem
+        out.with_suffix(".md").write_text(feedback_markdown(results, learner))
     if args.classroom_output:
         from .grade.reports import classroom_output
         with open(args.classroom_output, "a") as f:
@@ -154,12 +179,19 @@ def _grade(args: argparse.Namespace) -> int:
     start = time.monotonic()
     from .grade.reading import GradingError, read_notebook
     from .grade.reports import fatal
+    from .grade.setup import SetupError, check_platform, read_secret
     try:
+        check_platform()
+        read_secret(args.seed_file, args.practice)
         read_notebook(args.notebook)  # before importing torch: a bad file name is answered at once
         options = options_from(args)
         from .grade.grader import grade
         from .grade.reports import instructor_notes, score_table
-        results = grade(args.notebook, args.assignment, seed_file=args.seed_file, options=options)
+        results = grade(args.notebook, args.assignment, seed_file=args.seed_file, options=options,
+                        practice=args.practice, learner=args.learner_id)
+    except SetupError as e:  # the machine, not the learner: no results.json, no score
+        print(f"setup error (no learner scored): {e}", file=sys.stderr)
+        return SETUP_FAILED
     except (GradingError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         _write(fatal(str(e), time.monotonic() - start), args)

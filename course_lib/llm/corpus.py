@@ -40,10 +40,8 @@ from functools import lru_cache
 from importlib.resources import files
 from pathlib import Path
 
-import torch
-
 from .._validation import check_choice
-from ..zoo import sha256
+from ..data import TextSplits
 from .model import encode
 
 CORPUS_DIR = Path(files(__package__) / "corpus_data")  # pip installs the package as files: the data has a path
@@ -69,15 +67,6 @@ class Document:
     text: str
 
 
-@dataclass(frozen=True)
-class TextSplits:
-    """Byte ids (``int64``, 1-d, no BOS) of the train, validation and test text."""
-
-    train: torch.Tensor
-    val: torch.Tensor
-    test: torch.Tensor
-
-
 def _assign_splits(named_texts: list[tuple[str, str]]) -> list[Document]:
     documents = []
     for source in SOURCES:
@@ -97,6 +86,8 @@ def corpus_documents() -> tuple[Document, ...]:
 
     Raises :class:`CorpusError` if the file is missing or its checksum is not :data:`CORPUS_SHA256`.
     """
+    from ..zoo import sha256  # here: the zoo imports this package (its language model)
+
     if not CORPUS_FILE.is_file():
         raise CorpusError(f"the corpus file {CORPUS_FILE} is missing; reinstall course_lib")
     digest = sha256(CORPUS_FILE)

@@ -24,6 +24,7 @@ from .model import BOS, check_ids
 from .perplexity import perplexity
 
 LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
+EvalHook = Callable[[int, nn.Module], None]
 
 
 @dataclass(frozen=True)
@@ -98,14 +99,18 @@ def _learning_rate(step: int, recipe: LMRecipe) -> float:
 @verb
 def train_lm(model: nn.Module, tokens: torch.Tensor, *, recipe: LMRecipe | None = None,
              val_tokens: torch.Tensor | None = None, loss_fn: LossFn = lm_cross_entropy,
-             device: str | torch.device | None = None, progress: bool | None = None) -> Trained:
+             device: str | torch.device | None = None, progress: bool | None = None,
+             on_eval: EvalHook | None = None) -> Trained:
     """Train a copy of ``model`` (a :class:`~course_lib.llm.GPT`) on the byte ids ``tokens`` ``(n,)``.
 
     ``recipe`` (default ``LMRecipe()``) says how; ``loss_fn(model, inputs, targets)`` replaces the cross-entropy
     (e.g. with :func:`~course_lib.llm.lm_distillation_loss` against a teacher's logits of the same ``inputs``).
     ``model`` is left untouched; returns a :class:`~course_lib.training.Trained` whose ``history`` is an
     :class:`LMHistory` and whose model is in eval mode on ``device`` (default:
-    :func:`~course_lib.training.pick_device`).
+    :func:`~course_lib.training.pick_device`). ``on_eval(step, model)``, if given, is called at every evaluation
+    point (every ``recipe.eval_every`` steps and after the last) with the number of steps done and the model
+    being trained, e.g. to measure or save checkpoints; it must leave the model's weights as they are (the model
+    is back in train mode for the next step).
     """
     check_module(model)
     recipe = LMRecipe() if recipe is None else recipe
@@ -120,6 +125,9 @@ def train_lm(model: nn.Module, tokens: torch.Tensor, *, recipe: LMRecipe | None 
     if not callable(loss_fn):
         raise TypeError(f"loss_fn must be a callable (model, inputs, targets) -> loss, got {loss_fn!r:.80} "
                         f"({type(loss_fn).__name__})")
+    if on_eval is not None and not callable(on_eval):
+        raise TypeError(f"on_eval must be None or a callable (step, model) -> None, got {on_eval!r:.80} "
+                        f"({type(on_eval).__name__})")
     progress, device = progress_enabled(progress), pick_device(device)
     generator = torch.Generator().manual_seed(recipe.seed)  # the windows
     torch.manual_seed(recipe.seed)  # the dropout
@@ -148,5 +156,7 @@ def train_lm(model: nn.Module, tokens: torch.Tensor, *, recipe: LMRecipe | None 
             if val_tokens is not None:
                 history.val_perplexity.append(perplexity(model, val_tokens[:recipe.eval_tokens], context))
             bar.set_postfix(loss=f"{history.loss[-1]:.3f}")
+            if on_eval is not None:
+                on_eval(step + 1, model)
     model.eval()
     return Trained(model, history)

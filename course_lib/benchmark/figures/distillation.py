@@ -5,7 +5,7 @@ from typing import Any
 
 from ..._tables import markdown_table
 from ..results import MISSING, at, central, difference, get, mean_runs, number, numbers, percent, points, ratio_of
-from .section import Claim, Evidence, Point, Section
+from .section import Claim, Evidence, Point, Section, plausible_speedup, speed_evidence
 
 
 def label_fractions(d: dict) -> list[Any]:
@@ -74,11 +74,15 @@ def tables(d: dict) -> list[str]:
 
 
 def _speed(d: dict) -> Evidence:
+    """At least 2x faster; ``student.speedup`` is a timing record, bounded by ``student.macs_ratio`` (teacher /
+    student multiply-accumulates) when the file has it."""
     ratio = ratio_of(get(d, "teacher.params"), get(d, "student.params"))
-    speed = number(get(d, "student.speedup"))
-    if ratio is None or speed is None:
+    if ratio is None:
         return None
-    return f"{ratio:.0f}x fewer parameters, {speed:.2f}x faster", speed >= 2
+    macs = number(get(d, "student.macs_ratio"))
+    work = "" if macs is None else f", {macs:.1f}x fewer multiply-accumulates"
+    return speed_evidence(get(d, "student.speedup"), lambda s: s >= 2, work_ratio=macs,
+                          prefix=f"{ratio:.0f}x fewer parameters{work}; speed-up: ")
 
 
 def _low_label_beats_scratch(d: dict) -> Evidence:
@@ -112,8 +116,8 @@ def _omitted_digit(d: dict) -> Evidence:
 def _points(d: dict) -> list[Point]:
     """The student from scratch and the distilled one, each against the teacher: one above the other."""
     ratio = ratio_of(get(d, "teacher.params"), get(d, "student.params"))
-    return [Point(name, number(get(d, f"student.{key}")), number(get(d, "teacher.accuracy")), ratio,
-                  number(get(d, "student.speedup")))
+    speed = plausible_speedup(get(d, "student.speedup"), work_ratio=number(get(d, "student.macs_ratio")))[0]
+    return [Point(name, number(get(d, f"student.{key}")), number(get(d, "teacher.accuracy")), ratio, speed)
             for name, key in (("student from scratch", "scratch_accuracy"), ("distilled student", "kd_accuracy"))]
 
 

@@ -17,9 +17,11 @@ from ..results import (
     points,
     ratio_of,
     runs,
+    speed,
+    speedup_of,
     times,
 )
-from .section import Claim, Evidence, Point, Section
+from .section import Claim, Evidence, Point, Section, plausible_speedup, speed_evidence
 
 CHANCE_MARGIN = 0.02  # a run within this of chance accuracy (1 / classes) is counted as "at chance"
 
@@ -58,9 +60,9 @@ def tables(p: dict) -> list[str]:
     result.append(markdown_table(["structured against unstructured", "measured"], [
         [f"channel pruning{channels}: accuracy after fine-tuning", mean_runs(get(p, "channel.accuracy_per_seed"))],
         ["channel pruning: times fewer parameters", times(number(get(p, "channel.params_ratio")))],
-        ["channel pruning: times faster than dense", times(number(get(p, "channel.latency_speedup")))],
+        ["channel pruning: times faster than dense", _channel(p)[1]],
         [f"{sparse} teacher (unstructured, in a dense kernel): times faster",
-         times(number(p.get("unstructured_latency_speedup")))]]))
+         speed(p.get("unstructured_latency_speedup"))]]))
     return result
 
 
@@ -79,11 +81,10 @@ def _points(p: dict) -> list[Point]:
     channel = number(get(p, "channel.sparsity"))
     return [Point(label, accuracy, number(p.get("dense_accuracy")),
                   ratio_of(stored.get("dense"), stored.get(best)) if best else None,
-                  number(p.get("unstructured_latency_speedup"))),
+                  speedup_of(p.get("unstructured_latency_speedup"))),
             Point("channel pruning" + (f" {channel:.0%}" if channel is not None else ""),
                   first(central(get(p, "channel.accuracy_per_seed")), get(p, "channel.accuracy")),
-                  number(p.get("dense_accuracy")), number(get(p, "channel.params_ratio")),
-                  number(get(p, "channel.latency_speedup")))]
+                  number(p.get("dense_accuracy")), number(get(p, "channel.params_ratio")), _channel(p)[0])]
 
 
 def _magnitude_90(p: dict) -> Evidence:
@@ -129,18 +130,23 @@ def _random_vs_magnitude(p: dict) -> Evidence:
     return evidence, all(r < m for _, r, m in rows)
 
 
+def _channel(p: dict) -> tuple[float | None, str]:
+    """The channel-pruned teacher's speed-up (a timing record), bounded by ``channel.macs_ratio`` (dense / pruned
+    multiply-accumulates) when the file has it (:func:`~.section.plausible_speedup`)."""
+    return plausible_speedup(get(p, "channel.latency_speedup"), work_ratio=number(get(p, "channel.macs_ratio")))
+
+
 def _unstructured_speed(p: dict) -> Evidence:
-    speed = number(p.get("unstructured_latency_speedup"))
-    if speed is None:
-        return None
-    return f"{times(speed)} the dense teacher's speed", speed < 1.1
+    return speed_evidence(p.get("unstructured_latency_speedup"), lambda s: s < 1.1, work_ratio=1.0,
+                          prefix="speed-up over the dense teacher: ")
 
 
 def _channel_speed(p: dict) -> Evidence:
-    speed, ratio = number(get(p, "channel.latency_speedup")), number(get(p, "channel.params_ratio"))
-    if speed is None:
+    if get(p, "channel.latency_speedup") is None:
         return None
-    return f"{times(speed)} faster, {times(ratio)} fewer parameters", speed > 1.1
+    return speed_evidence(get(p, "channel.latency_speedup"), lambda s: s > 1.1,
+                          prefix=f"{times(number(get(p, 'channel.params_ratio')))} fewer parameters; speed-up: ",
+                          work_ratio=number(get(p, "channel.macs_ratio")))
 
 
 def _sparse_file(p: dict) -> Evidence:

@@ -2,7 +2,9 @@
 
 Every seed is derived with SHA-256 (:func:`derived_seed`), so the grader, its sandboxes and the learner's
 :func:`course_lib.grading.check` compute the same seeds on any machine without sending them, and learning
-one seed reveals nothing about another.
+one seed reveals nothing about another. A grading draws from the *learner's secret* (:func:`learner_secret`:
+the instructor's secret and the learner's identity), so two learners get different hidden inputs and a
+regrade of the same learner the same ones.
 """
 from __future__ import annotations
 
@@ -22,6 +24,14 @@ def derived_seed(*parts: object) -> int:
     """A seed in ``[0, 2**31)`` drawn from ``parts`` (SHA-256): the same parts, the same seed, on any machine."""
     digest = hashlib.sha256("/".join(map(str, parts)).encode()).digest()
     return int.from_bytes(digest[:8], "big") % (2 ** 31)
+
+
+def learner_secret(secret: int, learner: str) -> int:
+    """The secret one learner's hidden cases are drawn from: ``learner`` (an id, or the submission's name) and the
+    instructor's ``secret`` together; knowing it reveals nothing about another learner's."""
+    if not isinstance(learner, str) or not learner.strip():
+        raise ValueError(f"learner must be a non-empty identity, got {learner!r}")
+    return derived_seed("learner", secret, learner.strip())
 
 
 def hidden_seed(secret: int, assignment: str, exercise: str) -> int:

@@ -31,8 +31,9 @@ TRIPWIRE = "from course_lib.grading.confinement.tripwire import trip; trip({qual
 
 
 def module_file(fn: object) -> Path:
-    """The resolved path of the file that defines ``fn``."""
-    return Path(inspect.getsourcefile(fn)).resolve()
+    """The resolved path of the file that defines ``fn`` (a decorated function's: ``@torch.no_grad()`` wraps it
+    in a function of torch's)."""
+    return Path(inspect.getsourcefile(inspect.unwrap(fn))).resolve()
 
 
 def _top_level_defs(tree: ast.Module) -> dict[str, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef]:

@@ -12,7 +12,9 @@ definitions that exercise needs, the time for defining them), then one command p
    and the statements skipped when the definitions' time ran out;
 2. ``{"type": "case", "kind", "index", "result"}`` for each case, ``result`` being the raw
    observation of the learner's function (:func:`course_lib.grading.authoring.calling.call_and_observe`),
-   encoded by :func:`course_lib.grading.confinement.channel.encode`.
+   encoded by :func:`course_lib.grading.confinement.channel.encode`; while a case runs, ``{"type": "fetch",
+   "kind", "index", "position"}`` for each pass over a loader the grader serves and counts
+   (:mod:`course_lib.grading.authoring.served`), answered with ``{"type": "batches", ...}`` over ``IN_FD``.
 
 The hidden cases' seed arrives with the first hidden command, never before the public cases have
 been answered. Nothing here knows an expected answer, and the grader trusts nothing it says beyond
@@ -24,6 +26,7 @@ from __future__ import annotations
 import ast
 import builtins
 import ctypes
+import dataclasses
 import functools
 import signal
 import time
@@ -102,33 +105,53 @@ def function_status(namespace: dict[str, Any], name: str) -> tuple[str, str]:
     return "ok", ""
 
 
+def served_cases(cases: list) -> list:
+    """``cases`` whose counting loaders the grader serves (:mod:`course_lib.grading.authoring.served`)."""
+    from ..authoring.served import serving
+
+    return [dataclasses.replace(case, make=serving(case.make)) for case in cases]
+
+
 def main(in_fd: int, out_fd: int) -> None:
     """Serve one exercise: the job, then one command per case, until the grader closes ``IN_FD``."""
     libc = ctypes.CDLL(None)
     if hasattr(libc, "prctl"):  # Linux: no ptrace, no /proc/PID/mem, environ or fd for other processes
         libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
     from . import tripwire
-    from .channel import encode, receive, send
+    from .channel import decode, encode, receive, send
 
     tripwire.CHANNEL = out_fd
     job = receive(in_fd)
     import torch
 
+    from ..authoring import served
     from ..authoring.calling import call_and_observe
     from ..authoring.specs import get_assignment
 
     torch.set_num_threads(1)
     exercise = get_assignment(job["assignment"]).exercise(job["exercise"])
+    public = exercise.public()
+    if public:  # before the learner's code and the clock: what building a case imports (an optimizer imports
+        public[0].make()  # torch._dynamo, seconds on a busy machine) is not charged to the learner's function
     namespace, errors, skipped = define(job["statements"], job["definition_seconds"], out_fd)
     status, detail = function_status(namespace, exercise.name)
     send(out_fd, {"type": "ready", "status": status, "detail": detail, "errors": errors, "skipped": skipped})
     if status != "ok":
         return
-    fn, cases = namespace[exercise.name], {"public": exercise.public()}
+    fn, cases, current = namespace[exercise.name], {"public": served_cases(public)}, {}
+
+    def fetch(position: int) -> list[Any]:  # a served loader's pass: the grader sends the batches, and counts
+        send(out_fd, {"type": "fetch", **current, "position": position})
+        reply = receive(in_fd)
+        if reply is None or reply.get("type") != "batches":
+            raise RuntimeError("the grader served no batches")
+        return decode(reply["batches"])
+    served.FETCH = fetch
     while (command := receive(in_fd)) is not None:
         kind, index = command["kind"], command["index"]
+        current.update(kind=kind, index=index)
         if kind == "hidden" and "hidden" not in cases:
-            cases["hidden"] = exercise.hidden(command["hidden_seed"])
+            cases["hidden"] = served_cases(exercise.hidden(command["hidden_seed"]))
         try:
             result = call_and_observe(fn, exercise, cases[kind][index], seed=command["rng_seed"])
         except BaseException as e:  # noqa: BLE001 - SystemExit, KeyboardInterrupt... from the learner's code

@@ -10,9 +10,12 @@ next one imports). It decides
   processes can neither write the grader's files nor read root-only ones (the installed ``course_lib``,
   the seed file), nor signal or trace other gradings' processes; without root, the grader's own user
   (formative grading);
-- what is **hidden** from learner processes where the platform allows a mount namespace: the
-  ``course_lib`` sources the grader runs from (and their checkout, with the solutions), any
-  ``course_lib`` the interpreter would find otherwise, and the seed file;
+- what learner processes **see** where the platform allows a mount namespace: a fresh root holding only what
+  they need (:func:`~course_lib.grading.confinement.confine.fresh_root`): the interpreter and its libraries
+  (:func:`interpreter_paths`), the system's shared libraries (:func:`system_paths`) and their own folder; in it,
+  and everywhere where only the old covering holds, what is **hidden**: the ``course_lib`` sources the grader
+  runs from (and their checkout, with the solutions), any ``course_lib`` the interpreter would find otherwise,
+  and the seed file;
 - the **environment**: an allow-list, nothing inherited (no seed, no tokens, no ``PYTHONPATH``).
 """
 from __future__ import annotations
@@ -70,6 +73,30 @@ def interpreter_paths() -> list[Path]:
     return sorted(paths)
 
 
+UNHIDDEN = {  # what learner code could read, by the file system it saw (the score report says it to the instructor)
+    "fresh root": "nothing but the interpreter, its libraries and the learner's own folder",
+    "covered": "every world-readable file on this machine but the checkout and the seed: a copy of the masters or "
+               "another learner's files elsewhere would be found (no fresh root: see isolation notes)",
+    "host": "every file the learner's user can read, the checkout and its solutions included (no mount namespace)",
+}
+SYSTEM_LIBRARIES = ("/lib", "/lib64", "/lib32", "/libx32", "/usr/lib", "/usr/lib64", "/usr/lib32", "/usr/libx32")
+
+
+def system_paths(hidden: tuple[str, ...] = ()) -> list[Path]:
+    """The shared libraries' folders: the system's, and those of every library this process has loaded (a
+    conda prefix's ``lib``), but the ``hidden`` ones."""
+    found = {Path(p) for p in SYSTEM_LIBRARIES if os.path.exists(p)}
+    try:
+        maps = Path("/proc/self/maps").read_text().splitlines()
+    except OSError:
+        maps = []
+    for line in maps:
+        fields = line.split(maxsplit=5)
+        if len(fields) == 6 and fields[5].startswith("/") and ".so" in Path(fields[5]).name:
+            found.add(Path(fields[5]).parent)
+    return sorted(p for p in found if not any(p.is_relative_to(h) for h in hidden))
+
+
 def readable_by(path: Path, uid: int, gid: int) -> bool:
     """Whether a process of ``uid``/``gid`` (no other groups, no mount tricks) could read ``path``."""
     def allows(st: os.stat_result, user: int, group: int, other: int) -> bool:
@@ -103,9 +130,11 @@ class Workspace:
     def __init__(self, user: str = "auto", hide: tuple[Path, ...] = ()) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="course-grading-"))
         self.root.chmod(0o711)
+        self.mount_point = self.root / "root"  # where each learner process builds its fresh root
+        self.mount_point.mkdir(mode=0o700)
         self.uid, self.gid = self._identity(user)
         self.hide = tuple(str(p) for p in (*course_sources(), *hide) if p.exists())
-        self.reach = tuple(str(p) for p in (*interpreter_paths(), self.root))
+        self.reach = tuple(str(p) for p in (*interpreter_paths(), *system_paths(self.hide)))
         self.count = 0
         self.fenced: dict[Path, str] | None = None
 
@@ -149,11 +178,12 @@ class Workspace:
 
     def confinement(self, folder: Path, limits: ProcessLimits, chown: tuple[str, ...] = (),
                     reach: tuple[str, ...] = (), kernel: bool = False) -> Confinement:
-        """How to start a learner process in ``folder``; ``reach``: more paths it must be able to read. A user of
-        this grading's own may run :data:`PROCESSES` processes and threads at a time."""
+        """How to start a learner process in ``folder`` (the one place it may write); ``reach``: more paths it must
+        be able to read. A user of this grading's own may run :data:`PROCESSES` processes and threads at a time."""
         uid, gid = self._ids(kernel)
         return Confinement(cwd=str(folder), limits=replace(limits, nproc=PROCESSES if uid is not None else None),
-                           uid=uid, gid=gid, hide=self.hide, reach=self.reach + reach, chown=chown)
+                           uid=uid, gid=gid, hide=self.hide, reach=self.reach + reach, writable=(str(folder),),
+                           new_root=str(self.mount_point), chown=chown)
 
     def environment(self, folder: Path, **extra: str) -> dict[str, str]:
         return {**BASE_ENV, "HOME": str(folder), "TMPDIR": str(folder), **extra}
@@ -174,18 +204,31 @@ class Workspace:
         return isolation
 
     def guarantees(self, isolation: Isolation, references: list[Path], seed_file: str | Path | None) -> dict:
-        """What held for the learner processes, for the instructor: the user they ran as, the network, whether they
-        could read the ``references``' files or the seed, and whether that makes the grading summative."""
+        """What held for the learner processes, for the instructor: the user they ran as, the network, the file
+        system they saw (``fresh root``: only what they need; ``covered``: every world-readable file but the
+        checkout and the seed; ``host``: everything their user can read), whether they could read the
+        ``references``' files or the seed, and whether that makes the grading summative (a user of its own, a fresh
+        root, neither readable)."""
+        within = tuple(os.path.realpath(p) for p in self.reach)
+
         def readable(path: Path) -> bool:
             if isolation.mounts and any(path.is_relative_to(hidden) for hidden in self.hide):
+                return False
+            if isolation.root and not any(path.is_relative_to(p) for p in within):
                 return False
             return self.uid is None or readable_by(path, self.uid, self.gid)
 
         out = {"learner_user": f"uid {self.uid}" if self.uid is not None else "the grader's own user",
                "network": "none" if isolation.network else "available",
+               "file_system": "fresh root" if isolation.root else "covered" if isolation.mounts else "host",
+               "not_hidden": UNHIDDEN["fresh root" if isolation.root else "covered" if isolation.mounts else "host"],
+               "processes_visible": "own user's only" if isolation.proc else "all",
                "references_readable": any(readable(path) for path in references),
                "seed_readable": seed_file is not None and readable(Path(seed_file).resolve())}
-        out["summative"] = self.uid is not None and not out["references_readable"] and not out["seed_readable"]
+        out["summative"] = (self.uid is not None and isolation.root and not out["references_readable"]
+                            and not out["seed_readable"])
+        if isolation.notes:
+            out["notes"] = "; ".join(isolation.notes)
         return out
 
     def cleanup(self) -> None:

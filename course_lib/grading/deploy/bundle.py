@@ -1,7 +1,10 @@
 """``gradescope-bundle``: the zip an instructor uploads as a Gradescope autograder for one assignment.
 
 The zip holds ``setup.sh`` (run once, as root, when Gradescope builds the image), ``run_autograder``
-(run for each submission; it always leaves ``/autograder/results/results.json``), the course's wheel
+(run for each submission, graded for the learner of ``submission_metadata.json``: their hidden cases; it leaves
+``/autograder/results/results.json``, but where the autograder's setup is wrong, as a missing or malformed seed:
+then it fails with the grader's one line and no score, so that Gradescope shows a failed run, not a 0), the
+course's wheel
 (``course_lib`` pinned to the version that built the bundle) and the instructor's secret ``seed``.
 ``setup.sh`` installs the course in a virtual environment with the torch and torchvision versions of
 the machine that built the bundle (CPU wheels), then makes the installed ``course_lib`` and
@@ -27,6 +30,7 @@ import course_lib
 
 from ..authoring.specs import NAMES
 from ..confinement.fence import PACKAGE
+from ..grade.setup import SETUP_FAILED
 
 VENV = "/opt/course-grading"
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
@@ -55,9 +59,17 @@ AUTOGRADER="${{COURSE_AUTOGRADER_ROOT:-/autograder}}"
 PYTHON="${{COURSE_AUTOGRADER_PYTHON:-{venv}/bin/python}}"
 mkdir -p "$AUTOGRADER/results"
 cd "$AUTOGRADER"
+# The learner: Gradescope's user ids (a group: all of them), from which the hidden cases are drawn.
+LEARNER="$("$PYTHON" -c 'import json, sys
+print("+".join(sorted(str(u["id"]) for u in json.load(open(sys.argv[1]))["users"])))' \\
+    "$AUTOGRADER/submission_metadata.json" 2>/dev/null)"
 "$PYTHON" -m course_lib.grading grade "$AUTOGRADER/submission" --assignment {assignment} \\
-    --seed-file "$AUTOGRADER/source/seed" --json "$AUTOGRADER/results/results.json"
+    --seed-file "$AUTOGRADER/source/seed" --json "$AUTOGRADER/results/results.json" \\
+    ${{LEARNER:+--learner-id "$LEARNER"}}
 status=$?
+if [ "$status" -eq {setup_failed} ]; then  # the autograder's setup, not the learner: no score, a failed run
+    exit "$status"
+fi
 if [ ! -s "$AUTOGRADER/results/results.json" ]; then  # the grader could not even start
     printf '{{"score": 0, "output": "Not graded: the autograder failed to start (status %s).", "tests": []}}\\n' \\
         "$status" > "$AUTOGRADER/results/results.json"
@@ -119,7 +131,8 @@ def build_bundle(assignment: str, out: str | Path, seed_file: str | Path | None 
         out.parent.mkdir(parents=True, exist_ok=True)
         with zipfile.ZipFile(out, "w") as zf:
             _add(zf, "setup.sh", SETUP.format(**versions).encode(), 0o755)
-            _add(zf, "run_autograder", RUN.format(venv=VENV, assignment=assignment).encode(), 0o755)
+            run = RUN.format(venv=VENV, assignment=assignment, setup_failed=SETUP_FAILED)
+            _add(zf, "run_autograder", run.encode(), 0o755)
             _add(zf, wheel_path.name, wheel_path.read_bytes(), 0o644)
             _add(zf, "seed", (text + "\n").encode(), 0o600)
     return out

@@ -2,7 +2,8 @@
 
 The workflow installs ``course_lib`` from the course's repository (``course_lib.repository_url()``)
 at the tag of this version (``course_lib.release_ref()``), never from the learner's files,
-grades the notebook with ``--classroom-output``, and hands the result to GitHub Classroom's
+grades the notebook with ``--classroom-output`` for the learner's repository (``--learner-id``: their hidden
+cases), and hands the result to GitHub Classroom's
 ``autograding-grading-reporter``, which reads ``<RUNNER>_RESULTS`` (base64 JSON with ``max_score``
 and each test's ``score``) and reports the points. Its name and job id are the ones that reporter
 requires (``Autograding Tests``, ``run-autograding-tests``).
@@ -26,7 +27,8 @@ WORKFLOW = """\
 #   {repository}
 # at tag {ref}, never from the learner's files; the reporter shows the points (public and hidden tests;
 # the hidden tests' details are not printed). The learner can edit this workflow in their own repository:
-# these grades are formative; grade what counts with grade-all or the Gradescope bundle.
+# these grades are formative; grade what counts with grade-all or the Gradescope bundle. Without the
+# COURSE_GRADING_SEED secret (an organisation or repository secret) the Grade step fails, scoring no one.
 name: Autograding Tests
 on:
   - push
@@ -60,7 +62,7 @@ jobs:
           COURSE_GRADING_SEED: ${{{{ secrets.COURSE_GRADING_SEED }}}}
         run: |
           python -m course_lib.grading grade "submission/{notebook}" --assignment {assignment} \\
-            --no-execute --classroom-output "$GITHUB_OUTPUT"
+            --no-execute --learner-id "${{{{ github.repository }}}}" --classroom-output "$GITHUB_OUTPUT"
       - name: Report the points
         uses: classroom-resources/autograding-grading-reporter@v1
         env:

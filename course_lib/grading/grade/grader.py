@@ -22,7 +22,6 @@ is root, never as a user that can read the references or the seed.
 """
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ import nbformat
 
 from ..authoring.exercise import Assignment
 from ..authoring.questions import collect_answers
+from ..authoring.seeds import learner_secret
 from ..authoring.specs import NAMES, get_assignment
 from ..confinement.execution import Execution, execute, notes
 from ..confinement.fence import fenced_files, module_file
@@ -42,25 +42,7 @@ from .reading import GradingError, notebook_path, read_notebook
 from .reports import gradescope
 from .runner import Sandboxes
 from .scoring import score_assignment
-
-DEFAULT_SEED = 20240501
-SEED_ENV = "COURSE_GRADING_SEED"
-
-
-def read_seed(seed_file: str | Path | None) -> int:
-    """The hidden cases' secret: the integer in ``seed_file``, else ``$COURSE_GRADING_SEED``, else a fixed one.
-
-    It is never passed on a command line (``/proc/PID/cmdline`` is world-readable) nor to a learner process.
-    """
-    if seed_file is not None:
-        text = Path(seed_file).read_text().strip()
-        source = str(seed_file)
-    else:
-        text, source = os.environ.get(SEED_ENV, str(DEFAULT_SEED)).strip(), f"${SEED_ENV}"
-    try:
-        return int(text)
-    except ValueError:
-        raise GradingError(f"{source} must hold an integer seed") from None
+from .setup import check_confinement, read_secret
 
 
 def assignment_for(nb: nbformat.NotebookNode, name: str) -> Assignment:
@@ -75,21 +57,26 @@ def assignment_for(nb: nbformat.NotebookNode, name: str) -> Assignment:
 
 
 def grade(path: str | Path, assignment: str, seed_file: str | Path | None = None,
-          options: Options = Options()) -> dict[str, Any]:
-    """Grade the notebook at ``path`` (or the one notebook in folder ``path``) as ``assignment``.
+          options: Options = Options(), practice: bool = True, learner: str | None = None) -> dict[str, Any]:
+    """Grade the notebook at ``path`` (or the one notebook in folder ``path``) as ``assignment``, with the secret
+    of :func:`~.setup.read_secret` (``practice``: the public seed when no secret is given), for ``learner``
+    (default: the notebook's file name): the hidden cases are drawn from
+    :func:`~course_lib.grading.authoring.seeds.learner_secret`.
 
-    Raises :class:`GradingError` (one line) if it cannot be graded at all; see :func:`reports.fatal`.
+    Raises :class:`GradingError` (one line) if it cannot be graded at all (see :func:`reports.fatal`), a
+    :class:`~.setup.SetupError` if the machine cannot grade anyone.
     """
     start = time.monotonic()
     nb = read_notebook(path)
     spec = assignment_for(nb, assignment)
-    secret = read_seed(seed_file)
+    learner = learner if learner is not None else notebook_path(path).stem
+    secret = learner_secret(read_secret(seed_file, practice), learner)
     cells = cell_codes(nb)
     syntax = [f"cell {c.index}: {c.error}" for c in cells if c.error is not None]
     sweep = Sweep()
     workspace = Workspace(options.user, hide=tuple(Path(p) for p in [seed_file] if p is not None))
     try:
-        isolation = workspace.probe()
+        isolation = check_confinement(workspace)
         statements = {ex.name: definitions(cells, {ex.name}) for ex in spec.exercises}
         with Sandboxes(workspace, spec, statements, secret, options, fenced_files(spec), sweep) as boxes:
             boxes.run("public")
@@ -108,5 +95,5 @@ def grade(path: str | Path, assignment: str, seed_file: str | Path | None = None
         lines.append("Cells with syntax errors (skipped): " + "; ".join(syntax))
     lines += notes(run)
     references = [module_file(ex.reference_fn()) for ex in spec.exercises]
-    extra = {"isolation": workspace.guarantees(isolation, references, seed_file)}
+    extra = {"isolation": workspace.guarantees(isolation, references, seed_file), "learner": learner}
     return gradescope(spec, results, collect_answers(nb, spec), lines, time.monotonic() - start, extra)

@@ -100,6 +100,18 @@ def classroom_output(results: dict[str, Any]) -> str:
     return "result=" + base64.b64encode(json.dumps(classroom(results)).encode()).decode()
 
 
+def feedback_markdown(results: dict[str, Any], learner: str) -> str:
+    """A learner's feedback as Markdown: the score, each test's points and output (hidden ones included: the file
+    is for after grades are published), the written answers; no instructor flag, no isolation detail."""
+    top = results.get("extra_data", {}).get("max_score")
+    score = f"**Score: {_fmt(results['score'])}" + (f" of {_fmt(top)}**" if top is not None else "**")
+    lines = [f"# Feedback for {learner}", "", score, "", results.get("output", ""), ""]
+    for t in results.get("tests", []):
+        lines += [f"## {t['name']}: {_fmt(t['score'])} / {_fmt(t['max_score'])}", "", "~~~~text",
+                  t.get("output", "").replace("~~~~", "~ ~ ~ ~"), "~~~~", ""]
+    return "\n".join(lines)
+
+
 def exercise_scores(results: dict[str, Any]) -> dict[str, float]:
     """``{exercise: public + hidden points}`` from a ``results.json``."""
     scores: dict[str, float] = {}

@@ -25,7 +25,8 @@ from typing import Any
 
 from ..authoring.exercise import Assignment, Exercise
 from ..authoring.seeds import hidden_seed, rng_seed
-from ..confinement.channel import ChannelError, Reader, decode, send
+from ..authoring.served import CountingLoader, counted_loaders
+from ..confinement.channel import ChannelError, Reader, decode, encode, send
 from ..confinement.options import Options, TimeLimits
 from ..confinement.sandbox import BOOT
 from ..confinement.supervise import Sweep, cpu_seconds, kill, spawn
@@ -154,6 +155,39 @@ def until_ready(box: SandboxProcess, job: dict, limits: TimeLimits, obs: Observa
     return False
 
 
+class ServedLoaders:
+    """The grader's side of one case's served loaders (:mod:`course_lib.grading.authoring.served`): it builds the
+    case itself, answers each pass the sandbox asks for with its own loader's batches (at most
+    :data:`MAX_PASSES`), and writes its count of the passes into the observation."""
+
+    MAX_PASSES = 16  # a pass more is never answered (the learner's pass waits until the case's time is up)
+
+    def __init__(self, exercise: Exercise, ctx: Context, kind: str, index: int) -> None:
+        self.exercise, self.ctx, self.kind, self.index = exercise, ctx, kind, index
+        self._loaders: dict[int, CountingLoader] | None = None
+
+    def loaders(self) -> dict[int, CountingLoader]:
+        if self._loaders is None:
+            cases = (self.exercise.public() if self.kind == "public" else
+                     self.exercise.hidden(hidden_seed(self.ctx.secret, self.ctx.assignment.name, self.exercise.name)))
+            self._loaders = counted_loaders(cases[self.index].make()[0])
+        return self._loaders
+
+    def answer(self, box: SandboxProcess, message: dict[str, Any]) -> None:
+        position = message.get("position")
+        loader = self.loaders().get(position) if isinstance(position, int) else None
+        if loader is not None and loader.passes < self.MAX_PASSES:
+            box.send({"type": "batches", "batches": [encode(batch) for batch in loader]})
+
+    def observe(self, outcome: CaseOutcome) -> CaseOutcome:
+        """``outcome`` with the grader's counts in place of the sandbox's (what the learner could have altered)."""
+        value = outcome.result.get("value") if outcome.status is Status.ANSWERED else None
+        if isinstance(value, dict):
+            for loader in self.loaders().values():
+                value[loader.counted_as] = loader.passes
+        return outcome
+
+
 def run_cases(box: SandboxProcess, todo: list[tuple[str, int]], exercise: Exercise, ctx: Context, budget: float,
               obs: Observations) -> float:
     """Send the cases of ``todo`` one by one (removing the ones done) until one fails or the budget is
@@ -166,7 +200,7 @@ def run_cases(box: SandboxProcess, todo: list[tuple[str, int]], exercise: Exerci
             command["hidden_seed"] = hidden_seed(ctx.secret, ctx.assignment.name, exercise.name)
             box.saw_hidden = True
         cpu0, wall0 = cpu_seconds(box.proc.pid), time.monotonic()
-        outcome, cost = None, 0.0
+        outcome, cost, served = None, 0.0, ServedLoaders(exercise, ctx, kind, index)
         if not box.send(command):
             outcome = CaseOutcome(Status.CRASHED, detail=box.why_ended())
         while outcome is None:
@@ -181,8 +215,10 @@ def run_cases(box: SandboxProcess, todo: list[tuple[str, int]], exercise: Exerci
                     tripped(obs, message, ctx.references, hidden=box.saw_hidden)
                     todo.clear()
                     return charged
+                if message.get("type") == "fetch" and (message.get("kind"), message.get("index")) == key:
+                    served.answer(box, message)
                 if message.get("type") == "case" and (message.get("kind"), message.get("index")) == key:
-                    outcome, cost = _case_outcome(message.get("result")), cpu
+                    outcome, cost = served.observe(_case_outcome(message.get("result"))), cpu
                     break
             if outcome is not None:
                 break

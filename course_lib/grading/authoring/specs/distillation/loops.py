@@ -10,6 +10,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from ...compare import compare_values, describe
 from ...exercise import Case, Exercise
 from ...seeds import generator
+from ...served import CountingLoader, ServedLoader
 from .losses import UNLABELED
 
 # --- distill_steps ---------------------------------------------------------------------------------------
@@ -65,16 +66,7 @@ def loop_hidden(seed: int) -> list[Case]:
 
 # --- temperature_sweep -----------------------------------------------------------------------------------
 
-class CountingLoader(DataLoader):
-    """A ``DataLoader`` that counts its passes: the calls of ``iter(loader)`` (a ``for`` loop, ``evaluate``)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.passes = 0
-
-    def __iter__(self):  # noqa: ANN204 - DataLoader's own iterator type
-        self.passes += 1
-        return super().__iter__()
+PASSES = "the number of passes over test_loader"
 
 
 def _sweep_case(seed: int, text: str, temperatures: list[float], *, alpha: float = 0.9, steps: int = 30,
@@ -83,7 +75,8 @@ def _sweep_case(seed: int, text: str, temperatures: list[float], *, alpha: float
     UNLABELED), 60 validation points and 60 test points, whose labels are shifted by one class when ``disagree``
     (choosing on them picks another temperature); a 4-8-3 student; the training loader shuffles with PyTorch's
     global generator; Adam with lr=0.05 and ``seed`` for the sweep. With ``count_test``, the test loader is a
-    :class:`CountingLoader` (its passes are observed)."""
+    :class:`~course_lib.grading.authoring.served.CountingLoader` (its passes are observed, in a sandbox by the
+    grader)."""
     def make() -> tuple[tuple, dict]:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
@@ -98,7 +91,8 @@ def _sweep_case(seed: int, text: str, temperatures: list[float], *, alpha: float
             y_test = (y_test + 1) % 3
         loaders = (DataLoader(TensorDataset(x_train, y_train), batch_size=16, shuffle=True),
                    DataLoader(TensorDataset(x_val, y_val), batch_size=60),
-                   (CountingLoader if count_test else DataLoader)(TensorDataset(x_test, y_test), batch_size=60))
+                   CountingLoader(TensorDataset(x_test, y_test), batch_size=60, counted_as=PASSES) if count_test
+                   else DataLoader(TensorDataset(x_test, y_test), batch_size=60))
         return (student, teacher, *loaders, list(temperatures)), {"steps": steps, "alpha": alpha, "lr": 0.05,
                                                                   "seed": seed}
     return Case(text, make, raises)
@@ -106,9 +100,9 @@ def _sweep_case(seed: int, text: str, temperatures: list[float], *, alpha: float
 
 def sweep_observe(result: Any, args: tuple, kwargs: dict) -> dict[str, Any]:
     """The chosen temperature, the validation accuracy at each temperature (keys ``"T=4"``), the chosen student's
-    test accuracy, the student passed in, after the sweep, and, for a :class:`CountingLoader`, the number of passes
-    over the test loader; ``{"problem": ...}`` if the result is not a tuple ``(temperature, {temperature:
-    accuracy}, accuracy)``."""
+    test accuracy, the student passed in, after the sweep, and, for a counting test loader, the number of passes
+    over it (in a sandbox the grader's count replaces the one reported); ``{"problem": ...}`` if the result is
+    not a tuple ``(temperature, {temperature: accuracy}, accuracy)``."""
     student = [v.detach() for v in args[0].state_dict().values()]
     if not isinstance(result, tuple) or len(result) != 3 or not isinstance(result[1], dict):
         return {"problem": f"{describe(result)[:160]}, not a tuple (temperature, {{temperature: validation "
@@ -120,8 +114,8 @@ def sweep_observe(result: Any, args: tuple, kwargs: dict) -> dict[str, Any]:
                 "the validation accuracy at each temperature": {key(t): a for t, a in result[1].items()},
                 "the test accuracy of the chosen student": result[2],
                 "the student passed in, after the sweep (it must not change)": student}
-    if isinstance(args[4], CountingLoader):
-        observed["the number of passes over test_loader"] = args[4].passes
+    if isinstance(args[4], (CountingLoader, ServedLoader)):  # in a sandbox, the grader's count replaces it
+        observed[args[4].counted_as] = args[4].passes
     return observed
 
 

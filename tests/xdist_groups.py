@@ -1,0 +1,62 @@
+"""pytest plugin (loaded with ``-p xdist_groups``): how ``make test`` shares the work between pytest-xdist workers.
+
+``make test`` runs ``--dist loadgroup``, which this plugin replaces with its own scheduling: the tests of
+one file (or one notebook validated by nbval) run in one worker, in collection order (a notebook's cells run one
+after another in one kernel; a module's fixtures, such as the book's build or a graded batch, are made once), except
+that each book notebook validated from the installed wheel (``test_package_install.py``) is a unit of its own:
+those are the longest tests, and spreading them over the workers is what keeps ``make test`` short. The learner's
+venv they share is built once per run (see that module's ``learner_python``). The longest units are handed out
+first (:data:`FIRST`), so that no worker starts a long one when the others are about to finish.
+
+pytest-xdist's own ``loadgroup`` reads ``xdist_group`` marks by rewriting each item's node id, which pytest 9.2's
+read-only node ids ignore; a scheduler that computes the unit from the node id needs no marks.
+"""
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+
+import pytest
+
+SPREAD = ("test_package_install.py",)  # each parametrized test of these files is a unit of its own
+FIRST = ("test_package_install.py", "test_grading_attacks.py", "test_exercises_grading.py", "test_book.py",
+         "test_grading_batch.py", "test_grading_filesystem.py")  # the longest units, in this order, before the rest
+
+
+def unit_of(nodeid: str) -> str:
+    """The unit of work ``nodeid`` belongs to: its file, or itself for a parametrized test of :data:`SPREAD`."""
+    path = nodeid.split("::", 1)[0]
+    return nodeid if PurePosixPath(path).name in SPREAD and nodeid.endswith("]") else path
+
+
+def _rank(nodeid: str) -> int:
+    name = PurePosixPath(nodeid.split("::", 1)[0]).name
+    return FIRST.index(name) if name in FIRST else len(FIRST)
+
+
+class _Scheduler:
+    """The plugin object that answers pytest-xdist's scheduler hook (registered only where xdist is loaded)."""
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_xdist_make_scheduler(self, config: pytest.Config, log):
+        if config.getvalue("dist") != "loadgroup":
+            return None
+        from xdist.scheduler import LoadScopeScheduling
+
+        class CourseScheduling(LoadScopeScheduling):
+            """pytest-xdist's scope scheduling, :func:`unit_of` as the scope, the units of :data:`FIRST` first."""
+
+            def _split_scope(self, nodeid: str) -> str:
+                return unit_of(nodeid)
+
+            def _assign_work_unit(self, node) -> None:
+                best = min(self.workqueue, key=_rank)  # the first of the best rank: collection order within it
+                self.workqueue.move_to_end(best, last=False)
+                super()._assign_work_unit(node)
+
+        config.option.loadscopereorder = False  # keep the order above, not "most tests first"
+        return CourseScheduling(config, log)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.pluginmanager.hasplugin("xdist"):  # not with `-p no:xdist`
+        config.pluginmanager.register(_Scheduler(), "course-xdist-scheduler")
