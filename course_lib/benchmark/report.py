@@ -22,7 +22,8 @@ def about(results: Results, name: str) -> str:
     machine = section.get("machine") or {}
     keys = ("cpu", "cpu_count", "capability", "int8_kernel", "threads", "torch", "cuda_device", "started",
             "load_before", "load_after")
-    desc = ", ".join(f"{k} {machine[k]}" for k in keys if isinstance(machine, dict) and machine.get(k) is not None)
+    desc = ", ".join(f"{k} {machine[k]:.2f}" if isinstance(machine[k], float) else f"{k} {machine[k]}"
+                     for k in keys if isinstance(machine, dict) and machine.get(k) is not None)
     seconds = number(section.get("seconds"))
     took = f"ran in {seconds:.0f} s" if seconds is not None else "ran"
     seeds = f", {section['seeds']} seed(s) per trained model" if isinstance(section.get("seeds"), int) else ""
