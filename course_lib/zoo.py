@@ -71,14 +71,15 @@ class LMZooRecipe:
 
 # The language model: GPTConfig's default shape (4 layers, width 192, 6 heads, context 128, 1.9 M parameters),
 # without dropout (600 steps of 24 windows see 1.8 M training characters, less than one pass over the 2 M: nothing
-# to over-fit), AdamW at 2e-3 with a cosine to 2e-4. The step count is what a busy 2-core machine trained in about
-# half an hour; longer training lowers the perplexity further (the validation curve in the manifest still falls).
+# to over-fit), AdamW at 2e-3 with a cosine to 2e-4. It trained in about 3 minutes on 2 quiet cores (AMD EPYC,
+# evaluations and census included; several times longer on a busy machine). Longer training lowers the perplexity
+# further (the validation curve in the manifest still falls).
 GPT_RECIPE = LMZooRecipe(
     GPTConfig(dropout=0.0),
     LMRecipe(steps=600, batch_size=24, lr=2e-3, min_lr=2e-4, warmup_steps=60, weight_decay=0.1,
              eval_every=50, eval_tokens=32768, seed=0),
     census_steps=(100, 200, 300, 450, 600))
-# Retrain a language model yourself in about 5 minutes on 2 cores: the same model, a third of the steps
+# Retrain a language model yourself in a minute or two on 2 cores: the same model, a third of the steps
 # (``train_lm(GPT(RECIPES["gpt"].config), load_corpus().train, recipe=GPT_SHORT_RECIPE)``); it stops at a higher
 # perplexity than the shipped model.
 GPT_SHORT_RECIPE = LMRecipe(steps=200, batch_size=24, lr=2e-3, min_lr=2e-4, warmup_steps=20, weight_decay=0.1,

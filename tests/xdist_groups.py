@@ -48,9 +48,15 @@ class _Scheduler:
             def _split_scope(self, nodeid: str) -> str:
                 return unit_of(nodeid)
 
+            handed = 0  # units handed out so far
+
             def _assign_work_unit(self, node) -> None:
-                best = min(self.workqueue, key=_rank)  # the first of the best rank: collection order within it
+                # The first of the best rank (collection order within a rank); the second unit handed out needs no
+                # learner venv, so that the second worker has work while the first builds that venv.
+                units = [u for u in self.workqueue if self.handed != 1 or "::" not in u]  # "::": a SPREAD unit
+                best = min(units or self.workqueue, key=_rank)
                 self.workqueue.move_to_end(best, last=False)
+                self.handed += 1
                 super()._assign_work_unit(node)
 
         config.option.loadscopereorder = False  # keep the order above, not "most tests first"
