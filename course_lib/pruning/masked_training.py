@@ -54,8 +54,8 @@ def masked_step(model: nn.Module, masks: Mapping[str, torch.Tensor], inputs: tor
         masks: ``{parameter name as in model.named_parameters(): mask of that parameter's shape}``;
             parameters not named are not masked.
         inputs, labels: one batch, ``(N, ...)`` and ``(N,)`` class indices.
-        optimizer: any ``torch.optim`` optimizer over the model's parameters (momentum, weight decay and
-            Adam's moments would all revive pruned weights without the mask).
+        optimizer: any ``torch.optim`` optimizer over the model's parameters (momentum and Adam's moments
+            would revive pruned weights without the mask; weight decay alone cannot move an exact zero).
 
     Returns:
         The batch's loss before the step, a float. ValueError (naming ``masks``) for a key that is not a

@@ -66,8 +66,8 @@ def step_observe(result: Any, args: tuple, kwargs: dict) -> dict[str, Any]:
 def step_public() -> list[Case]:
     return [_step_case("a 6-12-4 network with BatchNorm, both weight matrices 50% pruned, SGD with momentum 0.9 and "
                        "weight decay that has already taken dense steps (its momentum would revive pruned weights)", 0),
-            _step_case("the same with AdamW (Adam's moments and weight decay would revive them too)", 1,
-                       optimizer="adam"),
+            _step_case("the same with AdamW (Adam's moments would revive them too; weight decay cannot move an "
+                       "exact zero)", 1, optimizer="adam"),
             _step_case("a network left in eval mode by the caller (the step must train it in train mode)", 2,
                        eval_mode=True),
             _step_case("masks={} (no pruned weight: an ordinary training step)", 3, mask_names=()),
