@@ -50,6 +50,17 @@ class Frozen(nn.Module):
             return self.compiled(*args)
 
 
+def _first_line(error: BaseException) -> str:
+    """``"Type: first line"`` of ``error``; for a backend failure (whose own first line only says which backend
+    raised) also that of the exception it wraps, which says why."""
+    def line(e: BaseException) -> str:
+        text = str(e).strip()
+        return f"{type(e).__name__}: {text.splitlines()[0] if text else ''}"
+
+    inner = getattr(error, "inner_exception", None) or error.__cause__
+    return line(error) + (f" {line(inner)}" if inner is not None and inner is not error else "")
+
+
 @reads_model
 def try_compile(model: nn.Module, example_input: torch.Tensor, *, mode: str | None = None,
                 freezing: bool = False) -> CompileResult:
@@ -73,6 +84,5 @@ def try_compile(model: nn.Module, example_input: torch.Tensor, *, mode: str | No
         with torch.inference_mode():
             compiled(example_input)
     except Exception as e:  # noqa: BLE001 (reported, not raised: compilation is an optional speed-up)
-        message = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        return CompileResult(None, time.perf_counter() - start, f"{type(e).__name__}: {message}"[:ERROR_CHARS])
+        return CompileResult(None, time.perf_counter() - start, _first_line(e)[:ERROR_CHARS])
     return CompileResult(compiled, time.perf_counter() - start)
