@@ -11,6 +11,9 @@ from matplotlib.figure import Figure
 from ._validation import check_int, check_tensor
 from .training import History
 
+# (marker, line style) per curve, in turn: the curves of one plot read apart without color too
+STYLES = (("o", "-"), ("s", "--"), ("^", ":"), ("D", "-."), ("v", "-"), ("x", "--"), ("P", ":"), ("*", "-."))
+
 
 def _axes(ax: Axes | None, figsize: tuple[float, float] = (5.0, 3.5)) -> Axes:
     return ax if ax is not None else plt.subplots(figsize=figsize, layout="constrained")[1]
@@ -19,12 +22,13 @@ def _axes(ax: Axes | None, figsize: tuple[float, float] = (5.0, 3.5)) -> Axes:
 def plot_curves(x: Sequence[float] | None, curves: Mapping[str, Sequence[float] | Mapping[float, float]],
                 xlabel: str, ylabel: str, *, title: str | None = None, ax: Axes | None = None,
                 logx: bool = False) -> Axes:
-    """One line per entry of ``curves``, with markers and a legend: label -> y values over ``x``, or, with ``x``
-    ``None``, label -> ``{x: y}`` (curves measured at different points)."""
+    """One line per entry of ``curves``, each with its own marker and line style (:data:`STYLES`, in turn), and a
+    legend: label -> y values over ``x``, or, with ``x`` ``None``, label -> ``{x: y}`` (curves measured at
+    different points)."""
     if not isinstance(curves, Mapping):
         raise TypeError(f"curves must be a mapping {{label: y values}}, got {type(curves).__name__}")
     ax = _axes(ax)
-    for label, y in curves.items():
+    for i, (label, y) in enumerate(curves.items()):
         if x is None:
             if not isinstance(y, Mapping):
                 raise TypeError(f"curve {label!r} must be a mapping {{x: y}} when x is None, got {type(y).__name__}")
@@ -35,7 +39,8 @@ def plot_curves(x: Sequence[float] | None, curves: Mapping[str, Sequence[float] 
             if len(y) != len(x):
                 raise ValueError(f"curve {label!r} has {len(y)} values but x has {len(x)}")
             xs = x
-        ax.plot(xs, y, marker="o", label=label)
+        marker, linestyle = STYLES[i % len(STYLES)]
+        ax.plot(xs, y, marker=marker, linestyle=linestyle, label=label)
     if logx:
         ax.set_xscale("log")
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title)

@@ -2,8 +2,8 @@
 
 - stderr is not compared (warnings and progress bars differ between runs and machines);
 - a cell whose ``metadata["tolerance"]`` declares a tolerance (numbers that come from training) is compared
-  with it (:mod:`nbval_tolerance`); every other output is compared exactly, except cells marked
-  ``# NBVAL_IGNORE_OUTPUT``, which print times (``tests/test_notebooks.py`` checks that they do).
+  with it (:mod:`nbval_tolerance`); every other output is compared exactly, except cells tagged
+  ``nbval-ignore-output``, which print times (``tests/test_notebooks.py`` checks that they do).
 """
 from nbval.plugin import IPyNbCell
 from nbval_tolerance import Tolerance, snap_outputs

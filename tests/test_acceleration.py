@@ -17,6 +17,7 @@ from course_lib.acceleration import (
     ddp_train,
     factorize_linears,
     fold_batchnorm,
+    kernel_times,
     low_rank_linear,
     max_param_diff,
     rank_for_energy,
@@ -303,3 +304,29 @@ def test_frozen_wrapper_turns_freezing_on_only_during_its_calls(monkeypatch):
     result = try_compile(nn.Linear(2, 2), torch.zeros(1, 2), freezing=True)
     result.model(torch.zeros(3, 2))
     assert seen == [True, True] and inductor_config.freezing == before
+
+
+def test_kernel_times_lists_the_innermost_layer_kernels_with_their_inputs_and_accounts_for_the_rest():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(4 * 3 * 3, 5))
+    x = torch.randn(2, 1, 8, 8)
+    seen = []  # the shape each layer receives, from forward hooks (the independent reference)
+    for layer in (model[0], model[2], model[4]):
+        layer.register_forward_hook(lambda module, inputs, output: seen.append(tuple(inputs[0].shape)))
+    model(x)
+    profile = kernel_times(model, x, repeats=3, warmup=1)
+    shapes = [kernel.shape for kernel in profile.kernels]
+    assert seen[0] in shapes and seen[1] in shapes  # the convolution's and the pool's inputs
+    names = [kernel.name for kernel in profile.kernels]
+    assert any("addmm" in name or "linear" in name for name in names)  # the Linear layer (its first input: bias)
+    assert "aten::conv2d" not in names and "aten::linear" not in names  # wrappers give way to what they call
+    assert all(0 <= kernel.ms <= profile.total_ms for kernel in profile.kernels)
+    assert 0 <= profile.other_ms <= profile.total_ms  # medians over the passes: parts and total need not add up
+    assert profile.as_dict()["kernels"][0]["shape"] == list(profile.kernels[0].shape)
+
+
+@pytest.mark.parametrize("kwargs, match", [({"repeats": 0}, "repeats"), ({"warmup": -1}, "warmup"),
+                                           ({"kernels": "conv("}, "regular expression")])
+def test_kernel_times_rejects_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        kernel_times(nn.Linear(2, 2), torch.randn(1, 2), **kwargs)

@@ -224,7 +224,7 @@ def test_claims_are_checked_against_the_file_and_missing_figures_are_not_measure
         == "not measured"
     assert all(c["holds"] is None for c in check_claims(RESULTS, "deep_compression"))  # the section failed
     assert check_claims({}) and all(c["holds"] is None for c in check_claims({}))
-    assert "**does not hold**" in claims_table(RESULTS, "quantization")
+    assert "**not supported**" in claims_table(RESULTS, "quantization")
 
 
 def test_curves_are_found_in_both_layouts_and_where_they_stop_being_free():
@@ -237,8 +237,8 @@ def test_curves_are_found_in_both_layouts_and_where_they_stop_being_free():
     assert free_up_to({0.5: 0.981, 0.9: 0.98, 0.99: 0.9}, aggressive="higher") == (0.9, 0.99)
     assert free_up_to({8: 0.97, 4: 0.965, 2: 0.5}, aggressive="lower") == (4, 2)
     assert free_up_to({8: 0.97, 4: 0.969}, aggressive="lower") == (4, None)
-    assert where_free(RESULTS, "quantization") == ["lenet300 / both / ptq / per_channel: within 1 point of 97.0% "
-                                                   "(mildest setting) up to 4; at 2: 50.0%"]
+    assert where_free(RESULTS, "quantization") == ["lenet300 / both / ptq / weights per channel: within 1 point of "
+                                                   "97.0% (mildest setting) up to 4; at 2: 50.0%"]
     # against the unpruned model's accuracy: the mildest setting can already fall
     assert free_up_to({0.5: 0.981, 0.9: 0.98, 0.99: 0.9}, aggressive="higher", reference=0.995) == (None, 0.5)
     assert free_up_to({0.5: 0.981, 0.9: 0.98, 0.99: 0.9}, aggressive="higher", reference=0.985) == (0.9, 0.99)

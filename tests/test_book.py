@@ -171,6 +171,30 @@ def test_every_page_names_the_licences(built_book):
 PLOTS = re.compile(r"\bplt\.|\bplot_\w+\(|\bshow_images\(|\.subplots\(")
 
 
+ALT_PATH = re.compile(r"^\S*[/\\]\S*$|\.(?:png|jpe?g|svg|gif|pdf)$", re.IGNORECASE)  # a file's path or name
+
+
+class _Images(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.alts: list[str | None] = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "img":
+            self.alts.append(dict(attrs).get("alt"))
+
+
+def test_every_figure_has_an_alt_text_that_says_what_it_shows(built_book):
+    """An image's alt text is what a screen reader says: never empty, never the file's path or name."""
+    found = []
+    for page in PAGES:
+        parser = _Images()
+        parser.feed((built_book / f"{page}.html").read_text(encoding="utf-8").split("<article", 1)[-1])
+        found += [f"{page}: alt={alt!r}" for alt in parser.alts
+                  if alt is None or not alt.strip() or ALT_PATH.search(alt)]
+    assert not found, "images whose alt text is empty or a file path:\n" + "\n".join(found)
+
+
 def test_notebooks_that_plot_show_their_figures(built_book):
     """A committed notebook whose code draws figures must carry them: an executed notebook whose kernel ran
     with a non-inline matplotlib backend (MPLBACKEND=Agg) has none, and its page silently lacks them."""

@@ -39,6 +39,7 @@ from course_lib.acceleration import (  # noqa: E402
     ddp_train,
     factorize_linears,
     fold_batchnorm,
+    kernel_times,
     max_param_diff,
     single_process_train,
     thread_latency,
@@ -47,6 +48,14 @@ from course_lib.acceleration import (  # noqa: E402
 )
 from course_lib.compression import Config, compress, deep_compress  # noqa: E402
 from course_lib.compression.pipeline import choose_bits, choose_index_bits, paper_bits, storage_bytes  # noqa: E402
+from course_lib.compression.policy import (  # noqa: E402
+    LayerChoice,
+    Policy,
+    apply_policy,
+    choose_policy,
+    make_policy,
+    policy_scan,
+)
 from course_lib.distillation import distill, hint_train, temperature_sweep  # noqa: E402
 from course_lib.llm import GPT, GPTConfig, LMRecipe, fold_scales, generate, perplexity, train_lm  # noqa: E402
 from course_lib.metrics import count_parameters, layer_macs, model_size_bytes, random_images  # noqa: E402
@@ -168,6 +177,7 @@ def _enter(model: nn.Module) -> None:
 
 
 SMALL_CONFIG = Config({"5": 0.5}, bits=2, index_bits=4, prune_epochs=1, share_epochs=1)
+SMALL_POLICY = Policy("bytes", 100, {"5": LayerChoice(0.5, 4, 100), "8": LayerChoice(0.0, 2, 10)})
 
 VERBS: dict[str, Case] = {
     "magnitude_prune": Case(lambda m, **kw: magnitude_prune(m, **_with({"sparsity": 0.5}, kw)),
@@ -210,6 +220,8 @@ VERBS: dict[str, Case] = {
                                                         **_with({"config": SMALL_CONFIG, "device": "cpu"}, kw)),
                           ("config", {"sparsities": {"5": 0.5}}, Config({"nope": 0.5})),
                           ("train_loader", "val_loader", "test_loader")),
+    "apply_policy": Case(lambda m, **kw: apply_policy(m, **_with({"policy": SMALL_POLICY}, kw)),
+                         ("policy", {"5": (0.5, 4)}, Policy("bytes", 1, {"nope": LayerChoice(0.5, 4, 1)}))),
     "fine_tune": Case(lambda m, **kw: fine_tune(m, *_data(kw, "loader"), **_with({"epochs": 1, **QUIET}, kw)),
                       ("epochs", 1.5, -1), ("loader",)),
     "recalibrate_batchnorm": Case(lambda m, **kw: recalibrate_batchnorm(m, *_data(kw, "loader"),
@@ -250,6 +262,7 @@ READERS: dict[str, Case] = {
     "codebook_of": Case(lambda m: codebook_of(m[5]), argument=shared),
     "try_compile": Case(lambda m: try_compile(m, X), slow=True),
     "thread_latency": Case(lambda m: thread_latency(m, X, threads=(1,), repeats=1, warmup=0)),
+    "kernel_times": Case(lambda m: kernel_times(m, X, repeats=1, warmup=0)),
     "batch_throughput": Case(lambda m: batch_throughput(m, batch_sizes=(1,), repeats=1)),
     "max_param_diff": Case(lambda m: max_param_diff(m, m)),
     "compress": Case(compress, argument=shared),
@@ -257,6 +270,11 @@ READERS: dict[str, Case] = {
     "choose_bits": Case(lambda m, **kw: choose_bits(m, *_data(kw, "loader"), candidates=(2,)), loaders=("loader",)),
     "storage_bytes": Case(lambda m: storage_bytes(m, coding="sparse")),
     "choose_index_bits": Case(lambda m: choose_index_bits(m, candidates=(3, 4)), argument=shared),
+    "choose_policy": Case(lambda m, **kw: choose_policy(m, *_data(kw, "loader"), budget=300, sparsities=(0.5,)),
+                          loaders=("loader",)),
+    "policy_scan": Case(lambda m, **kw: policy_scan(m, *_data(kw, "loader"), sparsities=(0.5,), bits=(4,)),
+                        loaders=("loader",)),
+    "make_policy": Case(lambda m: make_policy(m, settings={"5": (0.5, 4)}, unit="bytes")),
     "temperature_sweep": Case(lambda m, **kw: temperature_sweep(m, tiny(1), *_data(kw, "train_loader", "val_loader",
                                                                                    "test_loader"), [1.0], steps=1),
                               loaders=("train_loader", "val_loader", "test_loader"), first="student"),

@@ -212,6 +212,41 @@ def test_questions_have_answer_cells_whose_model_answers_stay_in_the_master(name
     assert all(a.text for a in collect_answers(master, spec))
 
 
+OWN = ("distillation", "pruning", "quantization", "deep_compression")  # exercise 05 keeps its own wording checks
+
+
+@pytest.mark.parametrize("name", OWN)
+def test_the_graders_question_is_the_notebooks_word_for_word(name):
+    spec = get_assignment(name)
+    cells = nbformat.read(ROOT / "solutions" / f"{spec.notebook}.ipynb", as_version=4).cells
+    asked = {}
+    for before, cell in zip(cells, cells[1:]):
+        if cell.cell_type == "markdown" and answer_id(cell):  # the question is the paragraph after its bold label
+            asked[answer_id(cell)] = " ".join(re.split(r"\*\*[^*]+\.\*\* ", before.source)[-1].split())
+    assert asked == {q.id: " ".join(q.prompt.split()) for q in spec.questions}
+
+
+def test_text_typed_below_an_unedited_answer_cell_is_collected_with_a_warning():
+    spec = get_assignment("deep_compression")
+    nb = nbformat.read(ROOT / "exercises" / f"{spec.notebook}.ipynb", as_version=4)
+    first = next(i for i, c in enumerate(nb.cells) if answer_id(c) == "zeros")
+    nb.cells.insert(first + 1, nbformat.v4.new_markdown_cell("The sparse streams were smaller."))
+    nb.cells[[answer_id(c) for c in nb.cells].index("sum")].source = "Each weight adds its own term."
+    answers = {a.id: a for a in collect_answers(nb, spec)}
+    assert answers["zeros"].text == "The sparse streams were smaller." and "placeholder" in answers["zeros"].warning
+    assert (answers["sum"].status, answers["sum"].warning) == ("answered", "")
+    assert (answers["bytes"].status, answers["bytes"].text) == ("no answer", "")
+
+
+@pytest.mark.parametrize("name", OWN)
+def test_hint_code_that_creates_a_tensor_names_its_dtype(name):
+    creating = re.compile(r"torch\.(zeros|ones|full|empty|linspace|arange)\(([^()]|\([^()]*\))*\)")
+    for ex in get_assignment(name).exercises:
+        for step in ex.hints:
+            for call in creating.finditer(step):
+                assert "dtype" in call.group(0), (ex.name, call.group(0))
+
+
 def test_generation_blanks_answer_cells():
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("A model answer.",
                                                                       metadata={"course_grading": {"answer": "q"}})])
@@ -715,14 +750,15 @@ def test_typical_integer_layer_mistakes_fail_a_public_case(mistake):
     assert public_failures("quantized_linear", _linear) == []
 
 
-def _kmeans(weight, bits, iters=50, skip_zeros=False, *, order="update first", empty="keep"):
+def _kmeans(weight, bits, iters=50, skip_zeros=False, *, order="update first", empty="keep", span="non-zero"):
     if not 1 <= bits <= 16:
         raise ValueError("bits must be in [1, 16]")
     flat = weight.detach().reshape(-1).double()
     chosen = flat != 0 if skip_zeros else torch.ones_like(flat, dtype=torch.bool)
     values = flat[chosen]
     k = 2 ** bits - (1 if skip_zeros else 0)
-    c = torch.linspace(values.min().item(), values.max().item(), k, dtype=torch.float64)
+    ends = values if span == "non-zero" else flat  # "all": the zeros widen the initial range
+    c = torch.linspace(ends.min().item(), ends.max().item(), k, dtype=torch.float64)
 
     def assign(c):
         return (values[:, None] - c[None, :]).abs().argmin(1)
@@ -750,7 +786,7 @@ def _kmeans(weight, bits, iters=50, skip_zeros=False, *, order="update first", e
     return book.to(weight.dtype), indices.reshape(weight.shape)
 
 
-@pytest.mark.parametrize("mistake", [{"order": "assign first"}, {"empty": "nan"}])
+@pytest.mark.parametrize("mistake", [{"order": "assign first"}, {"empty": "nan"}, {"span": "all"}])
 def test_typical_kmeans_mistakes_fail_a_public_case(mistake):
     assert public_failures("kmeans_codebook", lambda *a, **k: _kmeans(*a, **k, **mistake))
     assert public_failures("kmeans_codebook", _kmeans) == []
@@ -763,6 +799,9 @@ def test_kmeans_answers_may_break_exact_ties_the_other_way_only():
     assert compare_codebook((torch.tensor([0.0, 1.0]), torch.tensor([0, 1, 1])), expected, (weight, 1), {}) is None
     assert compare_codebook((torch.tensor([0.0, 1.0]), torch.tensor([0, 0, 0])), expected, (weight, 1), {}) is not None
     assert "the code book" in compare_codebook((torch.tensor([0.0, 0.9]), expected[1]), expected, (weight, 1), {})
+    swapped = compare_codebook(expected[::-1], expected, (weight, 1), {})  # (indices, codebook): both are shown
+    assert "tensor([0, 0, 1])" in swapped and "tensor([0, 1])" in swapped and "in that order" in swapped
+    assert "dtype" in compare_codebook((expected[0].double(), expected[1]), expected, (weight, 1), {})
 
 
 def _centroid(grad, indices, codes, skip_zeros=False, *, reduce="sum", pin=True):
@@ -817,7 +856,7 @@ def test_typical_bit_packing_mistakes_fail_a_public_case_showing_the_bits(mistak
     failures = public_failures("huffman_encode", lambda *a: _encode(*a, **mistake))
     assert failures
     if mistake.get("msb") is False:
-        assert "bits 00011010; expected 1 bytes, bits 01011000" in failures[0]
+        assert "bits 00011010; expected 1 byte, bits 01011000" in failures[0]
 
 
 def test_a_heapq_huffman_code_and_its_packing_pass(capsys):

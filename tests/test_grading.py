@@ -54,6 +54,7 @@ from course_lib.grading.grade.reports import (
     fatal,
     feedback_markdown,
     gradescope,
+    score_table,
 )
 from course_lib.grading.grade.scoring import ExerciseResult, _feedback, cases_of, expected_answers, score_exercise
 from course_lib.grading.grade.setup import SEED_ENV, read_secret
@@ -86,7 +87,7 @@ def test_strip_solutions_replaces_block_with_hinted_raise_at_its_indentation():
     out = strip_solutions(src)
     assert "return x" not in out and "x = 1" in out and "print('kept')" in out
     line = [ln for ln in out.splitlines() if "NotImplementedError" in ln][0]
-    assert line.startswith("    raise NotImplementedError(") and "soft_targets: divide the logits" in line
+    assert line.startswith("    raise NotImplementedError(") and "soft_targets: the softened probabilities" in line
     compile(out, "cell", "exec")
 
 
@@ -170,6 +171,12 @@ def test_compare_values_accepts_equal_values_and_explains_differences():
     assert compare_values(torch.tensor([True, False]), torch.tensor([1.0, 0.0])) is None
     assert compare_values(0.5, torch.tensor(0.5)) is None
     assert "shape (3,)" in compare_values(torch.zeros(3), torch.zeros(2, 2))
+    # a shape mismatch shows what the function returned, not only what was expected
+    assert compare_values(torch.tensor([1, 2, 3, 4, 5]), torch.tensor([1, 1, 1]), where="the offsets") == (
+        "returned tensor([1, 2, 3, 4, 5]) of shape (5,) as the offsets; expected a tensor of shape (3,): "
+        "tensor([1, 1, 1])")
+    assert "you returned (tensor([0, 1]), tensor([0.5]))" in compare_values(
+        (torch.tensor([0, 1]), torch.tensor([0.5])), (torch.tensor([0.5]), torch.tensor([0, 1])))
     msg = compare_values(torch.tensor([1.0, 2.0, 3.0]), torch.tensor([1.0, 2.0, 4.0]))
     assert "1 of 3 values differ" in msg and "index (2,)" in msg and "3 instead of 4" in msg
     assert "keys" in compare_values({1: "0"}, {1: "0", 2: "1"})
@@ -295,7 +302,7 @@ def test_cells_with_magics_and_syntax_errors():
                              new_code_cell("%matplotlib inline\nx = 1"), new_code_cell("def g(:\n    pass"),
                              new_markdown_cell("def h(): pass")])
     codes = cell_codes(nb)
-    assert [c.index for c in codes] == [0, 1, 2]
+    assert [c.number for c in codes] == [1, 2, 3]  # code cells counted from 1, as JupyterLab's [n]
     assert [sorted(st.binds) for st in statements(codes)] == [["f"], ["x"]]
     assert codes[2].error is not None and "SyntaxError" in codes[2].error
 
@@ -675,6 +682,28 @@ def test_written_answers_are_collected_by_metadata_wherever_they_are():
     assert answers[0].points == 2 and answers[1].text == ""
 
 
+def test_the_score_table_and_feedback_say_whether_each_answer_was_collected(soft):
+    exercise, cases, expected = soft
+    result = score_exercise(exercise, _observations(exercise, cases, expected), cases, expected)
+    answers = [Answer("a", "Why?", 0.0, "Because.", "the answer cell still holds its placeholder; ..."),
+               Answer("b", "How?", 0.0, "")]
+    results = gradescope(get_assignment("distillation"), [result], answers, ["cell 3: NameError: x"], 1.0, {})
+    rows = {line.split("  ")[0]: line for line in score_table(results).splitlines()}
+    assert "answered (!)" in rows["question a (graded by hand)"] and "no answer" in rows["question b (graded by hand)"]
+    assert "1 of 2 answered (no answer to b)" in results["output"] and "Warning, question a" in results["output"]
+    assert "JupyterLab shows as [n]" in results["output"]  # what "cell 3" counts
+    assert "## question b (graded by hand): 0 / 0\n\n~~~~text\nNo answer." in feedback_markdown(results, "ann")
+
+
+def test_an_error_names_the_cell_and_line_the_grader_compiled_it_from():
+    from course_lib.grading.authoring.calling import raised_at
+    namespace: dict = {}
+    exec(compile("def f():\n    return 1 / 0", "<cell 7>", "exec"), namespace)  # noqa: S102 - a learner's cell
+    with pytest.raises(ZeroDivisionError) as info:
+        namespace["f"]()
+    assert raised_at(info.value) == " (cell 7, line 2)" and raised_at(ValueError()) == ""
+
+
 # --- isolation helpers (no process started) ----------------------------------------------------------------
 
 @pytest.mark.parametrize("isolation, file_system, unhidden", [
@@ -830,6 +859,7 @@ def test_written_answers_reach_results_json_and_the_csv(soft):
     results = gradescope(get_assignment("distillation"), [result], answers, [], 1.0, {})
     question = {t["name"]: t for t in results["tests"]}["question why-t2 (graded by hand, 2 points)"]
     assert question["max_score"] == 0 and "Gradients scale as 1/T^2." in question["output"]
+    assert question["output"].startswith("Answered.") and "1 of 1 answered" in results["output"]
     assert results["score"] == result.score
     csv_row = row(Submission("ann", Path("ann.ipynb")), results, ["soft_targets"], ["why-t2"])
     assert csv_row["answer why-t2"] == "Gradients scale as 1/T^2." and csv_row["soft_targets"] == result.score

@@ -177,3 +177,50 @@ def test_two_workspaces_in_one_process_run_as_different_users():
     finally:
         first.cleanup()
         second.cleanup()
+
+
+FORKED_PROBE = r'''import json, os, sys
+open(f"/tmp/left-by-{os.getpid()}", "w").close()
+seen = {"uid": os.getuid(), "ppid": os.getppid(), "left": len([n for n in os.listdir("/tmp") if n.startswith("left")]),
+        "boxes": [n for n in (f"sandbox-{k}" for k in range(1, 9)) if os.path.exists(f"../{n}")],
+        "snapshot_writable": os.access(sys.path[0], os.W_OK),
+        "fds": len(os.listdir("/proc/self/fd"))}
+raise RuntimeError(json.dumps(seen))'''
+
+
+@ROOT_ONLY
+def test_sandboxes_forked_by_one_server_are_each_confined_alone(monkeypatch):
+    """One interpreter start per grading (the fork server), and each forked sandbox as confined as one started
+    alone: the learner's user, a private /tmp, of the sandboxes' folders only its own (their folder unlisted), the
+    course snapshot read-only, no descriptor but its own (stdin, stdout, stderr, its two pipes; listing
+    /proc/self/fd opens one)."""
+    from course_lib.grading.authoring.specs import get_assignment
+    from course_lib.grading.confinement import forkserver
+    from course_lib.grading.confinement.fence import fenced_files
+    from course_lib.grading.confinement.options import Options
+    from course_lib.grading.grade.observations import Observations
+    from course_lib.grading.grade.sandbox_client import SandboxProcess, until_ready
+
+    starts = []
+    monkeypatch.setattr(forkserver, "spawn", lambda *a, **k: starts.append(a) or spawn(*a, **k))
+    spec, options, sweep = get_assignment("quantization"), Options(execute=False), Sweep()
+    workspace = Workspace()
+    fenced = fenced_files(spec)
+    server = forkserver.ForkServer(workspace, fenced, spec.name, options)
+    job = {"assignment": spec.name, "exercise": spec.exercises[0].name, "definition_seconds": 10.0,
+           "statements": [{"cell": 1, "line": 1, "source": FORKED_PROBE}]}
+    seen = []
+    try:
+        for _ in range(2):
+            box, obs = SandboxProcess(workspace, fenced, options, server), Observations()
+            assert not until_ready(box, job, options.time, obs, set())  # the function is missing: it stops there
+            seen.append((box, json.loads(obs.definition_errors[0].split("RuntimeError: ", 1)[1])))
+            box.close(sweep, set(), {server.proc.pid})
+    finally:
+        server.close()
+        workspace.cleanup()
+    assert len(starts) == 1
+    for box, report in seen:
+        assert report["uid"] == workspace.uid and report["ppid"] == server.proc.pid
+        assert report["left"] == 1 and report["boxes"] == [box.folder.name] and not report["snapshot_writable"]
+        assert report["fds"] == 6

@@ -6,15 +6,20 @@ passes. A sweep that evaluates every candidate on the test loader, then sets eve
 loader's own ``passes``, any object in memory that looks like a counting loader), fools a count kept in its own
 process, as the first test shows; graded, its loader is served and counted by the grader, and the tampering earns
 nothing: the counting cases fail, and only they.
+
+``distillation_step`` must not give the teacher gradients. A step that back-propagates through the teacher and
+then clears the teacher's gradients leaves nothing to see after the call; graded, each gradient was reported to
+the grader the moment it reached the teacher, and the step scores 0.
 """
 from __future__ import annotations
 
 import pytest
-from test_grading_attacks import IMPORTS, LOSS, SOFT, STEP, by_test, notebook
+from test_grading_attacks import IMPORTS, LOSS, SOFT, STEP, by_test, notebook, points
 
 from course_lib.grading.authoring.calling import call_and_observe
 from course_lib.grading.authoring.specs import get_assignment
 from course_lib.grading.authoring.specs.distillation.loops import PASSES
+from course_lib.grading.authoring.specs.distillation.step import TEACHER_GRADIENTS
 from course_lib.grading.confinement.options import Options, TimeLimits
 from course_lib.grading.grade.grader import grade
 
@@ -53,7 +58,19 @@ def temperature_sweep(student, teacher, train_loader, val_loader, test_loader, t
         except Exception:
             pass
     return best, val, test[best]'''
+UNDETACHED_LOSS = LOSS.replace("teacher_logits.detach()", "teacher_logits")  # the gradient reaches the teacher
+GRADIENT_HIDING_STEP = '''def distillation_step(student, teacher, inputs, labels, optimizer, temperature=4.0,
+                      alpha=0.9):
+    teacher.eval()
+    student.train()
+    loss = distillation_loss(student(inputs), teacher(inputs), labels, temperature, alpha)  # a graph through it
+    optimizer.zero_grad()
+    loss.backward()
+    teacher.zero_grad(set_to_none=True)  # then no trace: every teacher gradient is None again
+    optimizer.step()
+    return loss.item()'''
 SLOW = Options(time=TimeLimits(case_cpu=20, case_wall=60, exercise=240, definitions=10), execute=False)
+FAST = Options(execute=False)
 
 
 def _learner_function() -> object:
@@ -84,3 +101,23 @@ def test_graded_the_tampering_earns_nothing(tmp_path):
         assert len(failed) == 1 and "counts its passes" in failed[0], output
         assert f"returned {temperatures} as the number of passes over test_loader, expected 1" in failed[0], output
         assert len(passed) >= 3 and not any("counts its passes" in line for line in passed), output
+
+
+def test_in_its_own_process_clearing_the_teachers_gradients_hides_them():
+    """What the grader must not trust: after the call, no parameter of the teacher holds a gradient."""
+    namespace: dict = {}
+    for source in (IMPORTS, UNDETACHED_LOSS, GRADIENT_HIDING_STEP):
+        exec(compile(source, "<notebook>", "exec"), namespace)  # noqa: S102 - the learner's code, here
+    exercise = get_assignment("distillation").exercise("distillation_step")
+    observed = call_and_observe(namespace["distillation_step"], exercise, exercise.public()[0], seed=0)["value"]
+    assert observed[TEACHER_GRADIENTS] == 0
+
+
+def test_graded_a_step_that_clears_the_teachers_gradients_scores_zero(tmp_path):
+    path = notebook(tmp_path / "01_distillation.ipynb", "distillation", IMPORTS, UNDETACHED_LOSS,
+                    GRADIENT_HIDING_STEP)
+    results = grade(path, "distillation", options=FAST)
+    assert points(results, "distillation_step") == 0
+    output = by_test(results)["distillation_step (public tests)"]["output"]
+    assert "as the number of the teacher's parameters that received a gradient, expected 0" in output, output
+    assert points(results, "distillation_loss") > 0  # the loss's values are right: only the step fails

@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 from course_lib.benchmark.figures import REGISTRY
+from course_lib.benchmark.figures.llm import minilm_tables
 from course_lib.benchmark.llm import (
     InputQuantized,
     block_linears,
@@ -189,3 +190,16 @@ def test_the_claims_read_the_targets_of_the_issue():
 def test_tables_render_partial_figures_and_an_empty_section():
     assert all(isinstance(t, str) for t in REGISTRY["llm"].tables(FIGURES))
     assert REGISTRY["llm"].tables({})
+
+
+def test_the_minilm_tables_summarize_each_kind_of_input_over_the_layers():
+    site = {"max_over_median": 2.0, "kurtosis_max": 3.0, "outliers": []}
+    census = {f"layers.{i}.{k}": dict(site) for i in range(2) for k in ("query", "attn_out", "fc", "fc_out")}
+    census["layers.0.fc"] = {"max_over_median": 15.0, "kurtosis_max": 40.0, "outliers": [99, 223]}
+    census["layers.1.fc"] = {"max_over_median": 9.0, "kurtosis_max": 50.0, "outliers": [99]}
+    w8a8 = {"naive": {"cosine_mean": 0.98, "cosine_min": 0.97, "error": {"layers.0.fc": 0.06, "layers.1.fc": 0.08}}}
+    census_table, w8a8_table = minilm_tables({"census": census, "w8a8": w8a8})
+    assert "| fc | 15.00 | 50.0 | 99 (2 of 2 layers), 223 (1 of 2 layers) |" in census_table
+    assert "| query | 2.00 | 3.0 | none |" in census_table
+    assert "| naive | 0.9800 | 0.9700 | 0.0700 |" in w8a8_table
+    assert minilm_tables({}) == []

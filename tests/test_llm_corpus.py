@@ -1,4 +1,4 @@
-"""Tests of the shipped language-model corpus: checksum (computed here with hashlib), licence notice, the split
+"""Tests of the shipped language-model corpus: checksum (computed here with hashlib), license notice, the split
 rule re-derived independently, disjoint and deterministic splits, and the errors of a damaged or missing file."""
 import hashlib
 import shutil
@@ -17,7 +17,7 @@ def fresh_cache():
     corpus_documents.cache_clear()
 
 
-def test_the_shipped_file_has_the_recorded_checksum_and_size_and_its_licence():
+def test_the_shipped_file_has_the_recorded_checksum_and_size_and_its_license():
     assert hashlib.sha256(CORPUS_FILE.read_bytes()).hexdigest() == CORPUS_SHA256
     assert CORPUS_FILE.stat().st_size < 1_000_000
     notice = (CORPUS_DIR / "LICENSE-PSF").read_text()

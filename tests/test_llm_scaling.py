@@ -46,6 +46,12 @@ def test_outlier_stats_by_hand():
     assert outlier_stats(x, threshold=1.2).outliers.tolist() == [1, 3]
 
 
+def test_outlier_stats_calls_a_constant_channel_constant_even_when_its_mean_is_not_exact():
+    x = torch.full((2, 32, 10), 0.7, dtype=torch.float64)  # the mean of these 64 tokens is off by an ulp
+    assert (x.reshape(-1, 10) - x.reshape(-1, 10).mean(0)).abs().max() > 0  # so m2 > 0 by rounding alone
+    assert torch.isnan(outlier_stats(x).kurtosis).all()
+
+
 def test_outlier_stats_match_scipy_and_flatten_leading_dimensions():
     x = torch.randn(2, 50, 6, generator=torch.Generator().manual_seed(0)) ** 3
     stats = outlier_stats(x)

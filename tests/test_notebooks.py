@@ -66,8 +66,8 @@ def test_timing_cells_are_ignored_by_nbval(path):
     unmarked = [c.source.splitlines()[0] for c in code_cells(path)
                 if TIMING.search(c.source) and c.outputs
                 and "NBVAL_IGNORE_OUTPUT" not in c.source and "nbval-ignore-output" not in c.metadata.get("tags", [])]
-    assert not unmarked, f"{path.name}: cells that time things print their output but are not marked " \
-                         f"# NBVAL_IGNORE_OUTPUT: {unmarked}"
+    assert not unmarked, f"{path.name}: cells that time things print their output but are not tagged " \
+                         f"nbval-ignore-output: {unmarked}"
 
 
 @pytest.mark.parametrize("path", EXERCISES, ids=lambda p: p.name)

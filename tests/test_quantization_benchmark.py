@@ -8,6 +8,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from course_lib.benchmark.figures.quantization import FUSED, kernel_rows
 from course_lib.benchmark.quantization import LATENCY_THREADS, SWEEPS, bit_width_curve, qat_lr_scan, run, sweep_widths
 from course_lib.training import evaluate
 
@@ -91,3 +92,21 @@ def test_quick_run_returns_the_contract():
     assert pt2e["int8_kernel"].startswith("onednn/") and pt2e["vnni"] is not pt2e["saturates"]
     assert abs(pt2e["accuracy"] - pt2e["fp32_accuracy"]) <= 0.01  # int8 kernels within a point of fp32
     assert pt2e["size_ratio"] > 3  # one byte per weight instead of four, plus scales and fp32 biases
+    kinds = {name: [k["name"] for k in pt2e["kernels"][name]["kernels"]] for name in ("fp32_compiled", "int8")}
+    assert sum("qconv" in n for n in kinds["int8"]) == 2 and sum("qlinear" in n for n in kinds["int8"]) == 2
+    assert not any(n.startswith(("onednn::q", "quantized::")) for n in kinds["fp32_compiled"])
+
+
+def test_kernel_rows_pair_the_layers_by_their_input_and_give_each_its_speedup_and_share():
+    fp32 = {"kernels": [{"name": "mkldnn::_convolution_pointwise", "shape": [8, 1, 4, 4], "ms": 10.0},
+                        {"name": "mkl::_mkl_linear", "shape": [8, 16], "ms": 4.0}], "total_ms": 20.0, "other_ms": 6.0}
+    int8 = {"kernels": [{"name": "onednn::qconv_pointwise", "shape": [8, 1, 4, 4], "ms": 2.5},
+                        {"name": "quantized::max_pool2d", "shape": [8, 2, 4, 4], "ms": 1.0},
+                        {"name": "onednn::qlinear_pointwise", "shape": [8, 16], "ms": 1.0}],
+            "total_ms": 6.0, "other_ms": 1.5}
+    rows = kernel_rows({"threads": 1, "fp32_compiled": fp32, "int8": int8})
+    assert rows[0] == ["convolution, input 8x1x4x4", "10.00", "2.50", "4.00x", "50%"]  # 10/2.5; 10 of 20 ms
+    assert rows[1] == ["max-pool, input 8x2x4x4", FUSED, "1.00", "", ""]  # fp32's pool is inside Inductor's code
+    assert rows[2] == ["fully connected, input 8x16", "4.00", "1.00", "4.00x", "20%"]
+    assert rows[3][1:] == ["6.00", "1.50", "4.00x", "30%"]
+    assert rows[4] == ["whole forward pass", "20.00", "6.00", "3.33x", "100%"]

@@ -6,13 +6,16 @@ after another in one kernel; a module's fixtures, such as the book's build or a 
 that each book notebook validated from the installed wheel (``test_package_install.py``) is a unit of its own:
 those are the longest tests, and spreading them over the workers is what keeps ``make test`` short. The learner's
 venv they share is built once per run (see that module's ``learner_python``). The longest units are handed out
-first (:data:`FIRST`), so that no worker starts a long one when the others are about to finish.
+first (:data:`FIRST`), so that no worker starts a long one when the others are about to finish. Each worker
+compiles into an Inductor cache of its own (``TORCHINDUCTOR_CACHE_DIR``), shared with its notebooks' kernels.
 
 pytest-xdist's own ``loadgroup`` reads ``xdist_group`` marks by rewriting each item's node id, which pytest 9.2's
 read-only node ids ignore; a scheduler that computes the unit from the node id needs no marks.
 """
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import PurePosixPath
 
 import pytest
@@ -64,5 +67,10 @@ class _Scheduler:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker and "TORCHINDUCTOR_CACHE_DIR" not in os.environ:  # each worker (and its notebooks' kernels) compiles
+        # into a cache of its own: two workers compiling the same kernels at once must not share files half written
+        cache = os.path.join(tempfile.gettempdir(), f"torchinductor-{os.getuid()}-{worker}")
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache
     if config.pluginmanager.hasplugin("xdist"):  # not with `-p no:xdist`
         config.pluginmanager.register(_Scheduler(), "course-xdist-scheduler")

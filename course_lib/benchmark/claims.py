@@ -26,11 +26,11 @@ from .results import MISSING, Results, ok_sections
 __all__ = ["Claim", "check_claims", "claims_table"]
 
 UNRELIABLE = "not measured reliably"
-VERDICTS = {True: "holds", False: "**does not hold**"}
+VERDICTS = {True: "supported", False: "**not supported**"}  # by this one run, on this machine
 
 
 def verdict(evidence: str, holds: bool | None) -> str:
-    """``"holds"``, ``"**does not hold**"``, ``"not measured"`` (no figure) or ``"not measured reliably"``."""
+    """``"supported"``, ``"**not supported**"``, ``"not measured"`` (no figure) or ``"not measured reliably"``."""
     if holds is not None:
         return VERDICTS[holds]
     return MISSING if evidence == MISSING else UNRELIABLE
@@ -55,6 +55,7 @@ def check_claims(results: Results, section: str | None = None) -> list[dict[str,
 
 
 def claims_table(results: Results, section: str) -> str | None:
-    """The claims of ``section`` as a Markdown table (claim, measured, verdict), or ``None`` if it has none."""
+    """The claims of ``section`` as a Markdown table (the chapter's statement, what the run measured, whether that run
+    supports it), or ``None`` if it has none."""
     rows = [[c["statement"], c["evidence"], c["verdict"]] for c in check_claims(results, section)]
-    return markdown_table(["the book's claim", "measured", "on this file"], rows) if rows else None
+    return markdown_table(["what the chapter says", "what this run measured", "this run"], rows) if rows else None

@@ -17,6 +17,7 @@ from .results import FREE_POINTS, Results, central, key_number, number, numbers,
 Curve = dict[float, float]
 X_AXES = ("bits", "sparsities", "sparsity", "fractions")  # keys whose list of numbers is the x of a subtree
 PANEL_LINES = 6  # curves drawn in one panel at most
+LABELS = {"per_channel": "weights per channel", "per_tensor": "weights per tensor"}  # what a key means, for a reader
 
 
 def _walk(node: Any, path: tuple[str, ...], x: list[float] | None) -> Iterator[tuple[tuple[str, ...], Curve]]:
@@ -48,6 +49,13 @@ def find_curves(results: Results, section: str) -> dict[str, Curve]:
     return {" / ".join(path): curve for path, curve in _walk(figures.get("curve"), (), None)}
 
 
+def curve_label(name: str) -> str:
+    """``name`` (a :func:`find_curves` name) as a reader sees it: the quantization sweeps' ``per_channel`` and
+    ``per_tensor`` keys name the *weights'* scales (an ``activations`` sweep keeps its weights per channel), so they
+    read "weights per channel" and "weights per tensor"."""
+    return " / ".join(LABELS.get(key, key) for key in name.split(" / "))
+
+
 def curve_baseline(results: Results, section: str, name: str) -> float | None:
     """The accuracy of the unchanged model that the curve ``name`` (a :func:`find_curves` name) starts from: the
     number under the key ``dense`` nearest above it in the section's ``curve`` entry (``None`` if there is none)."""
@@ -72,7 +80,7 @@ def where_free(results: Results, section: str, *, within: float = FREE_POINTS) -
         reached, falls = free_up_to(curve, aggressive=aggressive, within=within, reference=baseline)
         reference = (f"{percent(baseline)} (unchanged model)" if baseline is not None else
                      f"{percent(curve[min(curve) if aggressive == 'higher' else max(curve)])} (mildest setting)")
-        text = (f"{name}: within {100 * within:g} point of {reference} "
+        text = (f"{curve_label(name)}: within {100 * within:g} point of {reference} "
                 + (f"up to {reached:g}" if reached is not None else "at no setting measured"))
         sentences.append(text + (f"; at {falls:g}: {percent(curve[falls])}" if falls is not None else
                                  ", the last setting measured"))
@@ -88,7 +96,7 @@ def plot_section_curves(results: Results, section: str, *, max_lines: int = PANE
         return None
     groups: dict[str, dict[str, Curve]] = {}
     for name, curve in curves.items():
-        parts = name.split(" / ")
+        parts = curve_label(name).split(" / ")
         group, label = (" / ".join(parts[:-2]), " ".join(parts[-2:])) if len(parts) > 2 else ("", name)
         groups.setdefault(group, {})[label] = curve
     panels = [(g, dict(list(c.items())[i:i + max_lines]))

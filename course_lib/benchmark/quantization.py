@@ -44,7 +44,10 @@ made on the validation split):
   int32: VNNI or AMX, the case where int8 can approach 4x fp32) and ``saturates`` (AVX2-only kernels: pairs of
   products summed in int16 with saturation); ``reduce_range`` (whether activations were quantized to 7 bits,
   which avoids that saturation; :data:`REDUCE_RANGE`, the default of ``compile_int8``'s quantizer);
-  ``omp_wait_policy`` (``OMP_WAIT_POLICY``, ``default`` if unset).
+  ``omp_wait_policy`` (``OMP_WAIT_POLICY``, ``default`` if unset); ``kernels``: where each compiled model's
+  time goes, on one thread (``{"threads": 1, "fp32_compiled": profile, "int8": profile}``, each a
+  :meth:`~course_lib.acceleration.profiling.KernelProfile.as_dict`: ``kernels`` with name, input shape and ms per
+  forward pass, ``total_ms``, ``other_ms``), which says which layer holds the whole model's speed-up back.
 
 ``quick=True`` fine-tunes one epoch on a 512-image subset, runs the curve on LeNet-300-100 at 8 and 2 bits
 only and times few repeats: it checks that the section runs, not the targets.
@@ -60,7 +63,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Subset
 
-from ..acceleration import try_compile
+from ..acceleration import kernel_times, try_compile
 from ..data import load_mnist5k, make_loaders
 from ..metrics import model_size_bytes
 from ..quantization import binarize_weights, compile_int8, post_training_quantize, quantization_aware_train
@@ -71,6 +74,7 @@ from ..zoo import RECIPES, get_model
 from .results import latency_row
 
 CALIBRATION_BATCHES = 8
+KERNEL_REPEATS = 20  # forward passes profiled per model for the ``kernels`` entry
 # Activation ranges: the clipping threshold that minimises the quantization error of the calibration values
 # (eq-quant-clip); the chapter's validation scan compares it with min-max and percentiles at 8 to 1 bits.
 OBSERVER = ("mse", {})
@@ -169,6 +173,7 @@ def pt2e(teacher: nn.Module, loaders, example: torch.Tensor, repeats: int) -> di
     for threads in LATENCY_THREADS:
         by_threads[str(threads)], int8 = _timed(teacher, loaders, example, threads, repeats)
     headline = by_threads[str(max(LATENCY_THREADS))]
+    kernels = _kernels(teacher, int8, example)
     kernel = int8_kernel("onednn")  # PT2E's int8 convolutions and Linear layers run in oneDNN
     return {**by_threads, "threads": headline["threads"],
             "speedup_vs_compiled": headline["speedup_vs_compiled"], "speedup_vs_eager": headline["speedup_vs_eager"],
@@ -177,7 +182,20 @@ def pt2e(teacher: nn.Module, loaders, example: torch.Tensor, repeats: int) -> di
             "size_ratio": model_size_bytes(teacher) / model_size_bytes(int8), "batch_size": len(example),
             "repeats": repeats, "int8_kernel": "/".join(kernel), "vnni": kernel.isa in VNNI_ISAS,
             "saturates": kernel.saturates, "reduce_range": REDUCE_RANGE,
-            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default")}
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"), "kernels": kernels}
+
+
+def _kernels(teacher: nn.Module, int8: nn.Module, example: torch.Tensor) -> dict[str, Any]:
+    """Where each compiled model's time goes, on one thread: :func:`~course_lib.acceleration.kernel_times` of
+    the fp32 teacher compiled with freezing and of the int8 model (``{"threads": 1, name: profile}``)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        compiled = try_compile(teacher, example, freezing=True).model
+        return {"threads": 1, "fp32_compiled": kernel_times(compiled, example, repeats=KERNEL_REPEATS).as_dict(),
+                "int8": kernel_times(int8, example, repeats=KERNEL_REPEATS).as_dict()}
+    finally:
+        torch.set_num_threads(previous)
 
 
 def run(quick: bool = False, seeds: int = 3) -> dict:

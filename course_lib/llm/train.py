@@ -1,6 +1,6 @@
 r"""Training the byte-level GPT: random windows that start with BOS, AdamW, warm-up then cosine decay.
 
-Each step draws ``batch_size`` windows at uniformly random offsets $a$ of the token stream and minimises the
+Each step draws ``batch_size`` windows at uniformly random offsets $a$ of the token stream and minimizes the
 mean next-token cross-entropy of ``[BOS, x_a, ..., x_{a+c-2}]`` predicting $x_a \dots x_{a+c-1}$
 ($c$ = the model's context), the same windows :func:`~course_lib.llm.perplexity` evaluates. AdamW
 (Loshchilov & Hutter, 2019) decays only the matrices (Linear and embedding weights), not biases or

@@ -6,10 +6,11 @@ curves), and its entry in :data:`REGISTRY`, whose order is the benchmark's and t
 """
 from __future__ import annotations
 
-from . import acceleration, deep_compression, distillation, llm, pruning, quantization
+from . import acceleration, deep_compression, distillation, llm, pruning, pruning_policy, quantization
 from .section import Claim, Evidence, Point, Section
 
-REGISTRY: dict[str, Section] = {s.name: s for s in (distillation.SECTION, pruning.SECTION, quantization.SECTION,
+REGISTRY: dict[str, Section] = {s.name: s for s in (distillation.SECTION, pruning.SECTION, pruning_policy.SECTION,
+                                                     quantization.SECTION,
                                                      acceleration.SECTION, deep_compression.SECTION,
                                                      llm.SECTION)}
 

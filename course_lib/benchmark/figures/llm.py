@@ -43,7 +43,8 @@ def kd_difference(d: dict) -> tuple[float, float] | None:
 
 
 def tables(d: dict) -> list[str]:
-    """Plain rounding; the hard setting's methods (AWQ sequence, GPTQ); SmoothQuant; sparsity; distillation."""
+    """Plain rounding; the hard setting's methods (AWQ sequence, GPTQ); SmoothQuant; sparsity; distillation;
+    all-MiniLM-L6-v2's census and W8A8 (:func:`minilm_tables`); speed."""
     rtn = d.get("rtn") or {}
     bits = sorted({int(k.split("-")[0]) for k in rtn}, reverse=True)
     result = [markdown_table(["plain rounding, test perplexity (bits per weight)", *RTN_LABELS.values()], [
@@ -87,9 +88,40 @@ def tables(d: dict) -> list[str]:
             [loss.replace("_", " "), ppl(kd.get(loss)),
              ", ".join(f"{v:.2f}" for v in numbers(kd.get(f"{loss}_per_seed")) or [])]
             for loss in ("cross_entropy", "forward_kl", "reverse_kl")]))
+    result += minilm_tables(d.get("minilm") or {})
     if isinstance(d.get("speed"), dict):
-        result.append(markdown_table(["4096 x 4096 Linear, int8 weight-only vs float32", "speed-up"], [
-            [f"batch {b}", speed(get(d, f"speed.batch_{b}"))] for b in (1, 64)]))
+        result.append(markdown_table(["int8 weight-only vs float32", "speed-up"], [
+            [f"4096 x 4096 Linear, batch {b}", speed(get(d, f"speed.batch_{b}"))] for b in (1, 64)]
+            + [[f"GPT, torchao, one {label}", speed(get(d, f"speed.torchao_gpt.{label}"))]
+               for label in ("token", "window") if get(d, "speed.torchao_gpt") is not None]))
+    return result
+
+
+def minilm_tables(mini: dict) -> list[str]:
+    """all-MiniLM-L6-v2: its census per kind of Linear input (over the layers) and W8A8 naive or smoothed."""
+    census, result = mini.get("census") or {}, []
+    if census:
+        rows = []
+        for kind in ("query", "attn_out", "fc", "fc_out"):
+            sites = [v for k, v in census.items() if k.endswith(f".{kind}")]
+            channels: dict[int, int] = {}
+            for site in sites:
+                for c in site.get("outliers") or []:
+                    channels[c] = channels.get(c, 0) + 1
+            rows.append([kind, f"{max(number(v.get('max_over_median')) or 0 for v in sites):.2f}",
+                         f"{max(number(v.get('kurtosis_max')) or 0 for v in sites):.1f}",
+                         ", ".join(f"{c} ({n} of {len(sites)} layers)" for c, n in sorted(channels.items())) or "none"])
+        result.append(markdown_table(["all-MiniLM-L6-v2, input of", "largest max / median", "largest kurtosis",
+                                      "outlier channels"], rows))
+    w8a8 = mini.get("w8a8") or {}
+    if w8a8:
+        def fc_error(r: dict) -> str:
+            errors = [number(v) for k, v in (r.get("error") or {}).items() if k.endswith(".fc")]
+            return MISSING if not errors or None in errors else f"{statistics.fmean(errors):.4f}"
+        result.append(markdown_table(["all-MiniLM-L6-v2, W8A8", "embedding cosine to float (mean)", "(min)",
+                                      "fc output error (mean)"], [
+            [k.replace("_", " "), ppl(r.get("cosine_mean"), 4), ppl(r.get("cosine_min"), 4), fc_error(r)]
+            for k, r in w8a8.items()]))
     return result
 
 

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 from ..._tables import markdown_table
-from ..results import MISSING, central, first, get, latency, number, percent, points, runs, times
+from ..results import MISSING, central, first, get, latency, number, percent, points, ratio_of, runs, times
 from .section import INT8_GAIN, Claim, Evidence, Point, Section, plausible_speedup, speed_evidence
 
 INT8_TARGET = 3.0  # the book's target for int8 over compiled fp32 on a VNNI CPU (VNNI's limit is about 4x)
 MODELS = {"fp32_eager": "fp32, eager PyTorch", "fp32_compiled": "fp32, compiled (torch.compile, freezing)",
           "int8": "int8, PT2E, compiled"}
+FUSED = "in everything else"  # a layer with no kernel of its own: Inductor fused it into the code it generated
 VERSUS = {"fp32_eager": "speedup_vs_eager", "fp32_compiled": "speedup_vs_compiled"}  # the int8 record against each
 
 
@@ -29,11 +30,47 @@ def _int8_speed_table(timed: dict, batch: object) -> str:
                           [[label, latency(rows.get(name)), versus.get(name, "")] for name, label in MODELS.items()])
 
 
+def _kind(name: str) -> str:
+    """The layer a kernel computes, from its operator's name."""
+    return next((kind for key, kind in (("conv", "convolution"), ("pool", "max-pool")) if key in name.lower()),
+                "fully connected")
+
+
+def kernel_rows(kernels: dict) -> list[list[str]]:
+    """The ``pt2e.kernels`` entry as table rows: each layer (by the shape it receives) with its time per forward
+    pass in the compiled fp32 model and in the int8 model, int8's speed-up on it and its share of fp32's time;
+    then everything else and the whole. A layer Inductor fused into its own code (fp32's max-pools) has no row of
+    its own in that model: its time is in "everything else"."""
+    fp32, int8 = kernels.get("fp32_compiled") or {}, kernels.get("int8") or {}
+    per_model = []
+    for profile in (fp32, int8):
+        by_shape: dict[tuple, tuple[str, float]] = {}
+        for k in profile.get("kernels") or []:
+            shape = tuple(k.get("shape") or ())
+            kind, ms = by_shape.get(shape, (_kind(k.get("name", "")), 0.0))
+            by_shape[shape] = (kind, ms + (number(k.get("ms")) or 0.0))
+        per_model.append(by_shape)
+    total = number(fp32.get("total_ms"))
+    shapes = list(dict.fromkeys([*per_model[1], *per_model[0]]))
+
+    def row(label: str, a: float | None, b: float | None) -> list[str]:
+        ms = [FUSED if v is None else f"{v:.2f}" for v in (a, b)]
+        share = "" if a is None or not total else percent(a / total, 0)
+        return [label, *ms, times(ratio_of(a, b)) if a and b else "", share]
+
+    rows = [row(f"{(per_model[1].get(s) or per_model[0].get(s))[0]}, input {'x'.join(map(str, s))}",
+                (per_model[0].get(s) or (None, None))[1], (per_model[1].get(s) or (None, None))[1]) for s in shapes]
+    rows.append(row("everything else (Inductor's code: quantize/dequantize, fused ops; Python)",
+                    number(fp32.get("other_ms")), number(int8.get("other_ms"))))
+    rows.append(row("whole forward pass", total, number(int8.get("total_ms"))))
+    return rows
+
+
 def _int8_case(pt2e: dict) -> str:
     """What the int8 case the file records means for the speed-up (VNNI, saturating AVX2, or unknown)."""
     if pt2e.get("vnni") is True:
-        return (f"int8 products are added straight into int32: int8 can approach {INT8_GAIN:g}x compiled fp32; the "
-                f"target is {INT8_TARGET:g}x")
+        return (f"int8 products are added straight into int32: int8 can approach {INT8_GAIN:g}x compiled fp32 (the "
+                "table below says where the time goes)")
     if pt2e.get("saturates") is True:
         return ("no VNNI: pairs of 8-bit products are added in int16 with saturation, at about half VNNI's rate, "
                 "so int8 gains less; with 8-bit activations (reduce_range off) a saturated pair comes out too small, "
@@ -67,6 +104,10 @@ def tables(q: dict) -> list[str]:
             ["7-bit activations (reduce_range)", str(pt2e.get("reduce_range", MISSING))],
             ["what this case means", _int8_case(pt2e)],
             ["file size, fp32 / int8", times(number(pt2e.get("size_ratio")))]]))
+    if isinstance(pt2e.get("kernels"), dict):
+        result.append(markdown_table(
+            [f"where the time goes (batch {pt2e.get('batch_size')}, 1 thread, one profiled run)", "fp32 compiled, ms",
+             "int8, ms", "int8 faster by", "share of fp32 time"], kernel_rows(pt2e["kernels"])))
     return result
 
 

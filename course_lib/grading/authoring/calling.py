@@ -38,13 +38,25 @@ def call_and_observe(fn: Callable, exercise: Exercise, case: Case, seed: int | N
     except Exception as e:  # noqa: BLE001 - a learner's function may raise anything; report it
         if case.raises is not None:
             return {"value": raised(e, case.raises)}
-        return {"error": f"{type(e).__name__}: {e}"}
+        return {"error": f"{type(e).__name__}: {e}{raised_at(e)}"}
     # a bad argument that did not raise: described from plain data only (no method of the result runs)
     try:
         description = describe(from_plain(to_plain(result)))[:MAX_MESSAGE]
     except Exception as e:  # noqa: BLE001 - a learner's object that cannot even be copied
         description = f"an object that could not be read ({type(e).__name__})"
     return {"value": {RETURNED: description}}
+
+
+def raised_at(error: BaseException) -> str:
+    """`` (cell N, line L)``: where in the learner's notebook ``error`` was raised (its traceback's last frame in a
+    notebook cell: the grader compiles cell ``N``'s code as ``<cell N>``), or ``""`` when no frame is in one."""
+    where, tb = "", error.__traceback__
+    while tb is not None:
+        name = tb.tb_frame.f_code.co_filename
+        if name.startswith("<cell ") and name.endswith(">"):
+            where = f" ({name[1:-1]}, line {tb.tb_lineno})"
+        tb = tb.tb_next
+    return where
 
 
 def raised(error: Exception, mentions: str) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from .plain import Unsupported
 
 
 def describe(value: Any, max_items: int = 12) -> str:
-    """A short, readable rendering of ``value``: small tensors in full, large ones summarised."""
+    """A short, readable rendering of ``value``: small tensors in full, large ones summarized."""
     if isinstance(value, torch.Tensor):
         t = value.detach().cpu()
         if t.numel() <= max_items:
@@ -36,6 +36,19 @@ def describe(value: Any, max_items: int = 12) -> str:
     if isinstance(value, Unsupported):
         return f"an object of type {value.type_name}"
     return repr(value)
+
+
+def _with_shape(t: torch.Tensor) -> str:
+    """``t`` described with its shape (a large tensor's description already holds it)."""
+    shown = describe(t)
+    return f"a {shown}" if shown.startswith(("tensor of shape", "bool tensor of shape")) else \
+        f"{shown} of shape {tuple(t.shape)}"
+
+
+def _whole(got: list | tuple, expected: list | tuple, limit: int = 300) -> str:
+    """The whole returned and expected sequences, when short enough to read (a swapped pair shows as such)."""
+    mine, theirs = describe(got), describe(expected)
+    return f" (you returned {mine}; expected {theirs})" if len(mine) + len(theirs) <= limit else ""
 
 
 def _fmt_number(x: Any) -> str:
@@ -84,11 +97,11 @@ def compare_values(got: Any, expected: Any, rtol: float = 1e-4, atol: float = 1e
         if not isinstance(got, (list, tuple)):
             return f"returned {describe(got)}{at}, expected a {type(expected).__name__} of {len(expected)} items"
         if len(got) != len(expected):
-            return f"returned {len(got)} items{at}, expected {len(expected)}"
+            return f"returned {len(got)} items{at}: {describe(got)}; expected {len(expected)}: {describe(expected)}"
         for i, (g, e) in enumerate(zip(got, expected)):
             msg = compare_values(g, e, rtol, atol, f"{where} item {i}".strip() if where else f"item {i}", dtypes)
             if msg:
-                return msg
+                return msg + _whole(got, expected)
         return None
     if isinstance(expected, dict):
         if not isinstance(got, dict):
@@ -112,7 +125,7 @@ def _compare_tensors(got: Any, expected: torch.Tensor, rtol: float, atol: float,
     if not isinstance(got, torch.Tensor):
         return f"returned {describe(got)}{at}, expected a tensor {describe(expected)}"
     if got.shape != expected.shape:
-        return (f"returned a tensor of shape {tuple(got.shape)}{at}, expected shape {tuple(expected.shape)}: "
+        return (f"returned {_with_shape(got)}{at}; expected a tensor of shape {tuple(expected.shape)}: "
                 f"{describe(shown_expected)}")
     if got.is_complex() or expected.is_complex():
         return f"returned a complex tensor{at}, expected {describe(shown_expected)}"

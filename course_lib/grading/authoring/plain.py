@@ -41,7 +41,8 @@ def to_plain(value: Any, depth: int = 0) -> Any:
         return tuple(items) if isinstance(value, tuple) else items
     if isinstance(value, dict):
         return {(k if isinstance(k, (int, str)) else repr(k)): to_plain(v, depth + 1) for k, v in value.items()}
-    return {UNSUPPORTED: f"{type(value).__module__}.{type(value).__qualname__}"}
+    module = type(value).__module__
+    return {UNSUPPORTED: type(value).__qualname__ if module == "builtins" else f"{module}.{type(value).__qualname__}"}
 
 
 def from_plain(value: Any) -> Any:

@@ -8,6 +8,10 @@ the learner's to change (``loader.passes = 1``, a patched ``__iter__``). So a sa
 no data: each pass asks the grader for the batches (:data:`FETCH`, a request over the sandbox's pipe). The grader
 builds the same case itself, answers with the batches of its own loader, counts the requests, and writes that
 count into the observation, under the loader's ``counted_as``, over whatever the sandbox reported.
+
+An event in the learner's process that decides a verdict (a gradient reaching a teacher that must not get one) is
+sent to the grader the moment it happens (:func:`report`, from a hook the case installs), and the grader writes
+its count of those reports into the observation under the count's name (:func:`reported`).
 """
 from __future__ import annotations
 
@@ -18,6 +22,22 @@ from typing import Any
 from torch.utils.data import DataLoader
 
 FETCH: Callable[[int], list[Any]] | None = None  # set by a sandbox: position -> the batches, from the grader
+REPORT: Callable[[str, int], None] | None = None  # set by a sandbox: (count's name, key) -> sent to the grader at once
+REPORTED: set[str] = set()  # the counts of an observation that the grader makes from the reports alone
+
+
+def reported(name: str) -> str:
+    """Register ``name`` as a count the grader makes itself, in a sandbox, from the events :func:`report` sends at
+    the moment they happen (the number of distinct keys reported during the case): undoing the event afterwards
+    (clearing a gradient) or rewriting the count in the learner's process changes nothing. Returns ``name``."""
+    REPORTED.add(name)
+    return name
+
+
+def report(name: str, key: int) -> None:
+    """In a sandbox, tell the grader now that the event ``key`` of count ``name`` happened; elsewhere nothing."""
+    if REPORT is not None:
+        REPORT(name, key)
 
 
 class CountingLoader(DataLoader):

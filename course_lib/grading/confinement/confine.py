@@ -413,6 +413,35 @@ def confine(spec: Confinement) -> Isolation:
     return isolation
 
 
+def enter_box(folder: str, keep: tuple[str, ...], limits: ProcessLimits, uid: int | None, gid: int | None,
+              mounts: bool) -> None:
+    """Confine a process that the fork server (:mod:`~course_lib.grading.confinement.forkserver`) forked, before it
+    runs learner code. The server holds steps 1 and 2 (no network, the fresh root) and is still privileged; here,
+    where ``mounts``, in a mount namespace of its own: private ``/tmp``, ``/var/tmp`` and ``/dev/shm`` (the entries
+    on the way to ``keep`` bound back) and, of the folder holding every process's folder, only ``folder``; then
+    steps 3 to 5 as :func:`confine` (limits, the user ``uid``/``gid``, no new privileges, SIGKILL with its parent,
+    ``folder`` as working directory). Raises ``OSError`` if a step fails: the process must then not go on."""
+    if mounts:
+        boxes = os.path.dirname(folder)
+        _unshare(CLONE_NEWNS)
+        _mount(None, "/", None, MS_REC | MS_PRIVATE)
+        for directory in PRIVATE_TMP:
+            if os.path.isdir(directory):
+                _cover(directory, _needed_in(directory, (*keep, boxes)), 0o1777, read_only=False)
+        _cover(boxes, {os.path.basename(folder)}, 0o711, read_only=True)
+    refused = _set_limits(limits)
+    if refused:
+        raise OSError(f"limits refused: {refused}")
+    if uid is not None and uid != os.getuid():
+        os.setgroups([])
+        os.setgid(gid if gid is not None else uid)
+        os.setuid(uid)
+    if hasattr(_libc, "prctl"):
+        _prctl(PR_SET_NO_NEW_PRIVS, 1)
+        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    os.chdir(folder)
+
+
 def main(argv: list[str]) -> None:
     """``SPEC_JSON -- COMMAND...``: confine this process, report on ``status_fd``, exec ``COMMAND``."""
     if len(argv) < 3 or argv[1] != "--":

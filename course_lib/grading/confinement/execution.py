@@ -35,7 +35,8 @@ KERNEL_BOOT = ("import sys; sys.path.insert(0, sys.argv.pop(1)); from ipykernel 
 
 @dataclass
 class Execution:
-    """What happened when the notebook ran: seconds, cells that raised, timed out or were not run."""
+    """What happened when the notebook ran: seconds, cells that raised, timed out or were not run (code cells
+    numbered from 1, as JupyterLab shows them after Restart & Run all)."""
 
     seconds: float = 0.0
     errors: list[str] = field(default_factory=list)
@@ -102,26 +103,26 @@ def execute(nb: nbformat.NotebookNode, workspace: Workspace, options: Options) -
 
 def _run_cells(client: NotebookClient, nb: nbformat.NotebookNode, result: Execution, cell_timeout: float,
                deadline: float) -> None:
-    for i, cell in enumerate(nb.cells):
-        if cell.cell_type != "code":
-            continue
+    code = [i for i, cell in enumerate(nb.cells) if cell.cell_type == "code"]
+    for number, i in enumerate(code, 1):  # cells are named by number, as JupyterLab's [n] after Run all
+        cell = nb.cells[i]
         remaining = deadline - time.monotonic()
         if remaining < 1:
-            result.skipped.append(i)
+            result.skipped.append(number)
             continue
         client.timeout = max(1, int(min(cell_timeout, remaining)))
         try:
             client.execute_cell(cell, i)
         except CellTimeoutError:
-            result.timed_out.append(i)
+            result.timed_out.append(number)
             run_sync(client.km.interrupt_kernel)()
         except DeadKernelError:
-            result.errors.append(f"cell {i}: the kernel died")
-            result.skipped += [j for j, c in enumerate(nb.cells) if j > i and c.cell_type == "code"]
+            result.errors.append(f"cell {number}: the kernel died")
+            result.skipped += list(range(number + 1, len(code) + 1))
             return
         for out in cell.get("outputs", []):
             if out.get("output_type") == "error":
-                result.errors.append(f"cell {i}: {out.get('ename')}: {out.get('evalue', '')}"[:300])
+                result.errors.append(f"cell {number}: {out.get('ename')}: {out.get('evalue', '')}"[:300])
 
 
 def notes(run: Execution) -> list[str]:

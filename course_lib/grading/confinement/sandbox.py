@@ -1,10 +1,12 @@
 """The learner's side of grading: one process per exercise, confined, with ``course_lib`` fenced.
 
 The grader (:mod:`course_lib.grading.grade.sandbox_client`) starts ``python -I -B -c BOOT SNAPSHOT IN_FD OUT_FD``
-through :mod:`course_lib.grading.confinement.confine`; ``SNAPSHOT`` holds the fenced copy of ``course_lib``
-(:mod:`course_lib.grading.confinement.fence`) that this process imports. Over ``IN_FD`` it receives, as frames of
-:mod:`course_lib.grading.confinement.channel`, first the job (the assignment, the one exercise, the notebook's
-definitions that exercise needs, the time for defining them), then one command per case. Over
+through :mod:`course_lib.grading.confinement.confine`, or the grading's fork server
+(:mod:`course_lib.grading.confinement.forkserver`) forks a process that calls :func:`main`; ``SNAPSHOT`` holds the
+fenced copy of ``course_lib`` (:mod:`course_lib.grading.confinement.fence`) that this process imports. Over
+``IN_FD`` it receives, as frames of :mod:`course_lib.grading.confinement.channel`, first the job (the assignment,
+the one exercise, the notebook's definitions that exercise needs, the time for defining them), then one command
+per case. Over
 ``OUT_FD``, a pipe of its own that no other process holds, it answers:
 
 1. ``{"type": "defining", "statement": k}`` before each definition, then ``{"type": "ready", ...}``
@@ -14,7 +16,9 @@ definitions that exercise needs, the time for defining them), then one command p
    observation of the learner's function (:func:`course_lib.grading.authoring.calling.call_and_observe`),
    encoded by :func:`course_lib.grading.confinement.channel.encode`; while a case runs, ``{"type": "fetch",
    "kind", "index", "position"}`` for each pass over a loader the grader serves and counts
-   (:mod:`course_lib.grading.authoring.served`), answered with ``{"type": "batches", ...}`` over ``IN_FD``.
+   (:mod:`course_lib.grading.authoring.served`), answered with ``{"type": "batches", ...}`` over ``IN_FD``, and
+   ``{"type": "observed", "kind", "index", "name", "key"}`` the moment an event the grader counts happens
+   (:func:`course_lib.grading.authoring.served.report`).
 
 The hidden cases' seed arrives with the first hidden command, never before the public cases have
 been answered. Nothing here knows an expected answer, and the grader trusts nothing it says beyond
@@ -28,6 +32,7 @@ import builtins
 import ctypes
 import dataclasses
 import functools
+import gc
 import signal
 import time
 from typing import Any
@@ -133,6 +138,8 @@ def main(in_fd: int, out_fd: int) -> None:
     public = exercise.public()
     if public:  # before the learner's code and the clock: what building a case imports (an optimizer imports
         public[0].make()  # torch._dynamo, seconds on a busy machine) is not charged to the learner's function
+    gc.collect()  # the course's objects out of the collector's sight: the collection before each case with a
+    gc.freeze()  # served loader (:func:`served_cases`) then scans only what was made since, not torch's objects
     namespace, errors, skipped = define(job["statements"], job["definition_seconds"], out_fd)
     status, detail = function_status(namespace, exercise.name)
     send(out_fd, {"type": "ready", "status": status, "detail": detail, "errors": errors, "skipped": skipped})
@@ -147,6 +154,7 @@ def main(in_fd: int, out_fd: int) -> None:
             raise RuntimeError("the grader served no batches")
         return decode(reply["batches"])
     served.FETCH = fetch
+    served.REPORT = lambda name, key: send(out_fd, {"type": "observed", **current, "name": name, "key": key})
     while (command := receive(in_fd)) is not None:
         kind, index = command["kind"], command["index"]
         current.update(kind=kind, index=index)

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from .confine import Confinement, Isolation
 
@@ -82,13 +83,13 @@ class Sweep:
             libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
         self.before = descendants(os.getpid()) if Path("/proc/self/stat").exists() else set()
 
-    def sweep(self, keep: set[int] = frozenset(), rounds: int = 100) -> list[int]:
-        """SIGKILL every descendant that was not there at the start, but ``keep`` and their own descendants,
-        until none is left; return their ids."""
+    def sweep(self, keep: set[int] = frozenset(), rounds: int = 100, spared: set[int] = frozenset()) -> list[int]:
+        """SIGKILL every descendant that was not there at the start, but ``keep`` and their own descendants, and
+        ``spared`` (not theirs), until none is left; return their ids."""
         if not Path("/proc/self/stat").exists():
             return []
         killed: set[int] = set()
-        spared = set(keep).union(*(descendants(pid) for pid in keep))
+        spared = set(keep).union(spared, *(descendants(pid) for pid in keep))
         for _ in range(rounds):
             alive = descendants(os.getpid()) - self.before - spared
             if not alive:
@@ -155,8 +156,9 @@ def spawn(command: list[str], confinement: Confinement, env: dict[str, str], *, 
     return proc, Isolation(**status)
 
 
-def kill(proc: subprocess.Popen) -> None:
-    """SIGKILL ``proc``'s process group and wait for ``proc``."""
+def kill(proc: subprocess.Popen | Any) -> None:
+    """SIGKILL ``proc``'s process group and wait for ``proc`` (a ``Popen``, or a sandbox forked by the fork
+    server: anything with ``pid``, ``kill`` and ``wait``)."""
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):

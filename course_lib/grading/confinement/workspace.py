@@ -3,7 +3,8 @@
 A :class:`Workspace` is a temporary folder (``0711``, the grader's) holding one private folder per
 learner process (``0700``, the learner user's): its working directory, ``HOME`` and ``TMPDIR``,
 and a fresh ``course_lib`` snapshot (fenced for sandboxes, so that no process can change what the
-next one imports). It decides
+next one imports); sandboxes forked by a fork server have theirs in :attr:`Workspace.boxes`, without a snapshot:
+they import the server's (:meth:`Workspace.server_folder`, the grader's files). It decides
 
 - the **user**: when the grader runs as root, a user of this grading alone (:func:`auto_uid`, from the
   grader's pid and the grading's number, unless told otherwise; the notebook's kernel the next uid), so that learner
@@ -157,7 +158,7 @@ class Workspace:
             raise ValueError("the sandbox user must not be root; use 'auto' or an unprivileged user")
         return entry.pw_uid, entry.pw_gid
 
-    def _ids(self, kernel: bool) -> tuple[int | None, int | None]:
+    def ids(self, kernel: bool = False) -> tuple[int | None, int | None]:
         """The learner user, or for the notebook's kernel the next uid: it can neither signal the sandboxes
         nor write in their folders."""
         if self.uid is None:
@@ -171,16 +172,42 @@ class Workspace:
         folder = self.root / f"{kind}-{self.count}"
         folder.mkdir(mode=0o700)
         write_snapshot(folder, snapshot)
-        uid, gid = self._ids(kernel)
+        uid, gid = self.ids(kernel)
         if uid is not None:
             os.chown(folder, uid, gid)
         return folder
+
+    @property
+    def boxes(self) -> Path:
+        """The folder (the grader's, ``0711``) of the folders of the sandboxes a fork server forks."""
+        boxes = self.root / "boxes"
+        if not boxes.exists():
+            boxes.mkdir(mode=0o711)
+        return boxes
+
+    def box(self) -> Path:
+        """A new private folder for a forked sandbox (no snapshot: it imports the fork server's)."""
+        self.count += 1
+        folder = self.boxes / f"sandbox-{self.count}"
+        folder.mkdir(mode=0o700)
+        uid, gid = self.ids()
+        if uid is not None:
+            os.chown(folder, uid, gid)
+        return folder
+
+    def server_folder(self, snapshot: dict[Path, str]) -> Path:
+        """The fork server's folder: the fenced ``course_lib`` snapshot every forked sandbox imports, the grader's
+        files (``0755``: readable, never writable, by learner code)."""
+        self.count += 1
+        folder = self.root / f"server-{self.count}"
+        folder.mkdir(mode=0o755)
+        return write_snapshot(folder, snapshot)
 
     def confinement(self, folder: Path, limits: ProcessLimits, chown: tuple[str, ...] = (),
                     reach: tuple[str, ...] = (), kernel: bool = False) -> Confinement:
         """How to start a learner process in ``folder`` (the one place it may write); ``reach``: more paths it must
         be able to read. A user of this grading's own may run :data:`PROCESSES` processes and threads at a time."""
-        uid, gid = self._ids(kernel)
+        uid, gid = self.ids(kernel)
         return Confinement(cwd=str(folder), limits=replace(limits, nproc=PROCESSES if uid is not None else None),
                            uid=uid, gid=gid, hide=self.hide, reach=self.reach + reach, writable=(str(folder),),
                            new_root=str(self.mount_point), chown=chown)

@@ -31,9 +31,11 @@ EVERYTHING = "*"  # what ``from m import *`` binds
 
 @dataclass(frozen=True)
 class CellCode:
-    """A code cell's Python source (magics translated) or, if it does not parse, the syntax error."""
+    """A code cell's Python source (magics translated) or, if it does not parse, the syntax error. ``number`` counts
+    the code cells from 1 at the top: cell ``n`` is the one JupyterLab shows as ``[n]`` after Restart & Run all
+    (a learner cannot see a cell's index among all the cells, markdown included)."""
 
-    index: int
+    number: int
     source: str
     error: str | None = None
 
@@ -57,9 +59,10 @@ def cell_codes(nb) -> list[CellCode]:
     """Every code cell of notebook ``nb`` (an ``nbformat`` node), in order, as Python source."""
     manager = TransformerManager()
     out = []
-    for i, cell in enumerate(nb.cells):
+    for cell in nb.cells:
         if cell.get("cell_type") != "code":
             continue
+        number = len(out) + 1
         raw = cell.get("source", "")
         raw = "".join(raw) if isinstance(raw, list) else str(raw)
         first, _, rest = raw.lstrip().partition("\n")
@@ -69,12 +72,12 @@ def cell_codes(nb) -> list[CellCode]:
             source = manager.transform_cell(raw)
             ast.parse(source)
         except SyntaxError as e:
-            out.append(CellCode(i, raw, f"SyntaxError: {e.msg} (line {e.lineno})"))
+            out.append(CellCode(number, raw, f"SyntaxError: {e.msg} (line {e.lineno})"))
             continue
         except Exception as e:  # noqa: BLE001 - IPython's transformers may fail on odd input
-            out.append(CellCode(i, raw, f"{type(e).__name__}: {e}"))
+            out.append(CellCode(number, raw, f"{type(e).__name__}: {e}"))
             continue
-        out.append(CellCode(i, source))
+        out.append(CellCode(number, source))
     return out
 
 
@@ -132,7 +135,7 @@ def statements(cells: list[CellCode]) -> list[Statement]:
             if binds:
                 first = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
                 source = "".join(lines[first - 1:node.end_lineno])
-                out.append(Statement(cell.index, first, source, frozenset(binds), frozenset(_used_names(source))))
+                out.append(Statement(cell.number, first, source, frozenset(binds), frozenset(_used_names(source))))
     return out
 
 

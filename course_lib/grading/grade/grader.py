@@ -72,7 +72,7 @@ def grade(path: str | Path, assignment: str, seed_file: str | Path | None = None
     learner = learner if learner is not None else notebook_path(path).stem
     secret = learner_secret(read_secret(seed_file, practice), learner)
     cells = cell_codes(nb)
-    syntax = [f"cell {c.index}: {c.error}" for c in cells if c.error is not None]
+    syntax = [f"cell {c.number}: {c.error}" for c in cells if c.error is not None]
     sweep = Sweep()
     workspace = Workspace(options.user, hide=tuple(Path(p) for p in [seed_file] if p is not None))
     try:

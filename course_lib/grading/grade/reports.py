@@ -4,19 +4,24 @@ Gradescope's top level holds only the keys of its specification (:data:`GRADESCO
 assignment's maximum, the isolation achieved, the flags for the instructor and the written answers
 go in ``extra_data``. ``execution_time`` is an integer number of seconds. Each exercise is two
 tests: its public tests (``visible``) and its hidden tests (``after_published``: their inputs and
-feedback appear once grades are published). A grading that could not happen at all is still a
-``results.json``: score 0 and the reason (:func:`fatal`).
+feedback appear once grades are published). Each written question is one more test worth 0 points, whose
+output and score-table row say "answered" or "no answer" (and warn when the answer was found below an unedited
+answer cell). A grading that could not happen at all is still a ``results.json``: score 0 and the reason
+(:func:`fatal`). Cells are named by their number among the code cells, from 1 (:data:`CELL_NUMBERS`).
 """
 from __future__ import annotations
 
 import base64
 import json
+import re
 from typing import Any
 
 from ..authoring.exercise import Assignment
 from ..authoring.questions import Answer
 from .scoring import ExerciseResult
 
+CELL_NUMBERS = ("Cell n in this feedback is the n-th code cell from the top of your notebook, the one JupyterLab shows "
+                "as [n] after Restart & Run all.")
 GRADESCOPE_KEYS = {"score", "execution_time", "output", "output_format", "test_output_format", "test_name_format",
                    "visibility", "stdout_visibility", "extra_data", "tests", "leaderboard"}
 
@@ -35,14 +40,27 @@ def gradescope(assignment: Assignment, results: list[ExerciseResult], answers: l
                           "visibility": visibility, "extra_data": {"passed": passed, "cases": total}})
     for a in answers:
         worth = f", {a.points:g} point{'s' * (a.points != 1)}" if a.points else ""
+        warning = f"\n\nWarning: {a.warning}." if a.warning else ""
         tests.append({"name": f"question {a.id} (graded by hand{worth})",
                       "score": 0.0, "max_score": 0.0, "status": "passed", "visibility": "visible",
-                      "output": f"{a.prompt}\n\nYour answer:\n{a.text or '(no answer)'}"})
+                      "output": f"{a.status.capitalize()}.{warning}\n\n{a.prompt}\n\nYour answer:\n"
+                                f"{a.text or '(no answer)'}",
+                      "extra_data": {"answer": a.status, "warning": a.warning}})
+    notes = list(notes)
+    missing = [a.id for a in answers if not a.text]
+    if answers:
+        notes.append(f"Written answers: {len(answers) - len(missing)} of {len(answers)} answered"
+                     + (f" (no answer to {', '.join(missing)})." if missing else "."))
+    notes += [f"Warning, question {a.id}: {a.warning}." for a in answers if a.warning]
     flags = [flag for r in results for flag in r.flags]
+    shown = "\n".join(notes + [t["output"] for t in tests])
+    if re.search(r"\bcells? \d|^Cells [^:\n]*: \d", shown, re.MULTILINE):  # "cell 3: ...", "Cells stopped...: 3"
+        notes.append(CELL_NUMBERS)
     return {"score": round(sum(r.score for r in results), 2), "execution_time": int(round(seconds)),
             "output": "\n".join(notes), "visibility": "visible", "stdout_visibility": "hidden", "tests": tests,
             "extra_data": {"assignment": assignment.name, "max_score": assignment.max_score, "flags": flags,
-                           "answers": [{"id": a.id, "points": a.points, "text": a.text} for a in answers], **extra}}
+                           "answers": [{"id": a.id, "points": a.points, "text": a.text, "status": a.status,
+                                        "warning": a.warning} for a in answers], **extra}}
 
 
 def fatal(reason: str, seconds: float, assignment: Assignment | None = None) -> dict[str, Any]:
@@ -63,11 +81,14 @@ def score_table(results: dict[str, Any]) -> str:
     rows = [("test", "passed", "score", "max")]
     for t in results["tests"]:
         counts = t.get("extra_data", {})
-        rows.append((t["name"], f"{counts.get('passed', '-')}/{counts.get('cases', '-')}", _fmt(t["score"]),
-                     _fmt(t["max_score"])))
+        if "answer" in counts:  # a written question: whether an answer was collected, "!" when it warns
+            passed = counts["answer"] + (" (!)" if counts.get("warning") else "")
+        else:
+            passed = f"{counts.get('passed', '-')}/{counts.get('cases', '-')}"
+        rows.append((t["name"], passed, _fmt(t["score"]), _fmt(t["max_score"])))
     rows.append(("total", "", _fmt(results["score"]), _fmt(results["extra_data"].get("max_score", 0))))
-    w = max(len(r[0]) for r in rows)
-    lines = [f"{a:<{w}}  {b:>6}  {c:>6}  {d:>5}" for a, b, c, d in rows]
+    w, v = max(len(r[0]) for r in rows), max(len(r[1]) for r in rows)
+    lines = [f"{a:<{w}}  {b:>{v}}  {c:>6}  {d:>5}" for a, b, c, d in rows]
     lines.insert(1, "-" * len(lines[0]))
     lines.insert(-1, "-" * len(lines[0]))
     return "\n".join(lines)

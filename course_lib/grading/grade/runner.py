@@ -1,6 +1,7 @@
 """The sandboxes of one grading: every exercise's public cases, then every hidden case, out of the grader's reach.
 
-:class:`Sandboxes` starts one sandbox per exercise (:mod:`~course_lib.grading.grade.sandbox_client`) and runs
+:class:`Sandboxes` starts one sandbox per exercise (:mod:`~course_lib.grading.grade.sandbox_client`; forked by the
+grading's fork server, :mod:`~course_lib.grading.confinement.forkserver`, when the grader is root) and runs
 the cases in two phases: the public ones first, then the hidden ones, whose seed a sandbox receives with the
 first of them. A case that fails (hangs, crashes the process, answers too much) costs that case: the process
 and everything it started are killed, and a fresh sandbox goes on with the next case while the exercise's
@@ -16,6 +17,7 @@ from contextlib import contextmanager
 from ..authoring.exercise import Assignment, Exercise
 from ..authoring.seeds import hidden_seed
 from ..confinement.fence import tripwire_names
+from ..confinement.forkserver import ForkServer
 from ..confinement.options import Options
 from ..confinement.supervise import Sweep, descendants
 from ..confinement.workspace import Workspace
@@ -56,7 +58,7 @@ class _ExerciseRun:
                 self.close()
 
     def _start(self, kind: str) -> bool:
-        self.box = SandboxProcess(self.ctx.workspace, self.ctx.fenced, self.ctx.options)
+        self.box = SandboxProcess(self.ctx.workspace, self.ctx.fenced, self.ctx.options, self.ctx.server)
         self.ctx.live.add(self.box.proc.pid)
         ready = Observations()
         started = until_ready(self.box, self.job, self.ctx.options.time, ready, self.ctx.references)
@@ -78,7 +80,7 @@ class _ExerciseRun:
     def close(self) -> None:
         if self.box is not None:
             self.ctx.live.discard(self.box.proc.pid)
-            self.box.close(self.ctx.sweep, self.ctx.live)
+            self.box.close(self.ctx.sweep, self.ctx.live, self.ctx.spared)
             self.box = None
 
 
@@ -95,6 +97,11 @@ class Sandboxes:
                  secret: int, options: Options, fenced: dict, sweep: Sweep) -> None:
         self.ctx = Context(workspace, assignment, secret, options, fenced, sweep, tripwire_names(fenced))
         self.runs = [_ExerciseRun(self.ctx, ex, statements[ex.name]) for ex in assignment.exercises]
+        if os.geteuid() == 0 and self.runs:  # a privileged grader: one fork server forks every sandbox
+            try:
+                self.ctx.server = ForkServer(workspace, fenced, assignment.name, options)
+            except (RuntimeError, OSError):  # each sandbox then starts as a fresh interpreter, confined the same
+                self.ctx.server = None
 
     def run(self, kind: str) -> None:
         for exercise_run in self.runs:
@@ -104,13 +111,13 @@ class Sandboxes:
     def paused(self) -> Iterator[None]:
         """Inside the block the sandboxes (and what they started) are stopped (SIGSTOP), and any other
         process they left is killed before and after it: the notebook's kernel runs there alone."""
-        self.ctx.sweep.sweep(self.ctx.live)
+        self.ctx.sweep.sweep(self.ctx.live, spared=self.ctx.spared)
         stopped = self.ctx.live.union(*(descendants(pid) for pid in self.ctx.live))
         _signal_all(stopped, signal.SIGSTOP)
         try:
             yield
         finally:
-            self.ctx.sweep.sweep(self.ctx.live)
+            self.ctx.sweep.sweep(self.ctx.live, spared=self.ctx.spared)
             _signal_all(stopped, signal.SIGCONT)
 
     @property
@@ -123,6 +130,8 @@ class Sandboxes:
     def __exit__(self, *exc: object) -> None:
         for exercise_run in self.runs:
             exercise_run.close()
+        if self.ctx.server is not None:
+            self.ctx.server.close()
 
 
 def _signal_all(pids: set[int], signum: int) -> None:

@@ -25,8 +25,9 @@ from typing import Any
 
 from ..authoring.exercise import Assignment, Exercise
 from ..authoring.seeds import hidden_seed, rng_seed
-from ..authoring.served import CountingLoader, counted_loaders
+from ..authoring.served import REPORTED, CountingLoader, counted_loaders
 from ..confinement.channel import ChannelError, Reader, decode, encode, send
+from ..confinement.forkserver import Forked, ForkServer
 from ..confinement.options import Options, TimeLimits
 from ..confinement.sandbox import BOOT
 from ..confinement.supervise import Sweep, cpu_seconds, kill, spawn
@@ -40,7 +41,8 @@ STDERR_TAIL = 2000
 @dataclass
 class Context:
     """What every sandbox of one grading shares: where and how they run, the secret, the fenced ``course_lib``
-    files, the sweep, the references a genuine tripwire can name and the sandboxes still running."""
+    files, the sweep, the references a genuine tripwire can name, the sandboxes still running and the fork server
+    that forks them (``None``: each starts as a fresh interpreter)."""
 
     workspace: Workspace
     assignment: Assignment
@@ -50,22 +52,36 @@ class Context:
     sweep: Sweep
     references: set[str] = field(default_factory=set)
     live: set[int] = field(default_factory=set)
+    server: ForkServer | None = None
+
+    @property
+    def spared(self) -> set[int]:
+        """The fork server, which a sweep spares (but not its sandboxes that are no longer live)."""
+        return {self.server.proc.pid} if self.server is not None else set()
 
 
 class SandboxProcess:
     """One running sandbox process and its pipes."""
 
-    def __init__(self, workspace: Workspace, fenced: dict, options: Options) -> None:
-        self.folder = workspace.folder("sandbox", fenced)
+    def __init__(self, workspace: Workspace, fenced: dict, options: Options, server: ForkServer | None = None) -> None:
         in_r, self.in_w = os.pipe()
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         limits = options.time
-        confinement = workspace.confinement(self.folder, options.process_limits(cpu_seconds=limits.sandbox_cpu))
+        process_limits = options.process_limits(cpu_seconds=limits.sandbox_cpu)
         try:
-            self.proc, _ = spawn(
-                [sys.executable, "-s", "-B", "-c", BOOT, str(self.folder), str(in_r), str(out_w)], confinement,
-                workspace.environment(self.folder), stdout=subprocess.DEVNULL, stderr=err_w, pass_fds=(in_r, out_w))
+            if server is not None:  # forked by the grading's server: torch and the course already imported
+                self.folder = workspace.box()
+                confinement = workspace.confinement(self.folder, process_limits)
+                self.proc: subprocess.Popen | Forked = server.fork(self.folder, confinement.limits,
+                                                                   (in_r, out_w, err_w))
+            else:  # a fresh confined interpreter
+                self.folder = workspace.folder("sandbox", fenced)
+                confinement = workspace.confinement(self.folder, process_limits)
+                self.proc, _ = spawn(
+                    [sys.executable, "-s", "-B", "-c", BOOT, str(self.folder), str(in_r), str(out_w)], confinement,
+                    workspace.environment(self.folder), stdout=subprocess.DEVNULL, stderr=err_w,
+                    pass_fds=(in_r, out_w))
         finally:
             for fd in (in_r, out_w, err_w):
                 os.close(fd)
@@ -103,10 +119,11 @@ class SandboxProcess:
         how = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
         return how + tail
 
-    def close(self, sweep: Sweep, keep: set[int]) -> None:
-        """Kill this process, and every process started since ``sweep`` began but ``keep`` and theirs."""
+    def close(self, sweep: Sweep, keep: set[int], spared: set[int] = frozenset()) -> None:
+        """Kill this process, and every process started since ``sweep`` began but ``keep`` and theirs, and
+        ``spared`` (the fork server: not its other sandboxes)."""
         kill(self.proc)
-        sweep.sweep(keep - {self.proc.pid})
+        sweep.sweep(keep - {self.proc.pid}, spared=spared)
         for fd in (self.in_w, self.reader.fd, self.err_fd):
             try:
                 os.close(fd)
@@ -156,15 +173,24 @@ def until_ready(box: SandboxProcess, job: dict, limits: TimeLimits, obs: Observa
 
 
 class ServedLoaders:
-    """The grader's side of one case's served loaders (:mod:`course_lib.grading.authoring.served`): it builds the
-    case itself, answers each pass the sandbox asks for with its own loader's batches (at most
-    :data:`MAX_PASSES`), and writes its count of the passes into the observation."""
+    """The grader's side of one case's served loaders and reported events (:mod:`course_lib.grading.authoring.served`):
+    it builds the case itself, answers each pass the sandbox asks for with its own loader's batches (at most
+    :data:`MAX_PASSES`), notes the keys of the events reported while the case runs, and writes its counts of the
+    passes and of the reported keys into the observation."""
 
     MAX_PASSES = 16  # a pass more is never answered (the learner's pass waits until the case's time is up)
+    MAX_KEYS = 1024  # keys of one count beyond these are ignored
 
     def __init__(self, exercise: Exercise, ctx: Context, kind: str, index: int) -> None:
         self.exercise, self.ctx, self.kind, self.index = exercise, ctx, kind, index
         self._loaders: dict[int, CountingLoader] | None = None
+        self.reported: dict[str, set[int]] = {name: set() for name in REPORTED}
+
+    def note(self, message: dict[str, Any]) -> None:
+        """An event reported by the sandbox (a count's name and a key); anything else is ignored."""
+        keys, key = self.reported.get(message.get("name")), message.get("key")
+        if keys is not None and isinstance(key, int) and len(keys) < self.MAX_KEYS:
+            keys.add(key)
 
     def loaders(self) -> dict[int, CountingLoader]:
         if self._loaders is None:
@@ -185,6 +211,9 @@ class ServedLoaders:
         if isinstance(value, dict):
             for loader in self.loaders().values():
                 value[loader.counted_as] = loader.passes
+            for name, keys in self.reported.items():
+                if name in value:
+                    value[name] = len(keys)
         return outcome
 
 
@@ -217,6 +246,8 @@ def run_cases(box: SandboxProcess, todo: list[tuple[str, int]], exercise: Exerci
                     return charged
                 if message.get("type") == "fetch" and (message.get("kind"), message.get("index")) == key:
                     served.answer(box, message)
+                if message.get("type") == "observed" and (message.get("kind"), message.get("index")) == key:
+                    served.note(message)
                 if message.get("type") == "case" and (message.get("kind"), message.get("index")) == key:
                     outcome, cost = served.observe(_case_outcome(message.get("result"))), cpu
                     break

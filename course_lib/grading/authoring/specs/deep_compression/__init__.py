@@ -25,13 +25,14 @@ ASSIGNMENT = Assignment(
     title="Deep Compression",
     exercises=(*sharing.EXERCISES, *coding.EXERCISES),
     questions=(
-        Question("zeros", "Huffman-coding the dense index stream (zeros included) and the sparse stream (offsets "
-                          "and codes of the non-zero weights): which did your file use, which is smaller, and why "
-                          "is Huffman coding far from the entropy when one symbol has probability above one half?"),
+        Question("zeros", "Your file Huffman-codes the sparse streams (the offsets and codes of the stored entries); "
+                          "the alternative Huffman-codes all the indices as one dense stream, zeros included. Which "
+                          "was smaller, by how much (both are printed above), and why is a Huffman code far from the "
+                          "entropy when one symbol has probability above one half?"),
         Question("sum", "Why is the gradient of a centroid the sum of its weights' gradients, not their mean? What "
                         "would the mean do to a centroid shared by thousands of weights?"),
-        Question("bytes", "Where do the bytes of your file go (code books, index stream, offset stream, tables)? "
-                          "Which stage of the pipeline gave the largest factor, and what would you change to go "
-                          "further?"),
+        Question("bytes", "Where do the bytes of your file go (its parts are printed above)? Which stage of the "
+                          "pipeline (pruning, sharing or Huffman coding) gave the largest factor, and what would you "
+                          "change to go further?"),
     ),
 )

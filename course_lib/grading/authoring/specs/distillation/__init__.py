@@ -17,8 +17,8 @@ public and a hidden case of ``distillation_step``. The errors the notebook names
 ``distillation_step``, ``distill_steps`` and ``temperature_sweep`` call the learner's earlier functions: their
 ``relies_on`` note says so in the feedback of a failed test.
 
-The three public cases and six hidden cases of ``soft_targets``, its stub message (beginning "divide the
-logits") and its absence of error cases are relied on by ``tests/test_grading.py`` and
+The three public cases and six hidden cases of ``soft_targets``, its stub message (beginning "the softened
+probabilities") and its absence of error cases are relied on by ``tests/test_grading.py`` and
 ``tests/test_grading_attacks.py``.
 """
 from __future__ import annotations
@@ -33,15 +33,15 @@ ASSIGNMENT = Assignment(
     exercises=(*losses.EXERCISES, *step.EXERCISES, *loops.EXERCISES),
     questions=(
         Question("transfer", "Your student with the transfer set saw the same 105 labels as the labels-only student. "
-                             "Where does its extra accuracy come from, and why does an UNLABELED image get the soft "
+                             "Where does its extra accuracy come from, and why does an `UNLABELED` image get the soft "
                              "term only? Use the numbers you measured."),
         Question("temperature", "Which temperature did your sweep choose, and by how many validation images did it "
                                 "beat, or tie with, the others (one validation image is 0.2%)? Would you trust that "
                                 "ranking on another seed? Why is the test accuracy computed for the chosen student "
                                 "only?"),
-        Question("imitation", "Compare the two students' imitation of the teacher on the validation images: the KL "
+        Question("imitation", "Compare the students' imitation of the teacher on the validation images: the KL "
                               "divergence to its soft targets and the cross-entropy to its decisions "
-                              "(hard_label_loss). What does the soft term transfer that the teacher's decisions "
+                              "(`hard_label_loss`). What does the soft term transfer that the teacher's decisions "
                               "do not?"),
     ),
 )

@@ -163,7 +163,7 @@ EXERCISES = (
                     "itertools.cycle(loader) does not: it stores the first pass and replays it.",
                     "Append what distillation_step returns to a list; return it once it holds `steps` losses.")),
     Exercise("temperature_sweep", "course_lib.distillation.loops", sweep_public, sweep_hidden,
-             hint="distil a fresh copy of student at each temperature, choose the temperature on the "
+             hint="distill a fresh copy of student at each temperature, choose the temperature on the "
                   "validation loader, and evaluate only the chosen student on the test loader; returns "
                   "(temperature, {temperature: validation accuracy}, test accuracy)",
              observe=sweep_observe, compare=compare_sweep, public_points=1.0, hidden_points=3.0,

@@ -160,8 +160,8 @@ def hard_hidden(seed: int) -> list[Case]:
 
 EXERCISES = (
     Exercise("soft_targets", "course_lib.distillation", soft_public, soft_hidden,
-             hint="divide the logits by the temperature: the probabilities p_T(z) over the last dimension, "
-                  "finite for any logits, in the dtype of the logits",
+             hint="the softened probabilities p_T(z) over the last dimension, finite for any logits, in the dtype "
+                  "of the logits",
              dtypes=True,
              hints=("Which dimension holds the classes? The last one, whatever the number of dimensions: "
                     "dim=-1.",

@@ -35,12 +35,19 @@ HAND = torch.tensor([[1.0, 0.0, 2.0], [-1.0, 0.0, 2.0], [1.0, 0.0, 2.0], [-1.0, 
 EVEN = torch.tensor([[1.0, -2.0, 4.0, 10.0], [-1.0, 2.0, -4.0, 0.0], [0.5, 1.0, 3.0, -1.0]], dtype=F64)
 
 
+def _offset(g: torch.Generator, tokens: int, channels: int) -> torch.Tensor:
+    """float32 activations ``1000 + 0.01 z``: their moments computed in float32 are off in the third digit."""
+    return (1000 + 0.01 * torch.randn(tokens, channels, generator=g, dtype=F64)).float()
+
+
 def stats_public() -> list[Case]:
     return [fixed_case("activations=[[1, 0, 2], [-1, 0, 2], [1, 0, 2], [-1, 4, 2]] (4 tokens, 3 channels, "
                        "float64): kurtosis 1 for channel 0, (21/4) / (12/4)^2 = 7/3 for channel 1 (population "
                        "moments, Pearson's, not the excess), NaN for the constant channel 2; median absmax 2, no "
                        "channel above 6 x 2", (HAND,)),
             fixed_case("the same activations, threshold=1.5 (channel 1: 4 > 1.5 x 2)", (HAND,), {"threshold": 1.5}),
+            fixed_case("the same activations, threshold=2 (channel 1: 4 = 2 x 2 is not larger: no outlier)", (HAND,),
+                       {"threshold": 2.0}),
             fixed_case("activations of 3 tokens x 4 channels with absmax [1, 2, 4, 10], threshold=4 (an even number "
                        "of channels: the median is (2 + 4) / 2 = 3, so 10 < 12 is no outlier)", (EVEN,),
                        {"threshold": 4.0}),
@@ -48,6 +55,9 @@ def stats_public() -> list[Case]:
                        "counts as tokens), threshold=3", (EVEN[None],), {"threshold": 3.0}),
             fixed_case("float32 activations (absmax and kurtosis are returned as float32, computed in float64)",
                        (torch.tensor([[0.5, 3.0], [-0.25, 1.0], [0.1, -2.0]]),)),
+            fixed_case("float32 activations 1000 + 0.01 z of 64 tokens, z standard normal (in float32, x - mean "
+                       "keeps only a few digits: computed in float64, the kurtosis is right to 6 digits)",
+                       (_offset(generator(2), 64, 3),)),
             fixed_case("a single token of shape (1, 3) (must raise ValueError naming activations)", (HAND[:1],),
                        raises="activations")]
 
@@ -58,12 +68,14 @@ def stats_hidden(seed: int) -> list[Case]:
     x[:, 5] *= 30  # an outlier channel
     x[::16, 11] = 40  # a few massive tokens: high kurtosis
     x3 = torch.randn(2, 32, 10, generator=g, dtype=F64)
-    x3[..., 2] = 0.7  # constant
+    x3[..., 2] = 0.75  # constant; its float64 mean is exact, so m2 is 0 however the learner computes it
     return [fixed_case("random (64, 16) activations with an outlier channel and a channel of a few massive tokens",
                        (x,)),
             fixed_case("the same, threshold=20", (x,), {"threshold": 20.0}),
-            fixed_case("random (2, 32, 10) activations with a constant channel", (x3,), {"threshold": 2.0}),
+            fixed_case("random (2, 32, 10) activations with a constant channel (0.75 everywhere: NaN)", (x3,),
+                       {"threshold": 2.0}),
             fixed_case("random float32 (64, 16) activations", (x.float(),)),
+            fixed_case("random float32 (48, 4) activations 1000 + 0.01 z (computed in float64)", (_offset(g, 48, 4),)),
             fixed_case("a (1, 1, 16) tensor, one token (must raise ValueError naming activations)", (x[None, :1],),
                        raises="activations")]
 
@@ -127,8 +139,11 @@ def awq_public() -> list[Case]:
     dead = X_AWQ.clone()
     dead[:, 5] = 0
     flat = torch.where(X_AWQ > 0, 1.0, -1.0).to(F64)
-    return [fixed_case("a (4, 8) weight, 16 tokens of inputs whose channel 2 is 20 times larger, bits=3, "
-                       "group_size=4, n_grid=4 (alphas 0, 0.25, 0.5, 0.75: 1 is not on the grid)",
+    return [fixed_case("a (4, 8) weight and 16 tokens of inputs whose channel 2 is 20 times larger (g = "
+                       "torch.Generator().manual_seed(1); weight = torch.randn(4, 8, generator=g, "
+                       "dtype=torch.float64); inputs = torch.randn(16, 8, generator=g, dtype=torch.float64); "
+                       "inputs[:, 2] *= 20), bits=3, group_size=4, n_grid=4 (alphas 0, 0.25, 0.5, 0.75: 1 is not on "
+                       "the grid)",
                        (W_AWQ, X_AWQ, 3, 4), {"n_grid": 4}),
             fixed_case("the same, bits=2, group_size=None, default n_grid=20", (W_AWQ, X_AWQ, 2, None)),
             fixed_case("the same, input channel 5 always 0 (its mean |x| is 0: s is floored at 1e-4 before the "

@@ -4,6 +4,8 @@ float32 weight stays float32: GPTQ's rounding decisions are sequential, and floa
 whatever the order of the learner's floating-point operations."""
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from ...exercise import Case, Exercise, fixed_case
@@ -75,20 +77,31 @@ H_DEAD[2, :] = 0
 H_DEAD[:, 2] = 0
 
 
+def gptq_observe(result: Any, args: tuple, kwargs: dict) -> dict[str, Any]:
+    """The rounded weight, and ``weight`` and ``hessian`` after the call: the function must leave them unchanged."""
+    return {"the rounded weight": result, "the argument weight after the call (it must stay unchanged)": args[0],
+            "the argument hessian after the call (it must stay unchanged)": args[1]}
+
+
 def gptq_public() -> list[Case]:
     eye = torch.eye(6, dtype=F64)
-    return [fixed_case("a (3, 6) weight, hessian = identity, bits=3, group_size=None, damp=0 (nothing to move: "
-                       "plain rounding per row, as fake_group_quantize)", (W, eye, 3, None), {"damp": 0.0}),
+    return [fixed_case(f"weight={W.tolist()}, hessian = identity, bits=3, group_size=None, damp=0 (nothing to "
+                       "move: plain rounding per row, as fake_group_quantize)", (W, eye, 3, None), {"damp": 0.0}),
             fixed_case("the same weight, hessian = diag(1, ..., 6), bits=2, group_size=3 (a diagonal hessian: still "
                        "plain rounding)", (W, torch.diag(torch.arange(1.0, 7.0, dtype=F64)), 2, 3)),
-            fixed_case("the same weight, the hessian 2/n X^T X of 32 correlated random inputs, bits=2, "
+            fixed_case("the same weight, the hessian H = 2/32 X^T X of 32 correlated inputs (g = "
+                       "torch.Generator().manual_seed(0); X = torch.randn(32, 6, generator=g, dtype=torch.float64) @ "
+                       "(torch.eye(6) + 0.8 * torch.randn(6, 6, generator=g, dtype=torch.float64))), bits=2, "
                        "group_size=None (each column's error moves onto the columns to its right)", (W, H, 2, None)),
             fixed_case("the same, group_size=3 (the second group's grid comes from its weights as updated by the "
                        "first group's errors)", (W, H, 2, 3)),
             fixed_case("the same, bits=3, damp=0.5 (0.5 times the mean of the diagonal is added to the diagonal)",
                        (W, H, 3, None), {"damp": 0.5}),
-            fixed_case("the same hessian with row and column 2 zeroed (input 2 is always 0: its weights are set to "
-                       "0 and H[2, 2] to 1), bits=2, group_size=None", (W, H_DEAD, 2, None)),
+            fixed_case("the same hessian with row and column 2 zeroed (input 2 is always 0: first its weights are "
+                       "set to 0 and H[2, 2] to 1, so each row's grid comes from the weight with column 2 zeroed), "
+                       "bits=2, group_size=None", (W, H_DEAD, 2, None)),
+            fixed_case("the same hessian divided by 100, damp=0.5 (the mean of the diagonal is taken after H[2, 2] "
+                       "is set to 1, which then weighs on it)", (W, H_DEAD / 100, 2, None), {"damp": 0.5}),
             fixed_case("the correlated hessian, bits=2, group_size=None, block_size=2 (the result does not depend "
                        "on block_size)", (W, H, 2, None), {"block_size": 2}),
             fixed_case("a (5, 5) hessian for a weight of 6 input columns (must raise ValueError naming hessian)",
@@ -106,6 +119,8 @@ def gptq_hidden(seed: int) -> list[Case]:
                         f"block_size={bs}", (w, h, b, gs), {"damp": d, "block_size": bs})
              for b, gs, d, bs in ((2, None, 0.01, 128), (3, 4, 0.01, 128), (4, 8, 0.1, 4), (2, 4, 0.01, 3))]
     return cases + [fixed_case("inputs 3 and 9 always 0, bits=3, group_size=8", (w, dead, 3, 8)),
+                    fixed_case("inputs 3 and 9 always 0, the hessian divided by 100, bits=2, group_size=None, "
+                               "damp=0.5", (w, dead / 100, 2, None), {"damp": 0.5}),
                     fixed_case("a diagonal hessian, bits=3, group_size=4", (w, torch.diag(h.diagonal()), 3, 4)),
                     fixed_case("a (16, 15) hessian (must raise ValueError naming hessian)", (w, h[:, :15], 2, None),
                                raises="hessian")]
@@ -128,7 +143,7 @@ EXERCISES = (
     Exercise("gptq_quantize", "course_lib.llm.quantize", gptq_public, gptq_hidden,
              hint="quantize the columns left to right on fake_group_quantize's grids, moving each column's "
                   "rounding error onto the columns not yet quantized with the (damped) inverse hessian",
-             rtol=1e-6, atol=1e-9, public_points=1.5, hidden_points=3.0,
+             observe=gptq_observe, rtol=1e-6, atol=1e-9, public_points=1.5, hidden_points=3.0,
              hints=("Check that hessian has shape (in, in) (ValueError naming hessian). Work on clones: W = "
                     "weight.clone(), H = hessian.to(weight.dtype).clone().",
                     "Dead inputs: where H's diagonal is 0, set H[j, j] = 1 and W[:, j] = 0. Then add damp * "
@@ -139,7 +154,8 @@ EXERCISES = (
                     "column i, which is Hinv - Hinv[:, i:i+1] @ Hinv[i:i+1, :] / Hinv[i, i] (the Schur "
                     "complement). Equivalently, U = torch.linalg.cholesky(Hinv, upper=True) gives the steps "
                     "directly: err = (W[:, i] - q) / U[i, i], W[:, i + 1:] -= err[:, None] * U[i, i + 1:].",
-                    "The grid: per row (group_size None), scale and zero point come from the original weight, "
-                    "once. With groups, when column i starts a group (i % group_size == 0), compute the grid of "
+                    "The grid: per row (group_size None), scale and zero point come from W once, after the dead "
+                    "columns are zeroed and before any update. With groups, when column i starts a group (i % "
+                    "group_size == 0), compute the grid of "
                     "W[:, i:i + group_size] as it is now, after the updates from the earlier columns.")),
 )

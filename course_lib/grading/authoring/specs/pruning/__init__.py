@@ -23,7 +23,7 @@ ASSIGNMENT = Assignment(
         Question("revival", "Fine-tuned without the masks, your pruned LeNet-300-100 lost part of its sparsity. Which "
                             "mechanisms of the optimizer move a weight that is exactly zero, and why does re-applying "
                             "the mask after each step (not before it) prevent it?"),
-        Question("scores", "Your channel selection ranks the teacher's first-layer filters by their l1 norm, but a "
+        Question("scores", "Your channel selection ranks the teacher's first-layer filters by their L1 norm, but a "
                            "BatchNorm follows that convolution. Why is the filter's norm a weak score there, and "
                            "which quantity would you rank by instead? Use the numbers you measured."),
         Question("speed", "The 90%-sparse LeNet-300-100 is not faster than the dense one, while the teacher with half "

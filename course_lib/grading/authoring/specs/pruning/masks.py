@@ -47,7 +47,8 @@ def global_public() -> list[Case]:
     conv = torch.tensor([[[[0.6]], [[-0.02]]], [[[0.35]], [[-0.8]]]])
     return [_global_case("weights=[[[0.1, -0.5], [0.3, -0.2]], [2, -0.05, 1]], sparsity=0.5: round(3.5) = 4 zeros "
                          "over both (0.05, 0.1, 0.2 and 0.3), not 2 per tensor", [a, b], 0.5),
-            _global_case("the same weights and a conv weight of shape (2, 2, 1, 1), sparsity=0.25 (3 zeros)",
+            _global_case("the same weights and a conv weight [[[[0.6]], [[-0.02]]], [[[0.35]], [[-0.8]]]] of shape "
+                         "(2, 2, 1, 1), sparsity=0.25 (3 zeros)",
                          [a, b, conv], 0.25),
             _global_case("the same weights, sparsity=0.0", [a, b], 0.0)]
 

@@ -26,6 +26,7 @@ ASSIGNMENT = Assignment(
                         "Rounding has a zero derivative almost everywhere: why can QAT still train, and what does the "
                         "straight-through estimator ignore?"),
         Question("integer", "In your integer-only layer, which operation is not integer arithmetic, and how would "
-                            "integer hardware do it? Why is the bias quantized with scale s_x * s_w and not with s_y?"),
+                            "integer hardware do it? Why is the bias quantized with the scale `x_scale * w_scale` "
+                            "and not with `y_scale`?"),
     ),
 )

@@ -157,12 +157,14 @@ def binarize_public() -> list[Case]:
     return [_grad_case("weight=[[0.5, -1.5, 0], [2, -0.25, 0.75]], per_channel=True (alpha = 2/3 and 1 per row; "
                        "sign(0) = +1; no sign gradient where |w| > 1)", B, kwargs={"per_channel": True}),
             _grad_case("the same weight, per_channel=False (one alpha = 5/6)", B, kwargs={"per_channel": False}),
-            _grad_case("a conv weight of shape (2, 2, 1, 2), per_channel=True (alpha over all but dim 0)",
+            _grad_case("a conv weight [[[[0.2, -0.4]], [[0.6, 0]]], [[[-1.2, 0.3]], [[0.9, -0.1]]]] of shape "
+                       "(2, 2, 1, 2), per_channel=True (alpha over all but dim 0)",
                        torch.tensor([[[[0.2, -0.4]], [[0.6, 0.0]]], [[[-1.2, 0.3]], [[0.9, -0.1]]]]),
                        kwargs={"per_channel": True}),
             _grad_case("a float64 weight [[0.3, -0.6, 1.2]], per_channel=True (the output is float64)",
                        torch.tensor([[0.3, -0.6, 1.2]], dtype=torch.float64), kwargs={"per_channel": True}),
-            _grad_case("an integer weight (must raise TypeError naming weight)", torch.tensor([[1, -2], [3, 0]]),
+            _grad_case("an integer weight [[1, -2], [3, 0]] (must raise TypeError naming weight)",
+                       torch.tensor([[1, -2], [3, 0]]),
                        kwargs={"per_channel": True}, raises="weight")]
 
 
@@ -217,8 +219,9 @@ EXERCISES = (
                     "rounding and int64 codes, so that value alone has no gradient.",
                     "Which entries were not clamped? Those whose torch.round(x.detach() / s) + z lies in "
                     "[q_min, q_max] (compute this boolean mask yourself, with along(...)).",
-                    "Add to the value a term that is 0 but has the gradient you want: (x - x.detach()) * inside "
-                    "is zero everywhere, and its gradient with respect to x is inside.")),
+                    "Add to the value, in x's dtype (.to(x.dtype): dequantize gives float32), a term that is 0 but "
+                    "has the gradient you want: (x - x.detach()) * inside is zero everywhere, and its gradient with "
+                    "respect to x is inside.")),
     Exercise("binarize", "course_lib.quantization", binarize_public, binarize_hidden,
              hint="alpha * sign(weight) with alpha = mean |w| per output channel (or over the tensor), sign(0) = "
                   "+1, with the straight-through gradient for the sign",
@@ -226,7 +229,8 @@ EXERCISES = (
              hints=("A weight that is not a floating-point tensor is a TypeError naming weight.",
                     "alpha: weight.abs().mean(dim=(1, ..., weight.dim() - 1), keepdim=True) per channel, "
                     "weight.abs().mean() otherwise; keep it differentiable (no .detach()).",
-                    "torch.sign(0) is 0; torch.where(weight >= 0, 1.0, -1.0) gives +1 there (as weight's dtype).",
+                    "torch.sign(0) is 0; torch.where(weight >= 0, 1.0, -1.0).to(weight.dtype) gives +1 there, "
+                    "in weight's dtype.",
                     "The sign's straight-through gradient is 1 where |w| <= 1: signs + (weight - weight.detach()) "
                     "* (weight.detach().abs() <= 1) has the signs as value and that gradient.",
                     "Return alpha * that; autograd adds alpha's own gradient.")),
