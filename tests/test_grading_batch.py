@@ -9,6 +9,7 @@ from test_grading_attacks import HANG, IMPORTS, LOSS, SOFT, STEP, notebook
 
 from course_lib.grading.__main__ import main
 from course_lib.grading.authoring.specs import get_assignment
+from course_lib.grading.deploy.batch import grading_env
 
 pytestmark = pytest.mark.slow
 
@@ -85,3 +86,11 @@ def test_the_item_analysis_and_each_learners_feedback_lie_beside_the_grades(grad
         feedback = (out / "results" / f"{learner}.md").read_text()
         assert feedback.startswith(f"# Feedback for {learner}")
     assert "Not graded" in (out / "results" / "bob.md").read_text()
+
+
+@pytest.mark.parametrize("jobs, cores, environ, threads", [
+    (2, 2, {}, "1"), (1, 2, {}, "2"), (2, 8, {"PATH": "/bin"}, "4"), (4, 2, {}, "1"),
+    (2, 2, {"OMP_NUM_THREADS": "3"}, "3")])  # an instructor's own setting is kept
+def test_each_grading_gets_the_threads_its_share_of_the_cores_allows(jobs, cores, environ, threads):
+    env = grading_env(jobs, environ, cores)
+    assert env["OMP_NUM_THREADS"] == threads and all(env[k] == v for k, v in environ.items())

@@ -3,10 +3,10 @@
 A submission is ``SUBMISSIONS/NAME.ipynb`` or a folder ``SUBMISSIONS/NAME/`` holding one notebook;
 ``NAME`` identifies the learner. Each is graded by its own ``python -m course_lib.grading grade``
 process (its own sandboxes, its own learner user, its own subreaper), under an overall deadline
-derived from the time limits; a submission that cannot be graded, crashes the grader or outlives
-that deadline gets a row saying why and score 0, and the batch goes on. The CSV has the score,
-each exercise's points, flags for the instructor and the written answers; a summary line ends the
-output, and a line per submission on stderr shows the progress.
+derived from the time limits, each with ``OMP_NUM_THREADS`` = cores / jobs (:func:`grading_env`); a
+submission that cannot be graded, crashes the grader or outlives that deadline gets a row saying why and
+score 0, and the batch goes on. The CSV has the score, each exercise's points, flags for the instructor and the
+written answers; a summary line ends the output, and a line per submission on stderr shows the progress.
 
 Before any learner is graded, the machine's setup is checked once (:mod:`~course_lib.grading.grade.setup`: the
 platform, the secret, a confined Python as the learner user): a mistake there stops the batch with one line and
@@ -19,10 +19,12 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,11 +82,26 @@ def grading_command(args: argparse.Namespace, submission: Submission, out: Path)
     return command
 
 
+def grading_env(jobs: int, environ: Mapping[str, str], cores: int) -> dict[str, str]:
+    """The environment of each grading: ``environ`` with ``OMP_NUM_THREADS`` set to the cores each of the ``jobs``
+    gradings running at once can have (at least 1), unless ``environ`` sets it: two gradings whose 2-thread
+    OpenMP regions share 2 cores make each other's threads spin-wait, and a class takes about twice as long."""
+    if "OMP_NUM_THREADS" in environ:
+        return dict(environ)
+    return {**environ, "OMP_NUM_THREADS": str(max(1, cores // max(1, jobs)))}
+
+
+def _cores() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def grade_one(args: argparse.Namespace, submission: Submission, out: Path, limit: float) -> dict[str, Any]:
     """Grade one submission in its own process; a ``results.json`` dict whatever happens."""
     start = time.monotonic()
     proc = subprocess.Popen(grading_command(args, submission, out), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, start_new_session=True)
+                            stderr=subprocess.PIPE, start_new_session=True,
+                            env=grading_env(args.jobs, os.environ, _cores()))
     try:
         _, err = proc.communicate(timeout=limit)
     except subprocess.TimeoutExpired:
