@@ -28,9 +28,19 @@ Reliability rules (``compare_latency``'s keyword defaults; ``T`` threads in use,
    quiet machine varies by a few tens of percent at most; a wider spread means interference came and went.
 
 Each flagged comparison is measured again, up to ``retries`` times (default 2); the last attempt is returned.
+
+**The allocator.** glibc's ``malloc`` gives each large block (above a threshold that it moves by itself, at most
+32 MiB) fresh pages from the kernel and hands them back when the block is freed. A model whose activations cross
+that threshold then pays, on every call, for the kernel zeroing its activations' pages (the eager teacher at batch
+256: about 14,000 page faults and 30% of its time; the compiled one at batch 1,000: 37,000 and 40%), or not,
+depending on what the process allocated before: the same model measures differently in two processes. So
+:func:`compare_latency` and :func:`~course_lib.acceleration.kernel_times` first call :func:`steady_allocator`,
+which fixes both thresholds for the process, as a deployment does with jemalloc or tcmalloc; each
+:class:`Context` records ``allocator``.
 """
 from __future__ import annotations
 
+import ctypes
 import os
 import platform
 import statistics
@@ -100,6 +110,30 @@ def _cores() -> tuple[int, int]:
     return cores, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cores
 
 
+STEADY_BYTES = 1 << 30
+"""The block size from which :func:`steady_allocator` lets glibc map blocks of their own, and the free memory at the
+top of the heap above which it gives memory back: 1 GiB, more than any activation of the course's models."""
+
+
+@lru_cache(maxsize=1)
+def steady_allocator() -> str:
+    """Fix glibc's ``malloc`` thresholds for this process (``M_MMAP_THRESHOLD`` and ``M_TRIM_THRESHOLD`` at
+    :data:`STEADY_BYTES`), so that a large tensor freed and allocated again reuses the same pages instead of
+    faulting in fresh ones on each call (see the module docstring). Once per process, and for the rest of it: a
+    process that times models keeps the memory it freed (up to its peak use). Returns what holds, as
+    :class:`Context` records it: ``"glibc, thresholds 1 GiB"``, or ``"default"`` where the C library is not glibc
+    (macOS, Windows, musl) or refuses."""
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return "default"
+    m_trim_threshold, m_mmap_threshold = -1, -3  # glibc's malloc.h
+    try:
+        libc = ctypes.CDLL(None)
+        done = libc.mallopt(m_mmap_threshold, STEADY_BYTES) == 1 and libc.mallopt(m_trim_threshold, STEADY_BYTES) == 1
+    except (OSError, AttributeError):
+        return "default"
+    return f"glibc, thresholds {STEADY_BYTES >> 30} GiB" if done else "default"
+
+
 @dataclass(frozen=True)
 class Context:
     """Where and how one comparison was measured, shared by its variants.
@@ -108,7 +142,8 @@ class Context:
     use; ``capability`` is ``torch.backends.cpu.get_cpu_capability()`` (the ATen kernels in use: ``AVX512``,
     ``AVX2``, ``DEFAULT``); ``threads`` the most intra-op threads any variant used; ``device`` the devices the
     variants ran on (comma-separated); ``started`` an ISO UTC time; ``seconds`` the wall time of the attempt;
-    ``attempt`` its number (1 = first measurement)."""
+    ``attempt`` its number (1 = first measurement); ``allocator`` what :func:`steady_allocator` fixed
+    (``"unrecorded"`` in a record made before it)."""
 
     load_before: float
     load_after: float
@@ -123,6 +158,7 @@ class Context:
     started: str
     seconds: float
     attempt: int
+    allocator: str = "unrecorded"
 
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "cpu_flags": list(self.cpu_flags)}
@@ -352,7 +388,8 @@ def _attempt(runners: dict[str, tuple[Callable, torch.Tensor, torch.device]], th
     used = max(threads.values())
     devices = sorted({str(device) for _, _, device in runners.values()})
     context = Context(load_before, load_after, cores, affinity, torch.backends.cpu.get_cpu_capability(), model_name,
-                      flags, torch.__version__, used, ",".join(devices), started, seconds, attempt)
+                      flags, torch.__version__, used, ",".join(devices), started, seconds, attempt,
+                      steady_allocator())
     load = load_problem(load_before, load_after, cores=cores, threads=used, load_slack=rules["load_slack"])
     shared = [load] if load else []
     run_id = uuid.uuid4().hex[:12]
@@ -419,6 +456,7 @@ def compare_latency(models: Mapping[str, Variant], example_input: torch.Tensor |
                             f"({type(model).__name__})")
     inputs = _check_inputs(example_input, list(models))
     per_variant = _check_threads(threads, list(models))
+    steady_allocator()
     previous = torch.get_num_threads()
     try:
         with ExitStack() as modes:

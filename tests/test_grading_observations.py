@@ -7,9 +7,11 @@ loader's own ``passes``, any object in memory that looks like a counting loader)
 process, as the first test shows; graded, its loader is served and counted by the grader, and the tampering earns
 nothing: the counting cases fail, and only they.
 
-``distillation_step`` must not give the teacher gradients. A step that back-propagates through the teacher and
-then clears the teacher's gradients leaves nothing to see after the call; graded, each gradient was reported to
-the grader the moment it reached the teacher, and the step scores 0.
+``distillation_step`` must run the teacher in eval mode without building an autograd graph through it, and leave
+it unchanged. A step that removes the course's counting hook, runs the teacher once in train mode (its running
+statistics move), builds a graph through it, then clears the teacher's gradients and restores its buffers leaves
+nothing to see after the call in its own process; graded, the teacher is served (the grader runs it and sees
+every pass), and the step scores 0.
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from test_grading_attacks import IMPORTS, LOSS, SOFT, STEP, by_test, notebook, p
 from course_lib.grading.authoring.calling import call_and_observe
 from course_lib.grading.authoring.specs import get_assignment
 from course_lib.grading.authoring.specs.distillation.loops import PASSES
-from course_lib.grading.authoring.specs.distillation.step import TEACHER_GRADIENTS
+from course_lib.grading.authoring.specs.distillation.step import TEACHER_GRAPHS, TEACHER_STATE
 from course_lib.grading.confinement.options import Options, TimeLimits
 from course_lib.grading.grade.grader import grade
 
@@ -63,16 +65,24 @@ def temperature_sweep(student, teacher, train_loader, val_loader, test_loader, t
             pass
     return best, val, test[best]'''
 UNDETACHED_LOSS = LOSS.replace("teacher_logits.detach()", "teacher_logits")  # the gradient reaches the teacher
-GRADIENT_HIDING_STEP = '''def distillation_step(student, teacher, inputs, labels, optimizer, temperature=4.0,
+HIDING_STEP = '''def distillation_step(student, teacher, inputs, labels, optimizer, temperature=4.0,
                       alpha=0.9):
+    teacher._forward_pre_hooks.clear()  # the course's count of graph-building passes: gone
     teacher.eval()
     student.train()
     loss = distillation_loss(student(inputs), teacher(inputs), labels, temperature, alpha)  # a graph through it
     optimizer.zero_grad()
     loss.backward()
-    teacher.zero_grad(set_to_none=True)  # then no trace: every teacher gradient is None again
     optimizer.step()
+    saved = {k: v.clone() for k, v in teacher.state_dict().items()}
+    teacher.train()
+    teacher(inputs)  # a pass in train mode: the running statistics move
+    teacher.load_state_dict(saved)  # and are put back
+    teacher.zero_grad(set_to_none=True)  # no trace: every teacher gradient is None again
     return loss.item()'''
+FROZEN_STEP = STEP.replace("    with torch.no_grad():\n        t = teacher(inputs)",
+                           "    teacher.requires_grad_(False)  # autograd stays on, but no parameter needs a gradient\n"
+                           "    t = teacher(inputs)")
 SLOW = Options(time=TimeLimits(case_cpu=20, case_wall=60, exercise=240, definitions=10), execute=False)
 FAST = Options(execute=False)
 
@@ -128,21 +138,39 @@ def test_graded_the_tampering_earns_nothing(tmp_path):
         assert len(passed) >= 3 and not any("counts its passes" in line for line in passed), output
 
 
-def test_in_its_own_process_clearing_the_teachers_gradients_hides_them():
-    """What the grader must not trust: after the call, no parameter of the teacher holds a gradient."""
+def _step_observed(*sources: str, case: int = 1) -> tuple[dict, dict]:
+    """The observation of the learner's ``distillation_step`` (defined by ``sources``) on public case ``case``
+    (a teacher with BatchNorm), in this process, and the reference's."""
     namespace: dict = {}
-    for source in (IMPORTS, UNDETACHED_LOSS, GRADIENT_HIDING_STEP):
+    for source in (IMPORTS, *sources):
         exec(compile(source, "<notebook>", "exec"), namespace)  # noqa: S102 - the learner's code, here
     exercise = get_assignment("distillation").exercise("distillation_step")
-    observed = call_and_observe(namespace["distillation_step"], exercise, exercise.public()[0], seed=0)["value"]
-    assert observed[TEACHER_GRADIENTS] == 0
+    chosen = exercise.public()[case]
+    observed = call_and_observe(namespace["distillation_step"], exercise, chosen, seed=0)["value"]
+    return observed, call_and_observe(exercise.reference_fn(), exercise, chosen, seed=0)["value"]
 
 
-def test_graded_a_step_that_clears_the_teachers_gradients_scores_zero(tmp_path):
-    path = notebook(tmp_path / "01_distillation.ipynb", "distillation", IMPORTS, UNDETACHED_LOSS,
-                    GRADIENT_HIDING_STEP)
+def test_in_its_own_process_a_step_can_hide_what_it_did_to_the_teacher():
+    """What the grader must not trust: no graph counted, the buffers as they were, the right update."""
+    observed, expected = _step_observed(UNDETACHED_LOSS, HIDING_STEP)
+    assert observed[TEACHER_GRAPHS] == expected[TEACHER_GRAPHS] == 0
+    exercise = get_assignment("distillation").exercise("distillation_step")
+    assert exercise.check_answer(observed, expected, *exercise.public()[1].make()) is None
+
+
+def test_a_teacher_frozen_by_requires_grad_builds_no_graph_either():
+    observed, expected = _step_observed(LOSS, FROZEN_STEP)
+    assert "no_grad" not in FROZEN_STEP and observed[TEACHER_GRAPHS] == 0
+    exercise = get_assignment("distillation").exercise("distillation_step")
+    assert exercise.check_answer(observed, expected, *exercise.public()[1].make()) is None
+
+
+def test_graded_a_step_that_hides_what_it_did_to_the_teacher_scores_zero(tmp_path):
+    path = notebook(tmp_path / "01_distillation.ipynb", "distillation", IMPORTS, UNDETACHED_LOSS, HIDING_STEP)
     results = grade(path, "distillation", options=FAST)
     assert points(results, "distillation_step") == 0
     output = by_test(results)["distillation_step (public tests)"]["output"]
-    assert "as the number of the teacher's parameters that received a gradient, expected 0" in output, output
+    assert f"returned 2 as {TEACHER_GRAPHS}, expected 0" in output, output  # the loss's pass, the train-mode one
+    bn_case = next(line for line in output.splitlines() if "a teacher with BatchNorm, left in train" in line)
+    assert bn_case.startswith("  [FAIL]") and TEACHER_STATE in bn_case, output  # the grader's statistics moved
     assert points(results, "distillation_loss") > 0  # the loss's values are right: only the step fails

@@ -3,6 +3,7 @@ the definitions of the affine map, brute-force scans and hand-worked cases."""
 import pytest
 import torch
 from torch import nn
+from torch.nn import functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from course_lib.acceleration import fold_batchnorm
@@ -18,7 +19,7 @@ from course_lib.quantization import (
     quantization_aware_train,
     quantize,
 )
-from course_lib.quantization.deploy import convert_int8
+from course_lib.quantization.deploy import _pool_on_codes, convert_int8
 from course_lib.quantization.observers import MinMaxObserver, MovingAverageObserver, MSEObserver, PercentileObserver
 from course_lib.quantization.ptq import calibrate, prepare, quantize_weight
 from course_lib.training import Trained
@@ -377,7 +378,9 @@ def test_qat_trains_the_shadow_weights():
 
 
 def _int8_pair():
-    model = _tiny_convnet()
+    """The tiny conv net with a 2x2 max-pool after its ReLU (PT2E quantizes the pool on int8), and an input."""
+    tiny = _tiny_convnet()
+    model = nn.Sequential(*tiny[:3], nn.MaxPool2d(2), nn.Flatten(), nn.Linear(4 * 3 * 3, 3)).eval()
     x = torch.rand(16, 1, 6, 6, generator=torch.Generator().manual_seed(0))
     return model, x
 
@@ -397,6 +400,46 @@ def test_pt2e_int8_graph_uses_quantize_ops_and_matches_fp32():
     assert weights and all(t.dtype == torch.int8 for t in weights)
 
 
+@pytest.mark.parametrize("scale, zero_point", [(0.02, 0), (0.5, 7), (1e-3, 255), (3.0, 128)])
+def test_a_max_pool_commutes_with_dequantize_and_quantize_undoes_it(scale, zero_point):
+    """The identity behind _pool_on_codes, by the definitions: dequantize s (c - z) in float32, quantize
+    clamp(round(v / s) + z, 0, 255)."""
+    codes = torch.randint(0, 256, (2, 3, 6, 6), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    real = scale * (codes.float() - zero_point)
+    pooled = (torch.round(F.max_pool2d(real, 2) / scale) + zero_point).clamp(0, 255).to(torch.uint8)
+    assert torch.equal(pooled, F.max_pool2d(codes, 2))
+
+
+def _pool_graph(out_scale: float, extra_user: bool = False) -> torch.fx.GraphModule:
+    """dequantize (scale 0.1, zero point 3) -> 2x2 max-pool -> quantize (``out_scale``, zero point 3)."""
+    import torch.ao.quantization.fx._decomposed  # noqa: F401 - registers the quantized_decomposed operators
+
+    qd = torch.ops.quantized_decomposed
+    graph = torch.fx.Graph()
+    codes = graph.placeholder("codes")
+    real = graph.call_function(qd.dequantize_per_tensor.default, (codes, 0.1, 3, 0, 255, torch.uint8))
+    pooled = graph.call_function(torch.ops.aten.max_pool2d.default, (real, [2, 2], [2, 2]))
+    out = graph.call_function(qd.quantize_per_tensor.default, (pooled, out_scale, 3, 0, 255, torch.uint8))
+    graph.output((out, pooled) if extra_user else out)
+    return torch.fx.GraphModule(nn.Module(), graph)
+
+
+def test_pool_on_codes_pools_the_codes_where_both_sides_share_their_parameters():
+    codes = torch.randint(0, 256, (2, 3, 6, 6), dtype=torch.uint8, generator=torch.Generator().manual_seed(2))
+    rewritten = _pool_on_codes(_pool_graph(0.1))
+    targets = [n.target for n in rewritten.graph.nodes if n.op == "call_function"]
+    assert targets == [torch.ops.aten.max_pool2d.default]
+    assert torch.equal(rewritten(codes), F.max_pool2d(codes, 2))
+    assert torch.equal(_pool_graph(0.1)(codes), F.max_pool2d(codes, 2))  # the graph it replaced gives the same
+
+
+@pytest.mark.parametrize("out_scale, extra_user", [(0.2, False), (0.1, True)])
+def test_pool_on_codes_leaves_a_requantizing_or_shared_pool_alone(out_scale, extra_user):
+    graph_module = _pool_graph(out_scale, extra_user)
+    before = [n.target for n in graph_module.graph.nodes]
+    assert [n.target for n in _pool_on_codes(graph_module).graph.nodes] == before
+
+
 @pytest.mark.slow  # compiles with Inductor (a C++ compiler, tens of seconds)
 def test_compile_int8_runs_onednn_int8_kernels_and_leaves_freezing_off():
     import torch._inductor.config as inductor_config
@@ -409,6 +452,7 @@ def test_compile_int8_runs_onednn_int8_kernels_and_leaves_freezing_off():
     # oneDNN int8 call (no dequantize -> float conv -> quantize left over)
     assert "onednn.qconv_pointwise" in code and "onednn.qlinear_pointwise" in code and "_frozen_param" in code
     assert "aten.convolution" not in code and "dequantize_per_channel" not in code
+    assert "quantized.max_pool2d" not in code  # the pool runs on the codes, in Inductor's own loops
     with torch.no_grad():
         out, ref = q(x), model(x)
     assert (out - ref).abs().max() < 0.05 * ref.abs().max()

@@ -5,6 +5,8 @@ advance by scripted amounts, and the one real call checks only the plumbing.
 """
 import json
 import os
+import platform
+import resource
 
 import numpy as np
 import pytest
@@ -333,3 +335,26 @@ def test_cuda_variants_are_synchronised_and_not_judged_by_cpu_time():
                                     cpu_clock=clocks.cpu_clock, read_load=lambda: (0.0, 0.0, 0.0), max_spread=1e9)
     lat = result["gpu"]
     assert lat.context.device.startswith("cuda") and lat.reliable and all(t > 0 for t in lat.wall_ms)
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's malloc thresholds")
+def test_with_the_steady_allocator_the_eager_teacher_reuses_its_pages():
+    """At batch 256 the eager teacher's activations (25 MiB for the first conv's output) would get fresh pages
+    on each call, about 14,000 page faults (counted by the kernel: getrusage); with the allocator steady, the
+    pages are reused (a few faults may remain: the kernel may reclaim idle pages)."""
+    from course_lib.models import teacher_cnn
+
+    assert timing.steady_allocator() == "glibc, thresholds 1 GiB"
+    model, x = teacher_cnn().eval(), torch.randn(256, 1, 28, 28)
+    with torch.inference_mode():
+        model(x)
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        for _ in range(4):
+            model(x)
+    assert (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 4 < 4000
+
+
+def test_a_context_recorded_before_the_allocator_was_says_so():
+    record = context().as_dict()
+    del record["allocator"]
+    assert timing.Context.from_dict(record).allocator == "unrecorded"

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from .._validation import check_int, check_module, check_tensor, reads_model
+from ..timing import steady_allocator
 from ..training import evaluating
 
 KERNELS = r"conv|linear|addmm|matmul|\bmm\b|pool"  # the operators that do a layer's work
@@ -51,7 +52,7 @@ class KernelProfile:
 
 
 @reads_model
-@torch.no_grad()
+@torch.inference_mode()
 def kernel_times(model: nn.Module, example_input: torch.Tensor, *, repeats: int = 20, warmup: int = 3,
                  kernels: str = KERNELS) -> KernelProfile:
     """The CPU time of each kernel of ``model(example_input)``, per forward pass (see the module docstring).
@@ -66,6 +67,10 @@ def kernel_times(model: nn.Module, example_input: torch.Tensor, *, repeats: int 
         kernels: a regular expression; operators whose name matches it (case-insensitive) and that call no
             other matching operator (``aten::mkldnn_convolution``, not the ``aten::conv2d`` that calls it) are
             listed, one entry per distinct (name, input shape); the rest is ``other_ms``.
+
+    The passes run under ``torch.inference_mode()``, as :func:`~course_lib.timing.compare_latency` times them and
+    :func:`~course_lib.acceleration.try_compile` compiles: a compiled model called in another grad mode
+    (``torch.no_grad()``) is compiled again, into a different (for the fp32 teacher, slower) graph.
 
     Each figure is the median over the ``repeats`` passes (of a kernel's self time in a pass, of a pass's
     time, of what the kernels leave of it), so that a pass the operating system interrupted does not move it;
@@ -82,6 +87,7 @@ def kernel_times(model: nn.Module, example_input: torch.Tensor, *, repeats: int 
     except (re.error, TypeError) as error:
         raise ValueError(f"kernels must be a regular expression over operator names, got {kernels!r} "
                          f"({error})") from None
+    steady_allocator()  # no page faults that depend on what the process allocated before
     with evaluating(model):
         for _ in range(warmup):
             model(example_input)

@@ -17,8 +17,8 @@ per case. Over
    encoded by :func:`course_lib.grading.confinement.channel.encode`; while a case runs, ``{"type": "fetch",
    "kind", "index", "position"}`` for each pass over a loader the grader serves and counts
    (:mod:`course_lib.grading.authoring.served`), answered with ``{"type": "batches", ...}`` over ``IN_FD``, and
-   ``{"type": "observed", "kind", "index", "name", "key"}`` the moment an event the grader counts happens
-   (:func:`course_lib.grading.authoring.served.report`).
+   ``{"type": "forward", "kind", "index", "position", "inputs", "modes", "graph"}`` for each forward pass of a
+   module the grader serves and runs, answered with ``{"type": "output", "output"}`` (or ``"error"``).
 
 The hidden cases' seed arrives with the first hidden command, never before the public cases have
 been answered. Nothing here knows an expected answer, and the grader trusts nothing it says beyond
@@ -153,8 +153,16 @@ def main(in_fd: int, out_fd: int) -> None:
         if reply is None or reply.get("type") != "batches":
             raise RuntimeError("the grader served no batches")
         return decode(reply["batches"])
-    served.FETCH = fetch
-    served.REPORT = lambda name, key: send(out_fd, {"type": "observed", **current, "name": name, "key": key})
+    def forward(position: int, inputs: Any, modes: list[bool], graph: bool) -> Any:  # a served module's pass
+        send(out_fd, {"type": "forward", **current, "position": position, "inputs": encode(inputs),
+                      "modes": modes, "graph": graph})
+        reply = receive(in_fd)
+        if reply is None or reply.get("type") != "output":
+            raise RuntimeError("the grader ran no forward pass")
+        if "error" in reply:
+            raise RuntimeError(str(reply["error"]))
+        return decode(reply["output"])
+    served.FETCH, served.FORWARD = fetch, forward
     while (command := receive(in_fd)) is not None:
         kind, index = command["kind"], command["index"]
         current.update(kind=kind, index=index)

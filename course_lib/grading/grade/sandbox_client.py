@@ -23,9 +23,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
+
 from ..authoring.exercise import Assignment, Exercise
 from ..authoring.seeds import hidden_seed, rng_seed
-from ..authoring.served import REPORTED, CountingLoader, counted_loaders
+from ..authoring.served import CountingLoader, counted_loaders, served_modules
 from ..confinement.channel import ChannelError, Reader, decode, encode, send
 from ..confinement.forkserver import Forked, ForkServer
 from ..confinement.options import Options, TimeLimits
@@ -172,32 +174,29 @@ def until_ready(box: SandboxProcess, job: dict, limits: TimeLimits, obs: Observa
     return False
 
 
-class ServedLoaders:
-    """The grader's side of one case's served loaders and reported events (:mod:`course_lib.grading.authoring.served`):
-    it builds the case itself, answers each pass the sandbox asks for with its own loader's batches (at most
-    :data:`MAX_PASSES`), notes the keys of the events reported while the case runs, and writes its counts of the
-    passes and of the reported keys into the observation."""
+class Served:
+    """The grader's side of one case's served loaders and modules (:mod:`course_lib.grading.authoring.served`): it
+    builds the case itself, answers each pass the sandbox asks for with its own loader's batches (at most
+    :data:`MAX_PASSES`) and each forward pass with its own module's output (at most :data:`MAX_FORWARDS`), and
+    writes into the observation its counts and its modules' parameters and buffers after the case."""
 
     MAX_PASSES = 16  # a pass more is never answered (the learner's pass waits until the case's time is up)
-    MAX_KEYS = 1024  # keys of one count beyond these are ignored
+    MAX_FORWARDS = 64  # likewise for forward passes of a served module
 
     def __init__(self, exercise: Exercise, ctx: Context, kind: str, index: int) -> None:
         self.exercise, self.ctx, self.kind, self.index = exercise, ctx, kind, index
-        self._loaders: dict[int, CountingLoader] | None = None
-        self.reported: dict[str, set[int]] = {name: set() for name in REPORTED}
+        self._args: tuple | None = None
+        self.forwards = 0
 
-    def note(self, message: dict[str, Any]) -> None:
-        """An event reported by the sandbox (a count's name and a key); anything else is ignored."""
-        keys, key = self.reported.get(message.get("name")), message.get("key")
-        if keys is not None and isinstance(key, int) and len(keys) < self.MAX_KEYS:
-            keys.add(key)
-
-    def loaders(self) -> dict[int, CountingLoader]:
-        if self._loaders is None:
+    def _case_args(self) -> tuple:
+        if self._args is None:
             cases = (self.exercise.public() if self.kind == "public" else
                      self.exercise.hidden(hidden_seed(self.ctx.secret, self.ctx.assignment.name, self.exercise.name)))
-            self._loaders = counted_loaders(cases[self.index].make()[0])
-        return self._loaders
+            self._args = cases[self.index].make()[0]
+        return self._args
+
+    def loaders(self) -> dict[int, CountingLoader]:
+        return counted_loaders(self._case_args())
 
     def answer(self, box: SandboxProcess, message: dict[str, Any]) -> None:
         position = message.get("position")
@@ -205,15 +204,46 @@ class ServedLoaders:
         if loader is not None and loader.passes < self.MAX_PASSES:
             box.send({"type": "batches", "batches": [encode(batch) for batch in loader]})
 
+    def run_forward(self, box: SandboxProcess, message: dict[str, Any]) -> None:
+        """One forward pass of a served module, in the modes the sandbox sent, without a graph; counted as a
+        pass that builds one if the sandbox said so."""
+        position, modes = message.get("position"), message.get("modes")
+        module = served_modules(self._case_args()).get(position) if isinstance(position, int) else None
+        if module is None or self.forwards >= self.MAX_FORWARDS:
+            return
+        self.forwards += 1
+        module.graph_passes += message.get("graph") is True
+        submodules = list(module.modules())
+        try:
+            inputs = decode(message.get("inputs"))
+            if not isinstance(modes, list) or len(modes) != len(submodules) or not all(
+                    isinstance(m, bool) for m in modes):
+                raise ValueError(f"expected the modes of its {len(submodules)} submodules")
+            if not isinstance(inputs, torch.Tensor) or not inputs.is_floating_point():
+                raise TypeError(f"expected a floating-point input tensor, got {type(inputs).__name__}")
+            for submodule, training in zip(submodules, modes):
+                submodule.training = training
+            with torch.no_grad():
+                output = module(inputs)
+        except Exception as e:  # noqa: BLE001 - the learner's input may be anything: say what went wrong
+            box.send({"type": "output", "error": f"the served module's forward pass failed: "
+                                                 f"{type(e).__name__}: {str(e)[:200]}"})
+            return
+        box.send({"type": "output", "output": encode(output)})
+
     def observe(self, outcome: CaseOutcome) -> CaseOutcome:
-        """``outcome`` with the grader's counts in place of the sandbox's (what the learner could have altered)."""
+        """``outcome`` with the grader's counts and states in place of the sandbox's (what the learner could have
+        altered)."""
         value = outcome.result.get("value") if outcome.status is Status.ANSWERED else None
         if isinstance(value, dict):
             for loader in self.loaders().values():
                 value[loader.counted_as] = loader.passes
-            for name, keys in self.reported.items():
-                if name in value:
-                    value[name] = len(keys)
+            for module in served_modules(self._case_args()).values():
+                state_as, graph_passes_as = module.served_as
+                if state_as in value:
+                    value[state_as] = [v.detach() for v in module.state_dict().values()]
+                if graph_passes_as in value:
+                    value[graph_passes_as] = module.graph_passes
         return outcome
 
 
@@ -229,7 +259,7 @@ def run_cases(box: SandboxProcess, todo: list[tuple[str, int]], exercise: Exerci
             command["hidden_seed"] = hidden_seed(ctx.secret, ctx.assignment.name, exercise.name)
             box.saw_hidden = True
         cpu0, wall0 = cpu_seconds(box.proc.pid), time.monotonic()
-        outcome, cost, served = None, 0.0, ServedLoaders(exercise, ctx, kind, index)
+        outcome, cost, served = None, 0.0, Served(exercise, ctx, kind, index)
         if not box.send(command):
             outcome = CaseOutcome(Status.CRASHED, detail=box.why_ended())
         while outcome is None:
@@ -246,8 +276,8 @@ def run_cases(box: SandboxProcess, todo: list[tuple[str, int]], exercise: Exerci
                     return charged
                 if message.get("type") == "fetch" and (message.get("kind"), message.get("index")) == key:
                     served.answer(box, message)
-                if message.get("type") == "observed" and (message.get("kind"), message.get("index")) == key:
-                    served.note(message)
+                if message.get("type") == "forward" and (message.get("kind"), message.get("index")) == key:
+                    served.run_forward(box, message)
                 if message.get("type") == "case" and (message.get("kind"), message.get("index")) == key:
                     outcome, cost = served.observe(_case_outcome(message.get("result"))), cpu
                     break

@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from ...compare import compare_values, describe
 from ...exercise import Case, Exercise
 from ...seeds import generator
-from ...served import CountingLoader, ServedLoader
+from ...served import CountingLoader, ServedLoader, serve
 from .losses import UNLABELED
 
 # --- distill_steps ---------------------------------------------------------------------------------------
@@ -28,6 +28,7 @@ def _loop_case(seed: int, text: str, steps: int, kwargs: dict | None = None, *, 
             inputs = torch.randn(examples, 6)
             labels = torch.randint(0, 4, (examples,))
             labels[torch.rand(examples) < unlabeled] = UNLABELED
+        serve(teacher, state_as=LOOP_TEACHER_STATE)  # in a sandbox the grader runs it, and observes its state
         loader = DataLoader(TensorDataset(inputs, labels), batch_size=8, shuffle=shuffle,
                             generator=generator(seed) if shuffle else None)
         optimizer = torch.optim.Adam(student.parameters(), lr=0.05)
@@ -35,12 +36,16 @@ def _loop_case(seed: int, text: str, steps: int, kwargs: dict | None = None, *, 
     return Case(text, make, raises)
 
 
+LOOP_TEACHER_STATE = "the teacher's parameters and buffers after the loop"
+
+
 def loop_observe(result: Any, args: tuple, kwargs: dict) -> dict[str, Any]:
-    """The returned losses, and the student's and the teacher's parameters and buffers after the loop."""
+    """The returned losses, and the student's and the teacher's parameters and buffers after the loop (in a
+    sandbox the grader's own teacher's replace the teacher's)."""
     student, teacher = args[0], args[1]
     return {"the returned losses": list(result) if isinstance(result, tuple) else result,
             "the student's parameters after the loop": [v.detach() for v in student.state_dict().values()],
-            "the teacher's parameters and buffers after the loop": [v.detach() for v in teacher.state_dict().values()]}
+            LOOP_TEACHER_STATE: [v.detach() for v in teacher.state_dict().values()]}
 
 
 def loop_public() -> list[Case]:

@@ -1,7 +1,6 @@
 """One training step of exercise 1: ``distillation_step``."""
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import torch
@@ -34,8 +33,7 @@ def _step_case(seed: int, text: str, kwargs: dict | None = None, *, teacher_bn: 
             if stale:
                 for p in student.parameters():
                     p.grad = torch.randn(p.shape)
-        for k, p in enumerate(teacher.parameters()):  # in a sandbox, a gradient is reported to the grader at once
-            p.register_post_accumulate_grad_hook(functools.partial(_gradient_reached, k))
+        served.serve(teacher, state_as=TEACHER_STATE, graph_passes_as=TEACHER_GRAPHS)  # run by the grader, graded
         student.train(not student_eval)  # the teacher is left in train mode, as nn.Module builds it
         opt = (torch.optim.SGD(student.parameters(), lr=0.5) if optimizer == "sgd"
                else torch.optim.Adam(student.parameters(), lr=0.05))
@@ -43,23 +41,22 @@ def _step_case(seed: int, text: str, kwargs: dict | None = None, *, teacher_bn: 
     return Case(text, make)
 
 
-TEACHER_GRADIENTS = served.reported("the number of the teacher's parameters that received a gradient")
-
-
-def _gradient_reached(k: int, parameter: torch.Tensor) -> None:
-    served.report(TEACHER_GRADIENTS, k)
+TEACHER_STATE = "the teacher's parameters and buffers after the step"
+TEACHER_GRAPHS = ("the number of the teacher's forward passes that built an autograd graph (autograd on, "
+                  "its parameters requiring gradients)")
 
 
 def step_observe(result: Any, args: tuple, kwargs: dict) -> dict[str, Any]:
     """The returned loss and its type, the student's and the teacher's parameters and buffers after the step,
-    and how many of the teacher's parameters received a gradient (in a sandbox the grader counts the reports of
-    :func:`_gradient_reached`, sent while the step ran, and replaces this count)."""
+    and how many of the teacher's forward passes built an autograd graph (a gradient could then reach it). In a
+    sandbox the teacher is served (:func:`~course_lib.grading.authoring.served.serve`): the grader ran it, and
+    its own teacher's state and count replace these."""
     student, teacher = args[0], args[1]
     return {"the returned loss": result.detach() if isinstance(result, torch.Tensor) else result,
             "the type of the returned loss": type(result).__name__,
             "the student's parameters and buffers after the step": [v.detach() for v in student.state_dict().values()],
-            "the teacher's parameters and buffers after the step": [v.detach() for v in teacher.state_dict().values()],
-            TEACHER_GRADIENTS: sum(p.grad is not None for p in teacher.parameters())}
+            TEACHER_STATE: [v.detach() for v in teacher.state_dict().values()],
+            TEACHER_GRAPHS: teacher.graph_passes}
 
 
 def step_public() -> list[Case]:
