@@ -28,9 +28,10 @@ book: setup
 # The whole suite: lint, unit and grader tests, the notebooks (book/ from the installed wheel), the book build. It
 # runs on up to 4 pytest-xdist workers (one per core), each on one thread (two threads per worker would compete for
 # the cores with the other worker's), grouped by tests/xdist_groups.py (a notebook's cells run in order in one kernel,
-# the book's tests share one build), and prints the 15 slowest tests so that the cost stays visible.
+# the book's tests share one build), and prints the 15 slowest tests so that the cost stays visible. A worker that
+# crashes ends the run (--max-worker-restart 0): with loadgroup, a replaced worker can leave the run waiting forever.
 test: setup
-	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PY) -m pytest -n auto --maxprocesses 4 --dist loadgroup --durations=15
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PY) -m pytest -n auto --maxprocesses 4 --dist loadgroup --max-worker-restart 0 --durations=15
 
 # The fast unit tests (no kernels, no sandboxes, no DDP): one pytest-xdist worker per core (at most 4), each on one
 # thread, since small operators run slower when two threads compete for a core.
