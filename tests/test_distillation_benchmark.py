@@ -4,6 +4,7 @@ between trainings (:mod:`course_lib.benchmark.cache`): the teacher's table of lo
 and the students trained side by side are the ones one thread trains one by one."""
 import copy
 import math
+import os
 import statistics
 
 import pytest
@@ -95,6 +96,21 @@ def test_parallel_map_returns_every_result_in_order_closures_included():
     assert parallel_map([]) == []
     with pytest.raises(ValueError, match="workers must be"):
         parallel_map([lambda: 1], workers=0)
+
+
+def test_where_autograd_refuses_a_forked_worker_the_tasks_run_here():
+    """A worker forked after this process started autograd's device threads raises BAD_FORK on its first
+    backward; simulated: the task raises it in any process but this one, which must then run every task."""
+    from course_lib.benchmark.cache import BAD_FORK
+
+    parent = os.getpid()
+
+    def trains(i: int) -> int:
+        if os.getpid() != parent:
+            raise RuntimeError(f"{BAD_FORK}. See https://github.com/pytorch/pytorch/wiki/Autograd-and-Fork")
+        return i * i
+
+    assert parallel_map([lambda i=i: trains(i) for i in range(3)], workers=2) == [0, 1, 4]
 
 
 def test_parallel_map_raises_a_tasks_exception():

@@ -22,6 +22,7 @@ from course_lib.quantization import (
     quantize,
 )
 from course_lib.quantization.deploy import _pool_on_codes, convert_int8
+from course_lib.quantization.kernels import int8_kernel
 from course_lib.quantization.observers import MinMaxObserver, MovingAverageObserver, MSEObserver, PercentileObserver
 from course_lib.quantization.ptq import calibrate, prepare, quantize_weight
 from course_lib.training import Trained
@@ -457,7 +458,12 @@ def test_compile_int8_runs_onednn_int8_kernels_and_leaves_freezing_off():
     assert "quantized.max_pool2d" not in code  # the pool runs on the codes, in Inductor's own loops
     with torch.no_grad():
         out, ref = q(x), model(x)
-    assert (out - ref).abs().max() < 0.05 * ref.abs().max()
+        graph = convert_int8(model, [x], example_input=x)(x)  # the same integers, by reference operators
+    if int8_kernel("onednn").saturates:  # AVX2 without VNNI: pairs of products saturate in int16 (the int8 page
+        assert (out - ref).abs().max() < 0.25 * ref.abs().max()  # measures it), a few codes off the reference
+    else:
+        assert torch.allclose(out, graph, atol=1e-5)
+        assert (out - ref).abs().max() < 0.05 * ref.abs().max()
     assert inductor_config.freezing is False
 
 

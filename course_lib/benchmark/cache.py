@@ -53,25 +53,38 @@ def parallel_map(tasks: Sequence[Callable[[], Any]], *, workers: int | None = No
     model) comes back. A task must seed what it draws (:func:`course_lib.training.set_seed`, a generator), as its
     worker's random state is a copy of the caller's at some earlier point; then its result is the one a call
     on one thread gives. An exception in a task is raised here. With one worker, one task, or no ``fork`` start
-    method (Windows, macOS defaults aside), the tasks run here, in order, on one thread.
+    method (Windows, macOS defaults aside), the tasks run here, in order, on one thread; so they do when autograd
+    refuses to train in a forked worker (:data:`BAD_FORK`: this process started autograd's device threads).
     """
     global _TASKS
     if workers is None:
         workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     workers = min(len(tasks), check_int(workers, "workers", 1))
     if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            return [task() for task in tasks]
-        finally:
-            torch.set_num_threads(threads)
+        return _here(tasks)
     _TASKS = tasks
     try:
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
             return list(pool.map(_run_task, range(len(tasks))))
+    except RuntimeError as error:  # autograd refuses to run in a child forked after this process started its
+        if BAD_FORK not in str(error):  # device threads: the tasks (seeded) then run here, with the same results
+            raise
+        return _here(tasks)
     finally:
         _TASKS = ()
+
+
+BAD_FORK = "Unable to handle autograd's threading in combination with fork-based multiprocessing"
+
+
+def _here(tasks: Sequence[Callable[[], Any]]) -> list[Any]:
+    """The tasks run in this process, in order, on one thread."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return [task() for task in tasks]
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _digests(images: torch.Tensor) -> list[bytes]:
