@@ -1,6 +1,5 @@
 """Tests of course_lib.quantization against independent references: PyTorch's own quantization ops,
 the definitions of the affine map, brute-force scans and hand-worked cases."""
-import os
 
 import pytest
 import torch
@@ -465,37 +464,6 @@ def test_compile_int8_runs_onednn_int8_kernels_and_leaves_freezing_off():
         assert torch.allclose(out, graph, atol=1e-5)
         assert (out - ref).abs().max() < 0.05 * ref.abs().max()
     assert inductor_config.freezing is False
-
-
-AFTER_PT2E = """
-import torch
-from torch import nn
-from course_lib.acceleration import try_compile
-from course_lib.pruning import magnitude_prune
-from course_lib.quantization.deploy import convert_int8
-torch.manual_seed(0)
-x = torch.rand(2, 1, 8, 8)
-model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2),
-                      nn.Flatten(), nn.Linear(64, 8), nn.ReLU(), nn.Dropout(0.2), nn.Linear(8, 3)).eval()
-convert_int8(model, [x], example_input=x)  # imports torchao's X86InductorQuantizer
-pruned = magnitude_prune(model, sparsity=0.5, layers=["0"])
-compiled = try_compile(pruned, x).model
-assert torch.allclose(compiled(x), pruned(x), atol=1e-5)  # autograd on: compiled again, for training
-print("ok")
-"""
-
-
-@pytest.mark.slow  # a fresh interpreter that quantizes and compiles (seconds)
-def test_after_pt2e_a_pruned_model_still_compiles_and_runs():
-    """Importing torchao's quantizer installs a global Inductor pass that made this compilation abort the process
-    ("free(): invalid pointer"); convert_int8 takes it out. In a child process, so that a regression fails this
-    test instead of killing the test run."""
-    import subprocess
-    import sys
-
-    done = subprocess.run([sys.executable, "-c", AFTER_PT2E], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})
-    assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-2000:]
 
 
 @pytest.mark.slow  # the zoo teacher (trained on first use) and an Inductor compilation

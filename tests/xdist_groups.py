@@ -69,8 +69,12 @@ class _Scheduler:
 def pytest_configure(config: pytest.Config) -> None:
     worker = os.environ.get("PYTEST_XDIST_WORKER")
     if worker and "TORCHINDUCTOR_CACHE_DIR" not in os.environ:  # each worker (and its notebooks' kernels) compiles
-        # into a cache of its own: two workers compiling the same kernels at once must not share files half written
-        cache = os.path.join(tempfile.gettempdir(), f"torchinductor-{os.getuid()}-{worker}")
+        # into a cache of its own: two workers compiling the same kernels at once must not share files half written.
+        # One cache per CPU profile too: Inductor reuses code generated under ATEN_CPU_CAPABILITY=avx2 (8 floats per
+        # vector) when run without it (16 per vector), and its stores then write past the buffers ("free(): invalid
+        # pointer", an aborted worker)
+        profile = os.environ.get("ATEN_CPU_CAPABILITY", "native")
+        cache = os.path.join(tempfile.gettempdir(), f"torchinductor-{os.getuid()}-{profile}-{worker}")
         os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache
     if config.pluginmanager.hasplugin("xdist"):  # not with `-p no:xdist`
         config.pluginmanager.register(_Scheduler(), "course-xdist-scheduler")

@@ -49,7 +49,6 @@ def convert_int8(model: nn.Module, batches: Iterable, *, example_input: torch.Te
         get_default_x86_inductor_quantization_config,
     )
 
-    _no_global_lift_up()
     check_module(model)
     check_loader(batches, "batches")
     check_tensor(example_input, "example_input", floating=True, min_dim=1)
@@ -67,22 +66,6 @@ def convert_int8(model: nn.Module, batches: Iterable, *, example_input: torch.Te
     _drop_unused_tensors(converted)
     allow_exported_model_train_eval(converted)
     return converted
-
-
-def _no_global_lift_up() -> None:
-    """Take out the Inductor pass that importing torchao's ``X86InductorQuantizer`` installs for the whole process.
-
-    The import sets ``torch._inductor.config.pre_grad_custom_pass`` to torchao's ``quant_lift_up``, so every later
-    ``torch.compile`` in the process runs it, on float models too. With torch 2.14 and torchao's pass, compiling
-    the course's pruned test model (a mask parametrization) after that import aborts the process in the compiled
-    code ("free(): invalid pointer"); without the pass it compiles and runs. The course's int8 models compile to
-    the same kernels without it (one oneDNN call per Conv/Linear, the pools fused), so it is removed, here and
-    after any earlier import."""
-    import torch._inductor.config as inductor_config
-    from torchao.quantization.pt2e.inductor_passes.x86 import quant_lift_up
-
-    if inductor_config.pre_grad_custom_pass is quant_lift_up:
-        inductor_config.pre_grad_custom_pass = None
 
 
 def _drop_unused_tensors(graph_module: torch.fx.GraphModule) -> None:
