@@ -15,8 +15,7 @@ every pass), and the step scores 0.
 """
 from __future__ import annotations
 
-import os
-import pickle
+import multiprocessing
 from collections.abc import Callable
 
 import pytest
@@ -94,32 +93,27 @@ def _learner_function() -> object:
     return namespace["temperature_sweep"]
 
 
+def _tampered_observation() -> dict:
+    """The tampering sweep's observation on the counting case, where it runs (in a process of its own)."""
+    exercise = get_assignment("distillation").exercise("temperature_sweep")
+    case = next(c for c in exercise.public() if "counts its passes" in c.description)
+    return call_and_observe(_learner_function(), exercise, case, seed=0)["value"]
+
+
 def _in_a_child(work: Callable[[], object]) -> object:
-    """``work()`` in a forked child process, its result pickled back through a pipe: the tampering sweep walks
-    every object in memory and sets each ``passes`` attribute it finds (``torch.fx.passes`` among them), which
-    would break every later ``torch.compile`` in this pytest worker."""
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: run, send, leave without running the parent's exit handlers
-        os.close(read)
-        try:
-            with os.fdopen(write, "wb") as out:
-                pickle.dump(work(), out)
-        finally:
-            os._exit(0)
-    os.close(write)
-    with os.fdopen(read, "rb") as received:
-        data = received.read()
-    os.waitpid(pid, 0)
-    assert data, "the child process sent nothing back (it failed before returning)"
-    return pickle.loads(data)
+    """``work()`` (a module-level function) in a fresh interpreter (``spawn``), its result pickled back: the
+    tampering sweep walks every object in memory and sets each ``passes`` attribute it finds (``torch.fx.passes``
+    among them), which would break every later ``torch.compile`` in this pytest worker; and a forked child could
+    not train at all if this worker has back-propagated through a compiled model (autograd refuses the fork)."""
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(work)
 
 
 def test_in_its_own_process_the_tampering_fools_the_count():
     """What the grader must not trust: observed where the function runs, the count says 1 pass, not 3."""
     exercise = get_assignment("distillation").exercise("temperature_sweep")
     case = next(c for c in exercise.public() if "counts its passes" in c.description)
-    observed = _in_a_child(lambda: call_and_observe(_learner_function(), exercise, case, seed=0)["value"])
+    observed = _in_a_child(_tampered_observation)
     expected = call_and_observe(exercise.reference_fn(), exercise, case, seed=0)["value"]
     assert observed[PASSES] == expected[PASSES] == 1
     assert exercise.check_answer(observed, expected, *case.make()) is None
